@@ -1,0 +1,49 @@
+-- 70_scheduler.sql — one scheduler pass (SPEC §9), shared by the background
+-- worker (each step in its own transaction) and taskguard.tick().
+
+-- The steps of a pass, in order.
+CREATE FUNCTION taskguard._tick_steps()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+SELECT ARRAY['breakers', 'requeue_retries', 'reap_leases', 'expire_keys', 'escalate',
+             'prune_tasks', 'prune_failures', 'flush_counters', 'alerts', 'notify']
+$$;
+
+-- Run one step with a batch bound; returns how many rows it handled.
+CREATE FUNCTION taskguard._tick_step(step text, batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+BEGIN
+    RETURN CASE step
+        WHEN 'breakers'        THEN taskguard._breaker_maintain()
+        WHEN 'requeue_retries' THEN taskguard._requeue_due_retries(batch)
+        WHEN 'reap_leases'     THEN taskguard._reap_expired_leases(batch)
+        WHEN 'expire_keys'     THEN taskguard._idempotency_expire(batch)
+        WHEN 'escalate'        THEN taskguard._escalate_priorities(batch)
+        WHEN 'prune_tasks'     THEN taskguard._prune_tasks(batch)
+        WHEN 'prune_failures'  THEN taskguard._prune_failures(batch)
+        WHEN 'flush_counters'  THEN taskguard._flush_counters()
+        WHEN 'alerts'          THEN taskguard._check_alerts()
+        WHEN 'notify'          THEN taskguard._send_pending_notifies()
+    END;
+END
+$$;
+
+-- One scheduler pass in the calling session; what each step did.
+CREATE FUNCTION taskguard.tick()
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_step  text;
+    v_batch int := coalesce(nullif(current_setting('taskguard.batch_size', true), '')::int, 1000);
+    v_done  jsonb := '{}';
+BEGIN
+    FOREACH v_step IN ARRAY taskguard._tick_steps() LOOP
+        v_done := v_done || jsonb_build_object(v_step, taskguard._tick_step(v_step, v_batch));
+    END LOOP;
+    RETURN v_done;
+END
+$$;

@@ -1,0 +1,194 @@
+/*
+ * taskguard.c — module entry: _PG_init, the GUCs, and the shared-memory hooks
+ * that give each capability file its piece of shared memory.
+ *
+ * Works both preloaded (shared memory, background worker) and loaded on first
+ * use (every function that needs neither still works; the others raise
+ * ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE through TgRequireShmem).
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+
+#include "taskguard.h"
+
+PG_MODULE_MAGIC;
+
+char	   *tg_database = NULL;
+int			tg_naptime_ms = 1000;
+bool		tg_notify = true;
+int			tg_notify_interval_ms = 50;
+int			tg_max_breakers = 1024;
+int			tg_max_counters = 1024;
+int			tg_batch_size = 1000;
+int			tg_worker_capacity = 4;
+
+/* interval-valued settings are read from SQL with current_setting() */
+static char *tg_task_retention = NULL;
+static char *tg_event_retention = NULL;
+static char *tg_dlq_retention = NULL;
+static char *tg_idempotency_ttl = NULL;
+
+bool		tg_shmem_ready = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+/* Total shared memory of all capabilities. */
+static Size
+TgShmemSize(void)
+{
+	Size		size = 0;
+
+	size = add_size(size, QueueShmemSize());
+	size = add_size(size, SchedulerShmemSize());
+	size = add_size(size, BreakerShmemSize());
+	size = add_size(size, CounterShmemSize());
+	return size;
+}
+
+static void
+TgShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(TgShmemSize());
+	RequestNamedLWLockTranche("taskguard", TG_LOCK_COUNT);
+}
+
+static void
+TgShmemStartup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	QueueShmemInit();
+	SchedulerShmemInit();
+	BreakerShmemInit();
+	CounterShmemInit();
+	LWLockRelease(AddinShmemInitLock);
+	tg_shmem_ready = true;
+}
+
+/* The lock of one shared structure; only valid when preloaded. */
+LWLock *
+TgLock(TgLockId id)
+{
+	return &(GetNamedLWLockTranche("taskguard"))[id].lock;
+}
+
+/* Refuse cleanly when a feature needs shared memory we do not have. */
+void
+TgRequireShmem(const char *what)
+{
+	if (!tg_shmem_ready)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("taskguard must be loaded via shared_preload_libraries to use %s", what),
+				 errhint("Add taskguard to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* Interval GUCs must parse as intervals; checked when set. */
+static bool
+CheckIntervalGuc(char **newval, void **extra, GucSource source)
+{
+	Datum		d;
+
+	if (*newval == NULL)
+		return true;
+	PG_TRY();
+	{
+		d = DirectFunctionCall3(interval_in, CStringGetDatum(*newval),
+								ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		(void) d;
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+		GUC_check_errdetail("\"%s\" is not a valid interval.", *newval);
+		return false;
+	}
+	PG_END_TRY();
+	return true;
+}
+
+static void
+DefineIntervalGuc(const char *name, const char *desc, char **var, const char *def)
+{
+	DefineCustomStringVariable(name, desc, NULL, var, def, PGC_SIGHUP, 0,
+							   CheckIntervalGuc, NULL, NULL);
+}
+
+static void
+DefineGucs(void)
+{
+	DefineCustomStringVariable("taskguard.database",
+							   "Database in which the taskguard scheduler runs.",
+							   NULL, &tg_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskguard.naptime",
+							"Time between scheduler passes.",
+							NULL, &tg_naptime_ms, 1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("taskguard.notify",
+							 "Send NOTIFY taskguard when a task becomes ready.",
+							 NULL, &tg_notify, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskguard.notify_interval",
+							"Minimum time between two NOTIFYs for one queue.",
+							NULL, &tg_notify_interval_ms, 50, 0, 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskguard.batch_size",
+							"Rows one scheduler step handles per transaction.",
+							NULL, &tg_batch_size, 1000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskguard.worker_capacity",
+							"Concurrent jobs the schedule analysis assumes by default.",
+							NULL, &tg_worker_capacity, 4, 1, 100000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskguard.max_breakers",
+							"Circuit breakers kept in shared memory.",
+							NULL, &tg_max_breakers, 1024, 16, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskguard.max_counters",
+							"Per-task_name counters kept in shared memory.",
+							NULL, &tg_max_counters, 1024, 16, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineIntervalGuc("taskguard.task_retention",
+					  "How long succeeded and cancelled tasks are kept.",
+					  &tg_task_retention, "1 day");
+	DefineIntervalGuc("taskguard.event_retention",
+					  "How long failure events are kept.",
+					  &tg_event_retention, "30 days");
+	DefineIntervalGuc("taskguard.dlq_retention",
+					  "How long resolved dead-letter records are kept.",
+					  &tg_dlq_retention, "30 days");
+	DefineIntervalGuc("taskguard.idempotency_ttl",
+					  "How long enqueue() remembers an idempotency key.",
+					  &tg_idempotency_ttl, "24 hours");
+	MarkGUCPrefixReserved("taskguard");
+}
+
+void
+_PG_init(void)
+{
+	DefineGucs();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = TgShmemRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = TgShmemStartup;
+
+	SchedulerRegisterLauncher();
+}

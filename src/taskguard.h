@@ -1,0 +1,48 @@
+/*
+ * taskguard.h — what the capability files share: GUC variables, the shared
+ * memory registry and the "needs preloading" guard.
+ */
+#ifndef TASKGUARD_H
+#define TASKGUARD_H
+
+#include "postgres.h"
+#include "storage/lwlock.h"
+
+/* GUCs (taskguard.c) */
+extern char *tg_database;
+extern int	tg_naptime_ms;
+extern bool tg_notify;
+extern int	tg_notify_interval_ms;
+extern int	tg_max_breakers;
+extern int	tg_max_counters;
+extern int	tg_batch_size;
+extern int	tg_worker_capacity;
+
+/* Locks of our tranche, one per shared structure. */
+typedef enum TgLockId
+{
+	TG_LOCK_QUEUE = 0,
+	TG_LOCK_SCHEDULER,
+	TG_LOCK_BREAKER,
+	TG_LOCK_COUNTERS,
+	TG_LOCK_COUNT
+} TgLockId;
+
+extern bool tg_shmem_ready;
+extern LWLock *TgLock(TgLockId id);
+extern void TgRequireShmem(const char *what);
+
+/* Each capability that keeps shared state provides a size and an init. */
+extern Size QueueShmemSize(void);
+extern void QueueShmemInit(void);
+extern Size SchedulerShmemSize(void);
+extern void SchedulerShmemInit(void);
+extern Size BreakerShmemSize(void);
+extern void BreakerShmemInit(void);
+extern Size CounterShmemSize(void);
+extern void CounterShmemInit(void);
+
+/* scheduler.c */
+extern void SchedulerRegisterLauncher(void);
+
+#endif

@@ -1,0 +1,119 @@
+# test/lib/cluster.sh — shared by the harness, the shell tests and the benches:
+# dependencies, a private install, and throwaway clusters run as user postgres.
+# Source it; every function is prefixed tg_.
+
+TG_PGVER=15
+TG_SYS_BIN=/usr/lib/postgresql/$TG_PGVER/bin
+TG_SYS_SHARE=/usr/share/postgresql/$TG_PGVER
+TG_PACKAGES="postgresql-$TG_PGVER postgresql-server-dev-$TG_PGVER postgresql-$TG_PGVER-cron postgresql-$TG_PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc"
+
+tg_log() { printf '== %s\n' "$*" >&2; }
+tg_die() { printf 'harness: %s\n' "$*" >&2; exit 1; }
+
+# Install the Debian packages that are missing (needs root and apt).
+tg_ensure_deps() {
+    local missing=() p
+    for p in $TG_PACKAGES "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" = 0 ] || tg_die "missing packages (${missing[*]}); run as root or install them"
+    tg_log "installing ${missing[*]}"
+    # The server-dev package may upgrade the server: stop Debian's own clusters first.
+    command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | awk '$4=="online"{print $1, $2}' |
+        while read -r v c; do pg_ctlcluster "$v" "$c" stop || true; done
+    apt-get update -qq || tg_die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+        tg_die "apt-get install ${missing[*]} failed"
+}
+
+# Build the extension (warnings are errors in tests).
+tg_build() {
+    make -s -j2 WERROR=1 >/dev/null || tg_die "build failed"
+}
+
+# A private copy of PostgreSQL with taskguard installed into it, so parallel
+# checkouts never overwrite each other's installed library.  Sets TG_BIN.
+tg_private_install() {
+    local root=$1
+    mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql"
+    rm -rf "$root/usr/lib/postgresql/$TG_PGVER" "$root/usr/share/postgresql/$TG_PGVER"
+    cp -a "/usr/lib/postgresql/$TG_PGVER" "$root/usr/lib/postgresql/"
+    cp -a "$TG_SYS_SHARE" "$root/usr/share/postgresql/"
+    make -s install DESTDIR="$root" >/dev/null || tg_die "make install (private) failed"
+    chmod -R a+rX "$root"
+    TG_BIN=$root/usr/lib/postgresql/$TG_PGVER/bin
+}
+
+# Is a TCP port free on loopback?
+tg_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+tg_pick_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$(( 20000 + RANDOM % 30000 ))
+        tg_port_free "$p" && { echo "$p"; return; }
+    done
+    tg_die "no free port"
+}
+
+# Run a command as the postgres user (postgres refuses to run as root).
+tg_as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# tg_init_cluster DIR PORT [extra conf lines...]: initdb with taskguard preloaded.
+# Exports PGHOST PGPORT PGUSER TG_DATA TG_LOGFILE.
+tg_init_cluster() {
+    local dir=$1 port=$2; shift 2
+    mkdir -p "$dir"
+    chown postgres: "$dir" 2>/dev/null || true
+    chmod 755 "$dir"
+    TG_DATA=$dir/data
+    TG_LOGFILE=$dir/server.log
+    tg_as_pg "$TG_BIN/initdb" -D "$TG_DATA" -U postgres --auth=trust -E UTF8 \
+        --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; tg_die "initdb failed"; }
+    cat >>"$TG_DATA/postgresql.conf" <<CONF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$dir'
+shared_preload_libraries = 'pg_cron,taskguard'
+cron.database_name = 'taskguard'
+taskguard.database = 'taskguard'
+max_connections = 120
+log_line_prefix = '%m [%p] %b '
+CONF
+    local line
+    for line in "$@"; do echo "$line" >>"$TG_DATA/postgresql.conf"; done
+    export PGHOST=$dir PGPORT=$port PGUSER=postgres TG_DATA TG_LOGFILE TG_BIN
+}
+
+tg_start() {
+    tg_as_pg "$TG_BIN/pg_ctl" -D "$TG_DATA" -l "$TG_LOGFILE" -w -t 60 start >/dev/null ||
+        { tail -20 "$TG_LOGFILE"; tg_die "server did not start"; }
+}
+
+tg_stop() {
+    [ -n "${TG_DATA:-}" ] && [ -f "$TG_DATA/postmaster.pid" ] &&
+        tg_as_pg "$TG_BIN/pg_ctl" -D "$TG_DATA" -m "${1:-fast}" -w -t 60 stop >/dev/null 2>&1
+    return 0
+}
+
+# The database the scheduler works in, with taskguard, pg_cron and pgTAP.
+tg_create_main_db() {
+    psql -X -q -d postgres -c "CREATE DATABASE taskguard" >/dev/null &&
+    psql -X -q -d taskguard -v ON_ERROR_STOP=1 \
+        -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION taskguard" >/dev/null ||
+        tg_die "could not create database taskguard"
+}
+
+# tg_wait_for SECONDS SQL: poll until SQL returns t (a deadline, never a fixed sleep).
+tg_wait_for() {
+    local secs=$1 sql=$2 db=${3:-taskguard} end
+    end=$(( $(date +%s) + secs ))
+    while [ "$(date +%s)" -le "$end" ]; do
+        [ "$(psql -X -At -d "$db" -c "$sql" 2>/dev/null)" = t ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
