@@ -131,6 +131,15 @@ CronShowText(char *dst, size_t dstsize, const char *src, size_t len)
 		strcat(dst, "...");
 }
 
+#if defined(__GNUC__)
+#define CRON_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CRON_PRINTF(f, a)
+#endif
+
+static bool CronFail(CronError *err, const char *field, const char *text, size_t len,
+					 const char *fmt,...) CRON_PRINTF(5, 6);
+
 /* Fill err: `<field> field "<text>": <reason>` (or `expression "<text>": ...`). */
 static bool
 CronFail(CronError *err, const char *field, const char *text, size_t len,
