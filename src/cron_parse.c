@@ -171,8 +171,7 @@ CronReadNumber(const char *s, size_t len, size_t *pos)
 
 	while (*pos < len && CronIsDigit(s[*pos]))
 	{
-		if (value < CRON_VALUE_CAP)
-			value = value * 10 + (s[*pos] - '0');
+		value = value < CRON_VALUE_CAP ? value * 10 + (s[*pos] - '0') : CRON_VALUE_CAP;
 		(*pos)++;
 	}
 	return value;
@@ -258,6 +257,9 @@ CronParseItem(const CronFieldSpec *spec, const char *s, size_t len, uint64_t *bi
 	if (pos < len)
 		return CronFail(err, spec->name, s, len, "unexpected character '%c'",
 						(s[pos] >= 0x20 && s[pos] < 0x7f) ? s[pos] : '?');
+	if (lo >= CRON_VALUE_CAP || hi >= CRON_VALUE_CAP)
+		return CronFail(err, spec->name, s, len, "a value is out of range %d-%d",
+						spec->low, spec->high);
 	if (lo < spec->low || lo > spec->high)
 		return CronFail(err, spec->name, s, len, "%d is out of range %d-%d",
 						lo, spec->low, spec->high);
