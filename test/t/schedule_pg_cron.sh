@@ -8,7 +8,7 @@
 P=tgsched_   # every job of this test is named tgsched_*
 cleanup() {
     q "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE '${P}%'" >/dev/null 2>&1
-    q "DELETE FROM cron.job_run_details WHERE command LIKE '-- ${P}%'" >/dev/null 2>&1
+    q "DELETE FROM cron.job_run_details WHERE command LIKE '%${P}%'" >/dev/null 2>&1
 }
 trap cleanup EXIT
 cleanup
@@ -21,8 +21,11 @@ q "SELECT cron.schedule('${P}copy', '30 4 * * *', 'SELECT 3 /* ${P} */')" >/dev/
 # pg_cron 1.4 stores these; taskguard's parser refuses them.
 q "SELECT cron.schedule('${P}reversed', '10-5 * * * *', 'SELECT 7 /* ${P} */')" >/dev/null
 q "SELECT cron.schedule('${P}sixfields', '0 0 * * * *', 'SELECT 8 /* ${P} */')" >/dev/null
-# A five-minute job whose recent runs took about seven minutes.
-slow=$(q "SELECT cron.schedule('${P}slow', '*/5 * * * *', 'SELECT 9 /* ${P} */')")
+# A five-minute job whose recent runs took about seven minutes.  It fires only
+# on a day of the month that is neither today nor tomorrow, so that pg_cron
+# never runs it (and changes its average) while this test runs.
+day=$(( ($(date -u +%d | sed 's/^0//') + 9) % 28 + 1 ))
+slow=$(q "SELECT cron.schedule('${P}slow', '*/5 * $day * *', 'SELECT 9 /* ${P} */')")
 q "INSERT INTO cron.job_run_details (jobid, command, status, database, username, start_time, end_time)
    SELECT $slow, '-- ${P}slow', 'succeeded', 'taskguard', current_user,
           now() - (i * interval '10 minutes'), now() - (i * interval '10 minutes') + d
@@ -33,11 +36,11 @@ is "$(q "SELECT count(*) FROM taskguard._schedule_jobs() WHERE job LIKE 'cron:${
 is "$(q "SELECT duration FROM taskguard._schedule_jobs() WHERE job = 'cron:${P}slow'")" "00:07:00" \
    "the duration is the average of recent runs in cron.job_run_details"
 
-# Load: the six hourly jobs (plus */5 running most of the time) make :00 hot.
+# Load: the six hourly jobs make :00 hot.
 is "$(q "SELECT count(*) FILTER (WHERE hotspot AND extract(minute FROM bucket_start) = 0)
          FROM taskguard.schedule_load(capacity => 4)")" 24 "every :00 bucket of the day is a hotspot"
-is "$(q "SELECT min(running) >= 7 FROM taskguard.schedule_load(capacity => 4)
-         WHERE extract(minute FROM bucket_start) = 0")" t "at :00 at least the six hourly jobs and the slow job run"
+is "$(q "SELECT min(running) >= 6 AND min(starting) >= 6 FROM taskguard.schedule_load(capacity => 4)
+         WHERE extract(minute FROM bucket_start) = 0")" t "at :00 at least the six hourly jobs start and run"
 is "$(q "SELECT count(*) > 0 FROM taskguard.schedule_hotspots")" t "the hotspot view lists them"
 
 # Suggestions move pg_cron jobs to other minutes, each lowering the peak.
