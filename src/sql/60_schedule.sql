@@ -226,7 +226,8 @@ AS $$
 BEGIN
     RETURN QUERY
     WITH jobs AS MATERIALIZED (
-        SELECT j.*, taskguard._cron_period(j.schedule, now()) AS period
+        SELECT j.*, CASE WHEN j.duration IS NOT NULL AND j.error IS NULL
+                         THEN taskguard._cron_period(j.schedule, now()) END AS period
         FROM taskguard._schedule_jobs() j),
     dups AS (
         SELECT j.job, first_value(j.job) OVER w AS first_job, row_number() OVER w AS rn
