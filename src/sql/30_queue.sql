@@ -248,7 +248,7 @@ BEGIN
     WITH done AS (
         UPDATE taskguard.task t
            SET status = 'succeeded', finished_at = now(), lease_expires_at = NULL
-          FROM unnest(task_ids, attempts) AS w(id, attempt)
+          FROM unnest(task_ids, complete_many.attempts) AS w(id, attempt)
          WHERE t.id = w.id AND t.status = 'running'
            AND (w.attempt IS NULL OR t.attempts = w.attempt)
         RETURNING t.id, t.failure_id, t.service),
