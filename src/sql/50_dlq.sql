@@ -256,15 +256,19 @@ BEGIN
 END
 $$;
 
--- Queue tasks of closed records must not run: a task made ready by a retry goes back to failed.
-CREATE FUNCTION taskguard._dlq_hold_tasks(ids bigint[])
+-- Queue tasks of records an operator closed must not run: a task made ready
+-- by a retry goes back to failed; a resolved record is unlinked from its task
+-- (so requeue() then re-runs the task plainly).
+CREATE FUNCTION taskguard._dlq_hold_tasks(ids bigint[], unlink boolean)
 RETURNS void
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
 AS $$
-UPDATE taskguard.task t SET status = 'failed'
+UPDATE taskguard.task t
+   SET status = CASE WHEN t.status = 'ready' THEN 'failed' ELSE t.status END,
+       failure_id = CASE WHEN unlink THEN NULL ELSE t.failure_id END
   FROM taskguard.dead_letter d
  WHERE d.id = ANY(ids) AND NOT d.external AND t.id = d.task_id
-   AND t.failure_id = d.id AND t.status = 'ready'
+   AND t.failure_id = d.id AND (t.status = 'ready' OR unlink)
 $$;
 
 CREATE FUNCTION taskguard.dlq_resolve(ids bigint[], note text DEFAULT NULL)
@@ -281,7 +285,7 @@ BEGIN
          WHERE d.id = ANY(ids) AND d.status <> 'RESOLVED'
         RETURNING d.id)
     SELECT coalesce(array_agg(id), '{}') INTO v_ids FROM done;
-    PERFORM taskguard._dlq_hold_tasks(v_ids);
+    PERFORM taskguard._dlq_hold_tasks(v_ids, true);
     RETURN cardinality(v_ids);
 END
 $$;
@@ -305,7 +309,7 @@ BEGIN
          WHERE d.id = ANY(ids) AND d.status IN ('PENDING', 'RETRYING')
         RETURNING d.id)
     SELECT coalesce(array_agg(id), '{}') INTO v_ids FROM done;
-    PERFORM taskguard._dlq_hold_tasks(v_ids);
+    PERFORM taskguard._dlq_hold_tasks(v_ids, false);
     RETURN cardinality(v_ids);
 END
 $$;
@@ -349,7 +353,7 @@ BEGIN
     SELECT coalesce(array_agg(d.id ORDER BY d.id), '{}') INTO v_ids
       FROM taskguard.dead_letter d LEFT JOIN taskguard.task t ON t.id = d.task_id
      WHERE d.id = ANY(ids) AND d.status IN ('PENDING', 'ABANDONED')
-       AND (d.external OR (t.status = 'failed' AND t.failure_id = d.id));
+       AND (d.external OR (t.status IN ('failed', 'cancelled') AND t.failure_id = d.id));
     v_n := cardinality(v_ids);
     IF v_n = 0 THEN
         RETURN 0;
@@ -422,14 +426,15 @@ BEGIN
 END
 $$;
 
--- complete() hook: the retry worked.
+-- complete() hook: the retry worked; the task no longer has an open record.
 CREATE FUNCTION taskguard._dlq_task_succeeded(task_id bigint, failure_id bigint)
 RETURNS void
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
 AS $$
 UPDATE taskguard.dead_letter d
    SET status = 'RESOLVED', resolved_at = now(), resolution = 'retry', next_retry_at = NULL
- WHERE d.id = failure_id AND d.status <> 'RESOLVED'
+ WHERE d.id = $2 AND d.status <> 'RESOLVED';
+UPDATE taskguard.task t SET failure_id = NULL WHERE t.id = $1 AND t.failure_id = $2;
 $$;
 
 -- cancel() hook: an open record is abandoned with its task.
@@ -439,7 +444,7 @@ LANGUAGE sql VOLATILE PARALLEL UNSAFE
 AS $$
 UPDATE taskguard.dead_letter d
    SET status = 'ABANDONED', next_retry_at = NULL, resolution = 'cancelled'
- WHERE d.id = failure_id AND d.status IN ('PENDING', 'RETRYING')
+ WHERE d.id = $2 AND d.status IN ('PENDING', 'RETRYING')
 $$;
 
 -- Scheduler step: due PENDING records of queue tasks become RETRYING and
