@@ -154,3 +154,7 @@ SELECT count(*) AS live_again FROM taskguard._idempotency_live_counters() WHERE 
 -- long task names count under their first 200 bytes
 SELECT taskguard.idempotency_check('long-name-1', task_name => repeat('n', 300)) AS first;
 SELECT length(task_name), checks FROM taskguard.idempotency_stats WHERE task_name LIKE 'nnnn%';
+
+-- leave nothing behind for the other tests
+DELETE FROM taskguard.task WHERE task_name = 'idem_job';
+DELETE FROM taskguard.idempotency_record;

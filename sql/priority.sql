@@ -135,3 +135,7 @@ SELECT count(*) AS escalation_rows_left FROM taskguard.task_escalation x
 SELECT taskguard._escalate_priorities(0) AS batch_zero, taskguard._escalate_priorities(-5) AS batch_negative;
 SELECT taskguard._escalated_score('NaN', NULL, NULL) AS nan_base,
        taskguard._escalated_score(2, 'nope', '-infinity') AS unknown_tier_forever;
+
+-- leave nothing behind for the other tests
+DELETE FROM taskguard.task WHERE task_name IN ('process_payment', 'prio_esc', 'prio_esc2');
+DELETE FROM taskguard.task_config WHERE task_name LIKE 'prio%' OR task_name = 'process_payment';

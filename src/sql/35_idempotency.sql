@@ -17,8 +17,11 @@ CREATE TABLE taskguard.idempotency_record (
     expires_at timestamptz NOT NULL,
     PRIMARY KEY (tenant, key_digest)
 );
--- _idempotency_expire(): oldest first.
-CREATE INDEX idempotency_record_expires_idx ON taskguard.idempotency_record (expires_at);
+-- _idempotency_expire() finds expired rows through a BRIN index: rows arrive
+-- roughly in expiry order, and a BRIN costs next to nothing per insert where a
+-- second btree cost about a quarter of idempotency_check's throughput.
+CREATE INDEX idempotency_record_expires_idx ON taskguard.idempotency_record
+    USING brin (expires_at) WITH (pages_per_range = 32, autosummarize = on);
 
 -- Flushed check counters; '' = checks made without a task_name.
 CREATE TABLE taskguard.idempotency_counter (
@@ -174,7 +177,7 @@ BEGIN
 END
 $$;
 
--- Scheduler step: delete expired keys, oldest first, at most batch.
+-- Scheduler step: delete expired keys, at most batch.
 CREATE FUNCTION taskguard._idempotency_expire(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -186,7 +189,6 @@ BEGIN
      WHERE r.ctid = ANY (ARRAY(
         SELECT e.ctid FROM taskguard.idempotency_record e
          WHERE e.expires_at <= now()
-         ORDER BY e.expires_at
          LIMIT greatest(batch, 1)
          FOR UPDATE SKIP LOCKED))
        AND r.expires_at <= now();
