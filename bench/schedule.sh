@@ -8,6 +8,7 @@ set -euo pipefail
 psql -X -q -At -d taskguard -v ON_ERROR_STOP=1 <<'SQL'
 BEGIN;
 SET LOCAL taskguard.worker_capacity = 64;
+SET LOCAL jit = off;  -- JIT compile time would swamp the SQL baseline
 INSERT INTO taskguard.schedule (name, schedule, command, expected_duration)
 SELECT 'bench_' || lpad(i::text, 3, '0'),
        CASE i % 6
