@@ -63,6 +63,9 @@ SELECT 'metric: schedule_load_7d_1min_300_jobs_ms ' || pg_temp.best_ms($$SELECT 
 SELECT 'metric: validate_schedules_300_jobs_ms ' || pg_temp.best_ms('SELECT count(*) FROM taskguard.validate_schedules()');
 SELECT 'metric: schedule_health_300_jobs_ms ' || pg_temp.best_ms('SELECT * FROM taskguard.schedule_health()');
 SELECT 'metric: schedule_suggestions_300_jobs_ms ' || pg_temp.best_ms('SELECT count(*) FROM taskguard.schedule_suggestions()');
+SELECT 'metric: schedule_hotspots_view_ms ' || pg_temp.best_ms('SELECT count(*) FROM taskguard.schedule_hotspots');
+SELECT 'metric: schedule_hotspots_rows ' || count(*) FROM taskguard.schedule_hotspots;
+SELECT 'check: hotspot_jobs_match_running ' || bool_and(cardinality(jobs) = running) FROM taskguard.schedule_hotspots;
 SELECT 'metric: schedule_suggestions_count ' || count(*) FROM taskguard.schedule_suggestions();
 SELECT 'metric: cron_next_per_s ' || round(100000 / (pg_temp.best_ms(
     $$SELECT count(taskguard.cron_next('*/7 9-17 * * mon-fri', t)) FROM generate_series(timestamptz '2026-01-01', '2026-01-01'::timestamptz + interval '99999 minutes', '1 minute') t$$) / 1000));

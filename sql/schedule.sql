@@ -49,7 +49,8 @@ SELECT count(*) AS buckets,
        count(*) FILTER (WHERE hotspot) AS hotspots,
        bool_and(hotspot = (extract(minute FROM bucket_start) = 0)) AS hot_exactly_at_00
 FROM taskguard.schedule_load();
-SELECT count(*) AS hotspot_rows, min(utilization) AS u, min(running) AS running, min(starting) AS starting
+SELECT count(*) AS hotspot_rows, min(utilization) AS u, min(running) AS running, min(starting) AS starting,
+       bool_and(cardinality(jobs) = running) AS jobs_listed, min(jobs::text) AS jobs
 FROM taskguard.schedule_hotspots;
 -- other bucket sizes and capacities; utilization is not clamped
 SELECT count(*) AS hour_buckets, min(running) AS min_running, max(utilization) AS u
@@ -91,6 +92,8 @@ SELECT count(*) AS null_means_true FROM taskguard.validate_schedules(NULL);
 SELECT duplicates, "overlaps", invalid, hotspots > 0 AS hot,
        score = greatest(0, 100 - (10 + round(40.0 * hotspots / 1440)::int) - 10 - 20) AS formula
 FROM taskguard.schedule_health();
+SELECT count(*) > 0 AS some_hot, bool_and(cardinality(jobs) = running) AS jobs_match_running
+FROM taskguard.schedule_hotspots;
 -- the C pass agrees with the same counts computed set-based in SQL (runs
 -- that started before the window included), in 1-minute, 7-minute and 1-hour buckets
 CREATE FUNCTION pg_temp.sql_load(bucket interval) RETURNS TABLE (b timestamptz, starting bigint, running bigint)

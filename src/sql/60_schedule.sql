@@ -311,8 +311,23 @@ BEGIN
 END
 $$;
 
--- The hot buckets of the next 24 hours (default bucket and capacity).
+-- The hot buckets of the next 24 hours (default bucket and capacity), with
+-- the jobs running in each: a job runs in [b, b + 1 minute) when its first
+-- start after b - duration comes before b + 1 minute.
 CREATE VIEW taskguard.schedule_hotspots AS
-SELECT l.bucket_start, l.starting, l.running, l.utilization
-FROM taskguard.schedule_load() l
-WHERE l.hotspot;
+WITH jobs AS MATERIALIZED (
+    SELECT j.job, j.schedule,
+           least(greatest(coalesce(j.duration, interval '1 minute'), interval '1 microsecond'),
+                 interval '400 days') AS duration
+    FROM taskguard._schedule_jobs() j
+    WHERE j.error IS NULL),
+hot AS MATERIALIZED (
+    SELECT l.bucket_start, l.starting, l.running, l.utilization
+    FROM taskguard.schedule_load() l
+    WHERE l.hotspot)
+SELECT h.bucket_start, h.starting, h.running, h.utilization,
+       ARRAY(SELECT j.job FROM jobs j
+             WHERE taskguard.cron_next(j.schedule, h.bucket_start - j.duration)
+                   < h.bucket_start + interval '1 minute'
+             ORDER BY j.job) AS jobs
+FROM hot h;
