@@ -149,6 +149,10 @@ SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('100000 minute
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('100001 minutes', '1 minute')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('178000000 years', '1 microsecond')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('1 day', '1 microsecond')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('1 day', '100000000 days')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('1 day', '2000 days')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets('294276-06-01', '1 minute', 1440, '{"* * * * *"}', '{"1 hour"}')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets('4713-01-02 BC', '1 minute', 1440, '{"* * * * *"}', '{"1 hour"}')$$);
 -- the internal functions defend themselves too
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets(now(), '1 minute', 0, '{}', '{}')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets('infinity', '1 minute', 10, '{}', '{}')$$);
