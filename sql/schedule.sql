@@ -159,6 +159,11 @@ SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets('infi
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets(now(), '1 minute', 10, '{"* * * * *"}', '{}')$$);
 SELECT pg_temp.try($$SELECT sum(running) FROM taskguard._schedule_load_buckets(now(), '1 minute', 10, '{"* * * * *",NULL,"bad"}', '{NULL,NULL,"1000000 years"}')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_suggest(now(), 10, 0, '{}', '{}')$$);
+-- suggestions render the other fields with single blanks, @ forms as five fields,
+-- suggestions render the other fields with single blanks, @ forms as five fields,
+SELECT step, job, suggested, peak_before, peak_after
+FROM taskguard._schedule_suggest(date_bin('1 minute', now(), timestamptz 'epoch'), 1440, 1,
+       ARRAY[E' 0\t*\x0b*  *\n*', '@hourly', '*/20 * * * *', '*/20 * * * *'], '{NULL,NULL,NULL,NULL}');
 SELECT pg_temp.try($$SELECT taskguard._cron_error(repeat('x', 10000000))$$);
 SELECT taskguard._cron_error('0 * * * *') IS NULL AS valid, taskguard._cron_period('bad', now()) IS NULL AS no_period,
        taskguard._cron_period('@weekly', now()) AS weekly_period,

@@ -592,13 +592,13 @@ SuggestRender(const char *expr, uint64 minutes)
 	/* the other four fields: canonical for @ forms, else the text as given */
 	if (rest == NULL)
 		rest = expr;
-	while (*rest == ' ' || *rest == '\t' || *rest == '\n' || *rest == '\r')
+	while (*rest && strchr(CRON_BLANKS, *rest))
 		rest++;
-	while (*rest && !(*rest == ' ' || *rest == '\t' || *rest == '\n' || *rest == '\r'))
+	while (*rest && !strchr(CRON_BLANKS, *rest))
 		rest++;
 	for (bool blank = false; *rest; rest++)
 	{
-		bool		is_blank = (*rest == ' ' || *rest == '\t' || *rest == '\n' || *rest == '\r');
+		bool		is_blank = strchr(CRON_BLANKS, *rest) != NULL;
 
 		if (!is_blank)
 			appendStringInfoChar(&buf, *rest);

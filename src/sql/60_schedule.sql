@@ -166,6 +166,12 @@ $$;
 
 -- ---------------------------------------------------------------- analysis
 
+-- taskguard.worker_capacity, also before the library is loaded in this session.
+CREATE FUNCTION taskguard._worker_capacity()
+RETURNS int
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$ SELECT coalesce(nullif(current_setting('taskguard.worker_capacity', true), '')::int, 4) $$;
+
 -- Per bucket of the next `horizon`: jobs starting, jobs running, utilization
 -- (running / capacity, not clamped) and whether it is a hotspot (> 70 %).
 CREATE FUNCTION taskguard.schedule_load(horizon interval DEFAULT '24 hours',
@@ -176,7 +182,7 @@ RETURNS TABLE (bucket_start timestamptz, starting int, running int,
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 AS $$
 DECLARE
-    v_cap   int := coalesce(capacity, current_setting('taskguard.worker_capacity')::int);
+    v_cap   int := coalesce(capacity, taskguard._worker_capacity());
     v_n     numeric;
     v_start timestamptz;
     v_exprs text[];
@@ -305,7 +311,7 @@ BEGIN
     RETURN QUERY
         SELECT v_names[s.job], v_exprs[s.job], s.suggested, s.peak_before, s.peak_after
         FROM taskguard._schedule_suggest(date_bin('1 minute', now(), timestamptz 'epoch'), 1440,
-                                         current_setting('taskguard.worker_capacity')::int,
+                                         taskguard._worker_capacity(),
                                          v_exprs, v_durs) s
         ORDER BY s.step;
 END
