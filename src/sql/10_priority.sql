@@ -1,5 +1,7 @@
--- 10_priority.sql — priority levels, tiers and per-task configuration (SPEC §7).
--- Placeholder implementation; the priority capability replaces the functions with C.
+-- 10_priority.sql — priority levels, tiers and per-task configuration (SPEC §7):
+-- the configuration tables, calculate_priority/priority_level (C, src/priority.c,
+-- which caches the tables per backend; the triggers below invalidate that cache)
+-- and the scheduler's escalation step.
 
 CREATE TABLE taskguard.task_config (
     task_name     text PRIMARY KEY,
@@ -30,40 +32,101 @@ INSERT INTO taskguard.priority_queue VALUES
 
 CREATE FUNCTION taskguard.priority_level(score real)
 RETURNS taskguard.priority
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$
-SELECT CASE WHEN score >= 3.5 THEN 'CRITICAL'
-            WHEN score >= 2.5 THEN 'HIGH'
-            WHEN score >= 1.5 THEN 'MEDIUM'
-            WHEN score >= 0.5 THEN 'LOW'
-            ELSE 'DEFERRED' END::taskguard.priority
-$$;
+AS 'MODULE_PATHNAME', 'taskguard_priority_level'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+-- context: customer_tier, age_hours (or enqueued_at), failure_type.
 CREATE FUNCTION taskguard.calculate_priority(task_name text, context jsonb DEFAULT '{}')
 RETURNS taskguard.priority_result
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-AS $$
-DECLARE
-    v_score real;
-    v_level taskguard.priority;
-BEGIN
-    SELECT taskguard._priority_score(c.base_priority) INTO v_score
-      FROM taskguard.task_config c WHERE c.task_name = calculate_priority.task_name;
-    v_score := coalesce(v_score, 2);
-    v_score := v_score + coalesce((SELECT t.bonus FROM taskguard.customer_tier t
-                                    WHERE t.tier = context->>'customer_tier'), 0);
-    v_score := greatest(0, least(4, v_score));
-    v_level := taskguard.priority_level(v_score);
-    RETURN (v_level, v_score,
-            (SELECT q.queue FROM taskguard.priority_queue q WHERE q.priority = v_level),
-            ARRAY['base'])::taskguard.priority_result;
-END
-$$;
+AS 'MODULE_PATHNAME', 'taskguard_calculate_priority'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+-- base + aging + SLA pressure earned by now, clamped (the escalation step).
+CREATE FUNCTION taskguard._escalated_score(base real, customer_tier text, enqueued_at timestamptz)
+RETURNS real
+AS 'MODULE_PATHNAME', 'taskguard_escalated_score'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+-- Every backend caches the three tables above; a change tells them to re-read.
+CREATE FUNCTION taskguard._priority_config_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'taskguard_priority_config_changed'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE TRIGGER priority_config_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.task_config
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
+CREATE TRIGGER priority_config_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.customer_tier
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
+CREATE TRIGGER priority_config_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.priority_queue
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
 
 SELECT pg_catalog.pg_extension_config_dump('taskguard.task_config', '');
 
 
 
--- Scheduler step: re-apply aging and SLA escalation to waiting tasks.
+
+-- What the escalation step last did to a waiting task: the score it started
+-- from (the task's own score before any escalation) and the score it set.
+-- When a task's score is no longer the one set here (a retry recomputed it,
+-- requeue() changed it), the current score becomes the new base.
+CREATE TABLE taskguard.task_escalation (
+    task_id         bigint PRIMARY KEY,
+    base_score      real NOT NULL,
+    escalated_score real NOT NULL
+);
+
+-- Scheduler step: re-apply aging and SLA escalation to ready tasks, raising
+-- only those whose level changes, at most batch of them, skipping rows that
+-- claim() holds.  Tasks younger than the smallest threshold (half the
+-- shortest SLA, or 6 h) are not looked at.
 CREATE FUNCTION taskguard._escalate_priorities(batch int)
-RETURNS int LANGUAGE sql VOLATILE AS $$ SELECT 0 $$;
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_young interval;
+    v_n     int;
+BEGIN
+    SELECT least(interval '6 hours', min(c.sla) / 2) INTO v_young
+      FROM taskguard.customer_tier c WHERE c.sla > interval '0';
+    v_young := coalesce(v_young, interval '6 hours');
+
+    WITH cand AS (
+        SELECT t.id, b.base,
+               taskguard._escalated_score(b.base, t.customer_tier, t.enqueued_at) AS score
+          FROM taskguard.task t
+          LEFT JOIN taskguard.task_escalation e ON e.task_id = t.id
+         CROSS JOIN LATERAL (SELECT CASE WHEN e.escalated_score = t.priority_score
+                                         THEN e.base_score ELSE t.priority_score END AS base) b
+         WHERE t.status = 'ready' AND t.priority_score < 4
+           AND t.enqueued_at <= now() - v_young
+           AND taskguard.priority_level(
+                   taskguard._escalated_score(b.base, t.customer_tier, t.enqueued_at))
+               > t.priority
+         LIMIT greatest(batch, 1)
+         FOR UPDATE OF t SKIP LOCKED),
+    upd AS (
+        UPDATE taskguard.task t
+           SET priority = taskguard.priority_level(c.score), priority_score = c.score
+          FROM cand c
+         WHERE t.id = c.id
+        RETURNING t.id)
+    INSERT INTO taskguard.task_escalation AS x (task_id, base_score, escalated_score)
+    SELECT c.id, c.base, c.score FROM cand c JOIN upd u ON u.id = c.id
+    ON CONFLICT (task_id) DO UPDATE
+       SET base_score = EXCLUDED.base_score, escalated_score = EXCLUDED.escalated_score;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+
+    -- Forget tasks that finished or were pruned.
+    DELETE FROM taskguard.task_escalation x
+     WHERE x.task_id IN (
+        SELECT e.task_id FROM taskguard.task_escalation e
+          LEFT JOIN taskguard.task t ON t.id = e.task_id
+         WHERE t.id IS NULL OR t.status IN ('succeeded', 'cancelled')
+         LIMIT greatest(batch, 1));
+    RETURN v_n;
+END
+$$;
