@@ -86,6 +86,13 @@ SELECT failure_id FROM taskguard.task WHERE id = :t2;
 SELECT taskguard.requeue(:t2) AS requeued;
 SELECT status, failure_id FROM taskguard.task WHERE id = :t2;
 SELECT taskguard.cancel(:t2);
+-- complete_many() resolves open records too
+SELECT taskguard.enqueue('many', queue => 'q2b') AS t2b \gset
+SELECT failure_id AS f2b FROM pg_temp.attempt_fail('q2b', 'ConnectionError') \gset
+SELECT pg_temp.make_due(:f2b) AS requeued;
+SELECT attempts FROM taskguard.claim('q2b');
+SELECT taskguard.complete_many(ARRAY[:t2b]) AS completed;
+SELECT d.status, d.resolution, t.status AS task_status, t.failure_id FROM taskguard.dead_letter d JOIN taskguard.task t ON t.id = d.task_id WHERE d.id = :f2b;
 
 -- 3. A permanent failure is ABANDONED at once
 SELECT taskguard.enqueue('parse_job', queue => 'q3') AS t3 \gset
