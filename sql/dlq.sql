@@ -222,7 +222,11 @@ SELECT taskguard.record_failure(NULL, '{}', 'E');
 SELECT taskguard.record_failure('', '{}', 'E');
 SELECT taskguard.claim_due_retries(0);
 SELECT taskguard.claim_due_retries(NULL);
+SELECT taskguard.record_failure(repeat('n', 4 * 1024 * 1024), '{}', 'E');
 SELECT action, failure_type FROM taskguard.record_failure('x', NULL, NULL, NULL, NULL);
+SELECT failure_id AS longtype FROM taskguard.record_failure('x', '{}', repeat('a.', 2 * 1024 * 1024) || 'ValueError') \gset
+SELECT failure_type, rule, length(error_type) AS stored_type_len FROM taskguard.dead_letter WHERE id = :longtype;
+SELECT action, next_retry_at FROM taskguard.record_failure('x', '{}', 'ConnectionError', NULL, '{"retry_after_seconds": "Infinity"}');
 SELECT failure_id AS nonobj FROM taskguard.record_failure('x', '{}', 'E', NULL, '[1,2]') \gset
 SELECT context FROM taskguard.dead_letter WHERE id = :nonobj;
 
