@@ -86,6 +86,13 @@ SELECT failure_id FROM taskguard.task WHERE id = :t2;
 SELECT taskguard.requeue(:t2) AS requeued;
 SELECT status, failure_id FROM taskguard.task WHERE id = :t2;
 SELECT taskguard.cancel(:t2);
+-- complete_many() resolves open records too
+SELECT taskguard.enqueue('many', queue => 'q2b') AS t2b \gset
+SELECT failure_id AS f2b FROM pg_temp.attempt_fail('q2b', 'ConnectionError') \gset
+SELECT pg_temp.make_due(:f2b) AS requeued;
+SELECT attempts FROM taskguard.claim('q2b');
+SELECT taskguard.complete_many(ARRAY[:t2b]) AS completed;
+SELECT d.status, d.resolution, t.status AS task_status, t.failure_id FROM taskguard.dead_letter d JOIN taskguard.task t ON t.id = d.task_id WHERE d.id = :f2b;
 
 -- 3. A permanent failure is ABANDONED at once
 SELECT taskguard.enqueue('parse_job', queue => 'q3') AS t3 \gset
@@ -215,7 +222,11 @@ SELECT taskguard.record_failure(NULL, '{}', 'E');
 SELECT taskguard.record_failure('', '{}', 'E');
 SELECT taskguard.claim_due_retries(0);
 SELECT taskguard.claim_due_retries(NULL);
+SELECT taskguard.record_failure(repeat('n', 4 * 1024 * 1024), '{}', 'E');
 SELECT action, failure_type FROM taskguard.record_failure('x', NULL, NULL, NULL, NULL);
+SELECT failure_id AS longtype FROM taskguard.record_failure('x', '{}', repeat('a.', 2 * 1024 * 1024) || 'ValueError') \gset
+SELECT failure_type, rule, length(error_type) AS stored_type_len FROM taskguard.dead_letter WHERE id = :longtype;
+SELECT action, next_retry_at FROM taskguard.record_failure('x', '{}', 'ConnectionError', NULL, '{"retry_after_seconds": "Infinity"}');
 SELECT failure_id AS nonobj FROM taskguard.record_failure('x', '{}', 'E', NULL, '[1,2]') \gset
 SELECT context FROM taskguard.dead_letter WHERE id = :nonobj;
 
@@ -270,6 +281,29 @@ SELECT taskguard.dlq_retry(ARRAY[:f14]) AS retried;
 SELECT taskguard.resolve(:f14, 'done by hand') AS resolved;
 SELECT status, failure_id FROM taskguard.task WHERE id = :t14;
 SELECT pg_temp.make_due(:f14) AS requeued, (SELECT count(*) FROM taskguard.claim('q14')) AS claimable;
+
+-- 17. Circuit breakers: fail() of a service's network/external failure records a
+-- breaker failure; due retries of a service whose breaker is open wait.
+INSERT INTO taskguard.breaker_config VALUES ('dlq-svc', 100, '1 hour', '1 hour', 1, 1);
+SELECT taskguard.enqueue('svc_call', queue => 'q15', service => 'dlq-svc') AS t15 \gset
+SELECT failure_type, failure_id AS f15 FROM pg_temp.attempt_fail('q15', 'ConnectionError', 'Connection refused') \gset
+SELECT taskguard.enqueue('svc_parse', queue => 'q16', service => 'dlq-svc') AS t16 \gset
+SELECT failure_type FROM pg_temp.attempt_fail('q16', 'ValueError', 'bad payload');
+SELECT taskguard.enqueue('svc_api', queue => 'q16', service => 'dlq-svc') AS t16b \gset
+SELECT failure_type FROM pg_temp.attempt_fail('q16', 'HTTPError', 'oops', '{"http_status": 500}');
+SELECT state, failures FROM taskguard.breaker_status WHERE service = 'dlq-svc';
+SELECT failure_id AS e15 FROM taskguard.record_failure('ext_svc', '{}', 'ConnectionError',
+       context => '{"service": "dlq-svc"}', task_ref => 'svc-ref') \gset
+SELECT taskguard.breaker_force('dlq-svc', 'open');
+SELECT pg_temp.make_due(:f15) AS requeued_while_open;
+UPDATE taskguard.dead_letter SET next_retry_at = now() - interval '1 second' WHERE id = :e15;
+SELECT count(*) AS claimed_while_open FROM taskguard.claim_due_retries() WHERE id = :e15;
+SELECT d.status, t.status AS task_status, t.attempts FROM taskguard.dead_letter d JOIN taskguard.task t ON t.id = d.task_id WHERE d.id = :f15;
+SELECT taskguard.breaker_force('dlq-svc', 'auto');
+SELECT taskguard.breaker_reset('dlq-svc');
+SELECT pg_temp.make_due(:f15) AS requeued_after_close;
+SELECT count(*) AS claimed_after_close FROM taskguard.claim_due_retries() WHERE id = :e15;
+DELETE FROM taskguard.breaker_config WHERE service = 'dlq-svc';
 
 UPDATE taskguard.retry_policy p SET base_delay = s.base_delay, max_delay = s.max_delay, jitter = s.jitter
   FROM saved_policy s WHERE p.failure_type = s.failure_type AND p.task_name IS NULL AND s.task_name IS NULL;

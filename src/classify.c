@@ -649,91 +649,130 @@ enum
 	LAYER_USER, LAYER_SQLSTATE, LAYER_HTTP, LAYER_EXCEPTION, LAYER_MESSAGE, LAYER_COUNT
 };
 
-/* Run the layers, decide, and refine by retry_count. */
+/* What each layer found: a type (-1: nothing) and a remediation override. */
+typedef struct ClassifyEvidence
+{
+	int			types[LAYER_COUNT];
+	TgRemedy	remedies[LAYER_COUNT];
+	const ClassifyUserRule *user;
+	const TgRule *pattern;
+	const char *last;			/* the error type's last component */
+	size_t		lastlen;
+} ClassifyEvidence;
+
+/* Look at every layer once. */
+static void
+ClassifyGather(ClassifyInput *in, ClassifyEvidence *ev)
+{
+	const TgRule *exc = NULL;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->user = cache.nrules > 0 ? ClassifyUserRules(in) : NULL;
+	if (in->etype)
+		exc = tg_match_exception(in->etype, in->etype_len, &ev->last, &ev->lastlen);
+	if (in->msg)
+		ev->pattern = tg_match_message(in->msg, in->msg_len);
+	ev->types[LAYER_USER] = ev->user ? (int) ev->user->type : -1;
+	ev->types[LAYER_SQLSTATE] = ClassifySqlstate(in->cx.sqlstate);
+	ev->types[LAYER_HTTP] = ClassifyHttp(in->cx.http_status);
+	ev->types[LAYER_EXCEPTION] = exc ? (int) exc->type : -1;
+	ev->types[LAYER_MESSAGE] = ev->pattern ? (int) ev->pattern->type : -1;
+	ev->remedies[LAYER_USER] = ev->user ? ev->user->remedy : TG_REMEDY_DEFAULT;
+	ev->remedies[LAYER_SQLSTATE] = ev->remedies[LAYER_HTTP] = TG_REMEDY_DEFAULT;
+	ev->remedies[LAYER_EXCEPTION] = exc ? exc->remedy : TG_REMEDY_DEFAULT;
+	ev->remedies[LAYER_MESSAGE] = ev->pattern ? ev->pattern->remedy : TG_REMEDY_DEFAULT;
+}
+
+/* The deciding layer's base confidence plus 0.05 per agreeing weaker layer (at most 0.99). */
+static double
+ClassifyConfidence(const ClassifyEvidence *ev, int decider)
+{
+	static const double base[LAYER_COUNT] = {0, 0.9, 0.9, 0.85, 0.6};
+	double		conf;
+	int			agree = 0;
+
+	if (decider == LAYER_USER)
+		conf = ev->user->confidence;
+	else if (ev->types[decider] == TG_UNKNOWN)
+		conf = 0.2;				/* taskguard.LeaseExpired */
+	else
+		conf = base[decider];
+	for (int l = decider + 1; l < LAYER_COUNT; l++)
+		if (ev->types[l] == ev->types[decider])
+			agree++;
+	if (agree > 0)
+		conf = Max(conf, Min(0.99, conf + 0.05 * agree));
+	return conf;
+}
+
+/* Name the deciding rule: user:<id>, sqlstate:…, http:…, exception:…, message:…. */
+static void
+ClassifyNameRule(const ClassifyInput *in, const ClassifyEvidence *ev, int decider,
+				 char *buf, size_t size)
+{
+	switch (decider)
+	{
+		case LAYER_USER:
+			snprintf(buf, size, "user:%d", ev->user->id);
+			break;
+		case LAYER_SQLSTATE:
+			snprintf(buf, size, "sqlstate:%s", in->cx.sqlstate);
+			break;
+		case LAYER_HTTP:
+			snprintf(buf, size, "http:%d", in->cx.http_status);
+			break;
+		case LAYER_EXCEPTION:
+			snprintf(buf, size, "exception:%.*s",
+					 pg_mbcliplen(ev->last, ev->lastlen, Min(ev->lastlen, 256)), ev->last);
+			break;
+		default:
+			snprintf(buf, size, "message:%s", ev->pattern->text);
+	}
+}
+
+/* Each retry_count beyond 2 lowers a transient type's confidence; at 5 the alert rises. */
+static void
+ClassifyRefine(const ClassifyInput *in, ClassifyResult *res)
+{
+	int			rc = in->cx.retry_count;
+
+	if (!ClassifyIsTransient(res->type) || rc <= 2)
+		return;
+	res->confidence = Min(res->confidence, Max(0.5, res->confidence - 0.05 * (rc - 2)));
+	if (rc >= 5 && res->alert < TG_ALERT_COUNT - 1)
+		res->alert++;
+}
+
+/* Run the layers, decide, apply the policy and refine by retry_count. */
 static void
 ClassifyRun(ClassifyInput *in, ClassifyResult *res)
 {
-	static const double base[LAYER_COUNT] = {0, 0.9, 0.9, 0.85, 0.6};
-	int			types[LAYER_COUNT];
-	TgRemedy	remedies[LAYER_COUNT];
-	const ClassifyUserRule *user = cache.nrules > 0 ? ClassifyUserRules(in) : NULL;
-	const TgRule *exc = NULL;
-	const TgRule *pat = NULL;
-	const char *last = NULL;
-	size_t		lastlen = 0;
+	ClassifyEvidence ev;
 	int			decider = -1;
-	int			agree = 0;
-	double		conf;
 	const TgPolicy *policy;
 
-	if (in->etype)
-		exc = tg_match_exception(in->etype, in->etype_len, &last, &lastlen);
-	if (in->msg)
-		pat = tg_match_message(in->msg, in->msg_len);
-	types[LAYER_USER] = user ? (int) user->type : -1;
-	types[LAYER_SQLSTATE] = ClassifySqlstate(in->cx.sqlstate);
-	types[LAYER_HTTP] = ClassifyHttp(in->cx.http_status);
-	types[LAYER_EXCEPTION] = exc ? (int) exc->type : -1;
-	types[LAYER_MESSAGE] = pat ? (int) pat->type : -1;
-	remedies[LAYER_USER] = user ? user->remedy : TG_REMEDY_DEFAULT;
-	remedies[LAYER_SQLSTATE] = remedies[LAYER_HTTP] = TG_REMEDY_DEFAULT;
-	remedies[LAYER_EXCEPTION] = exc ? exc->remedy : TG_REMEDY_DEFAULT;
-	remedies[LAYER_MESSAGE] = pat ? pat->remedy : TG_REMEDY_DEFAULT;
-
+	ClassifyGather(in, &ev);
 	for (int l = 0; l < LAYER_COUNT && decider < 0; l++)
-		if (types[l] >= 0)
+		if (ev.types[l] >= 0)
 			decider = l;
-
 	if (decider < 0)
 	{
 		res->type = TG_UNKNOWN;
-		conf = 0.2;
+		res->confidence = 0.2;
 		strlcpy(res->rule, "default", sizeof(res->rule));
 	}
 	else
 	{
-		res->type = (TgFailureType) types[decider];
-		conf = decider == LAYER_USER ? user->confidence :
-			res->type == TG_UNKNOWN ? 0.2 : base[decider];
-		for (int l = decider + 1; l < LAYER_COUNT; l++)
-			if (types[l] == types[decider])
-				agree++;
-		if (agree > 0)
-			conf = Max(conf, Min(0.99, conf + 0.05 * agree));
-		switch (decider)
-		{
-			case LAYER_USER:
-				snprintf(res->rule, sizeof(res->rule), "user:%d", user->id);
-				break;
-			case LAYER_SQLSTATE:
-				snprintf(res->rule, sizeof(res->rule), "sqlstate:%s", in->cx.sqlstate);
-				break;
-			case LAYER_HTTP:
-				snprintf(res->rule, sizeof(res->rule), "http:%d", in->cx.http_status);
-				break;
-			case LAYER_EXCEPTION:
-				snprintf(res->rule, sizeof(res->rule), "exception:%.*s",
-						 (int) pg_mbcliplen(last, lastlen, Min(lastlen, 256)), last);
-				break;
-			default:
-				snprintf(res->rule, sizeof(res->rule), "message:%s", pat->text);
-		}
+		res->type = (TgFailureType) ev.types[decider];
+		res->confidence = ClassifyConfidence(&ev, decider);
+		ClassifyNameRule(in, &ev, decider, res->rule, sizeof(res->rule));
 	}
-
 	policy = ClassifyPolicy(res->type, in->cx.task_name, in->cx.task_name_len);
-	res->remedy = decider >= 0 && remedies[decider] != TG_REMEDY_DEFAULT ?
-		remedies[decider] : policy->remedy;
+	res->remedy = decider >= 0 && ev.remedies[decider] != TG_REMEDY_DEFAULT ?
+		ev.remedies[decider] : policy->remedy;
 	res->retryable = policy->retryable;
 	res->alert = policy->alert;
-	if (ClassifyIsTransient(res->type) && in->cx.retry_count > 2)
-	{
-		double		lowered = conf - 0.05 * (in->cx.retry_count - 2);
-
-		conf = Min(conf, Max(0.5, lowered));
-		if (in->cx.retry_count >= 5 && res->alert < TG_ALERT_COUNT - 1)
-			res->alert++;
-	}
-	res->confidence = conf;
+	ClassifyRefine(in, res);
 }
 
 /* A text argument, only its first `limit` bytes detoasted, clipped to whole characters. */

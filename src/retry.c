@@ -164,6 +164,35 @@ RetryAfter(double seconds)
 	return now + (TimestampTz) llround(seconds * USECS_PER_SEC);
 }
 
+/* The decision's values: (should_retry, delay, next_retry_at, reason). */
+static void
+RetryDecide(TgFailureType type, int retry_count, const TgPolicy *policy, Jsonb *context,
+			Datum *values, bool *nulls)
+{
+	double		delay,
+				floor_s;
+
+	if (!policy->retryable || retry_count >= policy->max_retries)
+	{
+		values[0] = BoolGetDatum(false);
+		nulls[1] = nulls[2] = true;
+		values[3] = CStringGetTextDatum(!policy->retryable ?
+										psprintf("%s is not retryable", tg_failure_type_names[type]) :
+										psprintf("retries exhausted (%d of %d made)",
+												 retry_count, policy->max_retries));
+		return;
+	}
+	delay = RetryBackoffSeconds(retry_count + 1, policy->base_seconds, policy->cap_seconds,
+								policy->multiplier, policy->jitter);
+	floor_s = RetryAfterSeconds(context);
+	values[0] = BoolGetDatum(true);
+	values[1] = IntervalPGetDatum(RetrySecondsToInterval(Max(delay, floor_s)));
+	values[2] = TimestampTzGetDatum(RetryAfter(Max(delay, floor_s)));
+	values[3] = CStringGetTextDatum(psprintf("retry %d of %d%s", retry_count + 1,
+											 policy->max_retries,
+											 floor_s > delay ? " (Retry-After)" : ""));
+}
+
 /*
  * taskguard.retry_decision(failure_type, retry_count int, task_name text,
  *     context jsonb) RETURNS taskguard.retry_decision.
@@ -176,7 +205,6 @@ taskguard_retry_decision(PG_FUNCTION_ARGS)
 	int32		retry_count = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
 	text	   *task = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
 	Jsonb	   *context = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
-	const TgPolicy *policy;
 	TupleDesc	tupdesc;
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
@@ -189,34 +217,9 @@ taskguard_retry_decision(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "taskguard.retry_decision must return a composite type");
 	tupdesc = BlessTupleDesc(tupdesc);
-	policy = ClassifyPolicy(type, task ? VARDATA_ANY(task) : NULL,
-							task ? VARSIZE_ANY_EXHDR(task) : 0);
-
-	if (!policy->retryable || retry_count >= policy->max_retries)
-	{
-		values[0] = BoolGetDatum(false);
-		nulls[1] = nulls[2] = true;
-		values[3] = CStringGetTextDatum(!policy->retryable ?
-										psprintf("%s is not retryable", tg_failure_type_names[type]) :
-										psprintf("retries exhausted (%d of %d made)",
-												 retry_count, policy->max_retries));
-	}
-	else
-	{
-		double		delay = RetryBackoffSeconds(retry_count + 1, policy->base_seconds,
-												policy->cap_seconds, policy->multiplier,
-												policy->jitter);
-		double		floor_s = RetryAfterSeconds(context);
-		bool		floored = floor_s > delay;
-
-		if (floored)
-			delay = floor_s;
-		values[0] = BoolGetDatum(true);
-		values[1] = IntervalPGetDatum(RetrySecondsToInterval(delay));
-		values[2] = TimestampTzGetDatum(RetryAfter(delay));
-		values[3] = CStringGetTextDatum(psprintf("retry %d of %d%s", retry_count + 1,
-												 policy->max_retries,
-												 floored ? " (Retry-After)" : ""));
-	}
+	RetryDecide(type, retry_count,
+				ClassifyPolicy(type, task ? VARDATA_ANY(task) : NULL,
+							   task ? VARSIZE_ANY_EXHDR(task) : 0),
+				context, values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

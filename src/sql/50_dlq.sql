@@ -314,21 +314,6 @@ BEGIN
 END
 $$;
 
--- The priority a retried task runs at: pinned by an operator, else recomputed.
-CREATE FUNCTION taskguard._dlq_priority(d taskguard.dead_letter, t taskguard.task)
-RETURNS taskguard.priority_result
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-AS $$
-BEGIN
-    IF d.priority_pinned THEN
-        RETURN (d.priority, taskguard._priority_score(d.priority), NULL::text, NULL::text[]);
-    END IF;
-    RETURN taskguard.calculate_priority(d.task_name, jsonb_build_object(
-        'customer_tier', t.customer_tier, 'failure_type', d.failure_type,
-        'retry_count', d.retry_count, 'enqueued_at', t.enqueued_at));
-END
-$$;
-
 -- "Retry now" (or staggered over `spread`) for PENDING and ABANDONED records.
 CREATE FUNCTION taskguard.dlq_retry(ids bigint[], priority taskguard.priority DEFAULT NULL,
     spread interval DEFAULT NULL)
@@ -378,7 +363,9 @@ BEGIN
            run_at = coalesce(x.next_retry_at, now()),
            finished_at = CASE WHEN spread IS NULL THEN NULL ELSE t.finished_at END,
            priority = (x.p).priority, priority_score = (x.p).score
-      FROM (SELECT d.task_id, d.next_retry_at, taskguard._dlq_priority(d, tt) AS p
+      FROM (SELECT d.task_id, d.next_retry_at,
+                   taskguard._retry_priority(d.priority_pinned, d.priority, d.task_name,
+                       tt.customer_tier, d.failure_type, d.retry_count, tt.enqueued_at) AS p
               FROM taskguard.dead_letter d JOIN taskguard.task tt ON tt.id = d.task_id
              WHERE d.id = ANY(v_ids) AND NOT d.external) x
      WHERE t.id = x.task_id;
@@ -447,9 +434,6 @@ UPDATE taskguard.dead_letter d
  WHERE d.id = $2 AND d.status IN ('PENDING', 'RETRYING')
 $$;
 
--- Scheduler step: due PENDING records of queue tasks become RETRYING and
--- their tasks ready, at a recomputed priority; services with an open
--- breaker wait.  Returns how many tasks were put back.
 -- The priority a retried task gets: the pinned one, or recomputed (scalar
 -- arguments: passing whole rows to PL/pgSQL cost 80 us a row here).
 CREATE FUNCTION taskguard._retry_priority(pinned boolean, pinned_priority taskguard.priority,
@@ -465,6 +449,9 @@ SELECT CASE WHEN pinned
                      'retry_count', retry_count, 'enqueued_at', enqueued_at)) END
 $$;
 
+-- Scheduler step: due PENDING records of queue tasks become RETRYING and
+-- their tasks ready, at a recomputed priority; services with an open
+-- breaker wait.  Returns how many tasks were put back.
 CREATE FUNCTION taskguard._requeue_due_retries(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
