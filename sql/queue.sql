@@ -26,3 +26,33 @@ SELECT taskguard.enqueue('x', max_attempts => 0);
 SELECT taskguard.claim('default', batch => 0);
 SELECT taskguard.claim('default', lease => '-1 second');
 SELECT taskguard.complete(NULL), taskguard.complete(-1), taskguard.heartbeat(-1), taskguard.cancel(NULL);
+-- complete_many: only running tasks of the right attempt
+SELECT array_agg(id ORDER BY id) AS ids FROM taskguard.enqueue_many('m', ARRAY['{"i":1}', '{"i":2}', '{"i":3}']::jsonb[], 'many') AS id \gset
+SELECT array_agg(args->>'i' ORDER BY id) AS args_in_order FROM taskguard.task WHERE id = ANY(:'ids');
+SELECT count(*) FROM taskguard.claim('many', 'w', 3);
+SELECT taskguard.complete_many(:'ids'::bigint[], ARRAY[1, 2, 1]) AS completed;
+SELECT taskguard.complete_many(:'ids'::bigint[]) AS completed_rest;
+SELECT taskguard.complete_many(:'ids'::bigint[], ARRAY[1]);
+SELECT taskguard.complete_many(NULL), taskguard.complete_many('{}');
+SELECT count(*) FROM taskguard.enqueue_many('m', '{}'::jsonb[]);
+SELECT taskguard.enqueue_many('m', NULL);
+-- heartbeat extends the lease; a stale attempt does not
+SELECT taskguard.enqueue('hb', '{}', 'hbq') AS hb \gset
+SELECT lease_expires_at AS lease0 FROM taskguard.claim('hbq', 'w', 1, '1 second') \gset
+SELECT taskguard.heartbeat(:hb, '10 minutes', 2) AS stale_hb, taskguard.heartbeat(:hb, '10 minutes', 1) AS hb_ok;
+SELECT lease_expires_at > :'lease0'::timestamptz + interval '9 minutes' AS extended FROM taskguard.task WHERE id = :hb;
+SELECT taskguard.heartbeat(:hb, '0 seconds');
+-- an expired lease is reaped by tick() as a failure
+UPDATE taskguard.task SET lease_expires_at = now() - interval '1 second' WHERE id = :hb;
+SELECT (taskguard.tick()->>'reap_leases')::int AS reaped;
+SELECT status <> 'running' AS no_longer_running, attempts FROM taskguard.task WHERE id = :hb;
+-- the scheduler view exists and tick() reports every step
+SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(taskguard.tick()) k;
+-- huge input: a 20 MB args document is stored, a 2 kB queue name is refused
+SELECT taskguard.enqueue('big', jsonb_build_object('blob', repeat('x', 20 * 1024 * 1024)), 'bigq') AS big \gset
+SELECT length(args->>'blob') FROM taskguard.task WHERE id = :big;
+SELECT taskguard.enqueue('x', '{}', repeat('q', 2000));
+SELECT taskguard.enqueue('x', '[1, 2, 3]', 'arrays') > 0 AS array_args_ok;
+SELECT taskguard.claim(NULL);
+SELECT taskguard.claim('default', batch => NULL);
+SELECT taskguard.claim('default', lease => '100 years');

@@ -138,13 +138,13 @@ QueueSendPendingNotifies(void)
 		QueueSlot  *slot = &queue_slots[i];
 		char		name[QUEUE_NAME_MAX + 1];
 
-		if (slot->dbid != MyDatabaseId || pg_atomic_read_u32(&slot->pending) == 0)
+		if (slot->dbid != MyDatabaseId || pg_atomic_read_u32(&slot->pending) == 0 ||
+			!QueueThrottleAllows(slot))
 			continue;
 		LWLockAcquire(TgLock(TG_LOCK_QUEUE), LW_SHARED);
 		strlcpy(name, slot->name, sizeof(name));
 		LWLockRelease(TgLock(TG_LOCK_QUEUE));
 		pg_atomic_write_u32(&slot->pending, 0);
-		pg_atomic_write_u64(&slot->last_sent, (uint64) GetCurrentTimestamp());
 		Async_Notify("taskguard", name);
 		sent++;
 	}

@@ -1,22 +1,519 @@
 /*
- * scheduler.c — the background worker (SPEC §9).  Placeholder.
+ * scheduler.c — the background worker (SPEC §9).
+ *
+ * Two processes:
+ *  - the launcher, a static worker registered in _PG_init.  It connects to no
+ *    database (shared catalogs only), so it can check that taskguard.database
+ *    exists before anything connects to it: no FATAL restart loop when it does
+ *    not.  It starts the scheduler and starts it again when it exits.
+ *  - the scheduler, a dynamic worker connected to taskguard.database.  Every
+ *    taskguard.naptime it runs the steps of taskguard._tick_step(), each in its
+ *    own short transaction, repeating a step while it fills its batch.  It
+ *    waits quietly while the extension does not exist, and it disconnects when
+ *    someone tries to DROP DATABASE its database (it sees the drop's lock), so
+ *    pg_regress and plain DROP DATABASE work; WITH (FORCE) terminates it and
+ *    the launcher brings it back once the database exists again.
+ *
+ * Shared state: SchedulerShared (status for taskguard.scheduler_status) under
+ * TG_LOCK_SCHEDULER.
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "queue.h"
 #include "taskguard.h"
+
+#define MAX_STEPS 16
+#define STEP_NAME_LEN 32
+#define ERROR_LEN 512
+/* A step that fills its batch runs again, up to this long per pass. */
+#define STEP_BUDGET_MS 5000
+/* Longest wait between checks for a pending DROP DATABASE. */
+#define DROP_CHECK_MS 500
+/* Shortest time between two scheduler starts. */
+#define RELAUNCH_MS 1000
+
+typedef struct SchedulerShared
+{
+	pid_t		launcher_pid;
+	pid_t		pid;
+	TimestampTz started_at;
+	TimestampTz last_pass_at;
+	double		last_pass_ms;
+	int64		passes;
+	int			nsteps;
+	char		step_names[MAX_STEPS][STEP_NAME_LEN];
+	int64		last_counts[MAX_STEPS];
+	int64		total_counts[MAX_STEPS];
+	char		last_error[ERROR_LEN];
+	TimestampTz last_error_at;
+} SchedulerShared;
+
+static SchedulerShared *sched = NULL;
+
+PGDLLEXPORT void taskguard_launcher_main(Datum arg);
+PGDLLEXPORT void taskguard_scheduler_main(Datum arg);
+PG_FUNCTION_INFO_V1(taskguard_scheduler_status);
 
 Size
 SchedulerShmemSize(void)
 {
-	return 0;
+	return MAXALIGN(sizeof(SchedulerShared));
 }
 
 void
 SchedulerShmemInit(void)
 {
+	bool		found;
+
+	sched = ShmemInitStruct("taskguard scheduler", SchedulerShmemSize(), &found);
+	if (!found)
+		memset(sched, 0, sizeof(SchedulerShared));
+}
+
+/* Fill the fields every taskguard worker shares. */
+static void
+InitWorker(BackgroundWorker *w, const char *function, const char *type)
+{
+	memset(w, 0, sizeof(BackgroundWorker));
+	w->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	strlcpy(w->bgw_library_name, "taskguard", BGW_MAXLEN);
+	strlcpy(w->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(w->bgw_name, type, BGW_MAXLEN);
+	strlcpy(w->bgw_type, type, BGW_MAXLEN);
 }
 
 void
 SchedulerRegisterLauncher(void)
 {
+	BackgroundWorker w;
+
+	InitWorker(&w, "taskguard_launcher_main", "taskguard launcher");
+	w.bgw_restart_time = 5;
+	RegisterBackgroundWorker(&w);
+}
+
+/* Sleep on our latch; SIGHUP reloads settings, SIGTERM ends us in CFI. */
+static void
+WaitAndReload(long ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/*
+ * Does the scheduler's database exist?  The launcher has no database, so it
+ * scans pg_database without an index: right after initdb or a crash restart
+ * the shared relcache init file may not exist yet, and building an index
+ * descriptor would need pg_class.
+ */
+static bool
+SchedulerDatabaseExists(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		found = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname), tg_database) == 0;
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return found;
+}
+
+static BackgroundWorkerHandle *
+StartScheduler(void)
+{
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+
+	InitWorker(&w, "taskguard_scheduler_main", "taskguard scheduler");
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	w.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&w, &handle))
+	{
+		ereport(LOG,
+				(errmsg("taskguard launcher could not start the scheduler"),
+				 errhint("Raise max_worker_processes.")));
+		return NULL;
+	}
+	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+		return NULL;
+	return handle;
+}
+
+static bool
+SchedulerAlive(BackgroundWorkerHandle *handle)
+{
+	pid_t		pid;
+
+	return handle != NULL && GetBackgroundWorkerPid(handle, &pid) == BGWH_STARTED;
+}
+
+void
+taskguard_launcher_main(Datum arg)
+{
+	BackgroundWorkerHandle *handle = NULL;
+	TimestampTz last_start = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	LWLockAcquire(TgLock(TG_LOCK_SCHEDULER), LW_EXCLUSIVE);
+	sched->launcher_pid = MyProcPid;
+	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+
+	for (;;)
+	{
+		if (!SchedulerAlive(handle) &&
+			TimestampDifferenceExceeds(last_start, GetCurrentTimestamp(), RELAUNCH_MS) &&
+			SchedulerDatabaseExists())
+		{
+			if (handle)
+				pfree(handle);
+			handle = StartScheduler();
+			last_start = GetCurrentTimestamp();
+		}
+		WaitAndReload(Min(tg_naptime_ms, RELAUNCH_MS));
+	}
+}
+
+/*
+ * Is a DROP DATABASE of our database waiting for us to leave?  dropdb holds
+ * an AccessExclusiveLock on the database object while it waits for other
+ * sessions to go away.
+ */
+static bool
+DropDatabasePending(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+	if (LockAcquire(&tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, AccessShareLock, true);
+	return false;
+}
+
+/* Start a short transaction with SPI and a snapshot. */
+static void
+BeginStep(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+EndStep(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+static bool
+ExtensionExists(void)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = OidIsValid(get_extension_oid("taskguard", true));
+	CommitTransactionCommand();
+	return exists;
+}
+
+/* Read the step list from taskguard._tick_steps() into shared memory. */
+static void
+LoadSteps(void)
+{
+	BeginStep("taskguard: loading steps");
+	if (SPI_execute("SELECT unnest(taskguard._tick_steps())", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read taskguard._tick_steps()");
+	LWLockAcquire(TgLock(TG_LOCK_SCHEDULER), LW_EXCLUSIVE);
+	sched->nsteps = Min((int) SPI_processed, MAX_STEPS);
+	for (int i = 0; i < sched->nsteps; i++)
+		strlcpy(sched->step_names[i],
+				SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+				STEP_NAME_LEN);
+	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+	EndStep();
+}
+
+/* One transaction of one step; returns rows handled. */
+static int64
+RunStepOnce(const char *step, int batch)
+{
+	Datum		args[2];
+	Oid			types[2] = {TEXTOID, INT4OID};
+	bool		isnull;
+	int64		n = 0;
+
+	args[0] = CStringGetTextDatum(step);
+	args[1] = Int32GetDatum(batch);
+	BeginStep(step);
+	if (SPI_execute_with_args("SELECT taskguard._tick_step($1, $2)", 2, types, args,
+							  NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		n = isnull ? 0 : DatumGetInt32(d);
+	}
+	EndStep();
+	return n;
+}
+
+/*
+ * Log a failed step once: the same message again in a row goes to DEBUG1,
+ * so a broken step cannot flood the log every naptime.
+ */
+static void
+ReportStepError(const char *step, ErrorData *edata)
+{
+	char		msg[ERROR_LEN];
+	bool		repeated;
+
+	snprintf(msg, sizeof(msg), "%s: %s", step, edata->message);
+	LWLockAcquire(TgLock(TG_LOCK_SCHEDULER), LW_EXCLUSIVE);
+	repeated = strcmp(sched->last_error, msg) == 0;
+	strlcpy(sched->last_error, msg, ERROR_LEN);
+	sched->last_error_at = GetCurrentTimestamp();
+	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+	ereport(repeated ? DEBUG1 : LOG,
+			(errmsg("taskguard scheduler step \"%s\" failed: %s", step, edata->message),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+}
+
+/* Run a step until it handles less than a batch or its budget is spent. */
+static int64
+RunStep(const char *step)
+{
+	volatile int64 total = 0;
+	TimestampTz start = GetCurrentTimestamp();
+	MemoryContext ctx = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		int64		n;
+
+		do
+		{
+			n = RunStepOnce(step, tg_batch_size);
+			total += n;
+			CHECK_FOR_INTERRUPTS();
+		} while (n >= tg_batch_size &&
+				 !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), STEP_BUDGET_MS));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(ctx);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(ctx);
+		ReportStepError(step, edata);
+		FreeErrorData(edata);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
+	return total;
+}
+
+/* One pass: every step, then the status. */
+static void
+RunPass(MemoryContext pass_ctx)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	int64		counts[MAX_STEPS];
+	char		names[MAX_STEPS][STEP_NAME_LEN];
+	int			nsteps;
+	long		secs;
+	int			usecs;
+
+	LWLockAcquire(TgLock(TG_LOCK_SCHEDULER), LW_SHARED);
+	nsteps = sched->nsteps;
+	memcpy(names, sched->step_names, sizeof(names));
+	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+
+	for (int i = 0; i < nsteps; i++)
+	{
+		MemoryContextReset(pass_ctx);
+		counts[i] = RunStep(names[i]);
+	}
+
+	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+	LWLockAcquire(TgLock(TG_LOCK_SCHEDULER), LW_EXCLUSIVE);
+	for (int i = 0; i < nsteps; i++)
+	{
+		sched->last_counts[i] = counts[i];
+		sched->total_counts[i] += counts[i];
+	}
+	sched->last_pass_at = start;
+	sched->last_pass_ms = secs * 1000.0 + usecs / 1000.0;
+	sched->passes++;
+	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+}
+
+static void
+SchedulerExit(int code, Datum arg)
+{
+	LWLockAcquire(TgLock(TG_LOCK_SCHEDULER), LW_EXCLUSIVE);
+	if (sched->pid == MyProcPid)
+		sched->pid = 0;
+	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+}
+
+void
+taskguard_scheduler_main(Datum arg)
+{
+	MemoryContext pass_ctx;
+	bool		steps_loaded = false;
+	TimestampTz next_pass = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(tg_database, NULL, 0);
+	pgstat_report_appname("taskguard scheduler");
+
+	LWLockAcquire(TgLock(TG_LOCK_SCHEDULER), LW_EXCLUSIVE);
+	sched->pid = MyProcPid;
+	sched->started_at = GetCurrentTimestamp();
+	sched->passes = 0;
+	sched->nsteps = 0;
+	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+	before_shmem_exit(SchedulerExit, 0);
+
+	pass_ctx = AllocSetContextCreate(TopMemoryContext, "taskguard scheduler pass",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (DropDatabasePending())
+			proc_exit(0);		/* the launcher restarts us when it exists again */
+
+		if (now >= next_pass)
+		{
+			next_pass = TimestampTzPlusMilliseconds(now, tg_naptime_ms);
+			if (!ExtensionExists())
+				steps_loaded = false;	/* wait quietly */
+			else
+			{
+				if (!steps_loaded)
+				{
+					LoadSteps();
+					steps_loaded = true;
+				}
+				RunPass(pass_ctx);
+			}
+		}
+		WaitAndReload(Min(Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_pass), 1),
+						  DROP_CHECK_MS));
+		/* a SIGHUP may shorten the naptime: don't wait out the old one */
+		next_pass = Min(next_pass,
+						TimestampTzPlusMilliseconds(GetCurrentTimestamp(), tg_naptime_ms));
+	}
+}
+
+/* taskguard._scheduler_status(): one row of status, none when not preloaded. */
+Datum
+taskguard_scheduler_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[9];
+	bool		nulls[9] = {0};
+	StringInfoData last, total;
+	SchedulerShared s;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	TgRequireShmem("taskguard.scheduler_status");
+
+	LWLockAcquire(TgLock(TG_LOCK_SCHEDULER), LW_SHARED);
+	memcpy(&s, sched, sizeof(s));
+	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+
+	initStringInfo(&last);
+	initStringInfo(&total);
+	appendStringInfoChar(&last, '{');
+	appendStringInfoChar(&total, '{');
+	for (int i = 0; i < s.nsteps; i++)
+	{
+		appendStringInfo(&last, "%s\"%s\": " INT64_FORMAT, i ? ", " : "", s.step_names[i], s.last_counts[i]);
+		appendStringInfo(&total, "%s\"%s\": " INT64_FORMAT, i ? ", " : "", s.step_names[i], s.total_counts[i]);
+	}
+	appendStringInfoChar(&last, '}');
+	appendStringInfoChar(&total, '}');
+
+	values[0] = Int32GetDatum(s.pid);
+	nulls[0] = s.pid == 0;
+	values[1] = Int32GetDatum(s.launcher_pid);
+	nulls[1] = s.launcher_pid == 0;
+	values[2] = TimestampTzGetDatum(s.started_at);
+	nulls[2] = s.started_at == 0;
+	values[3] = TimestampTzGetDatum(s.last_pass_at);
+	nulls[3] = s.last_pass_at == 0;
+	values[4] = Float8GetDatum(s.last_pass_ms);
+	nulls[4] = s.passes == 0;
+	values[5] = Int64GetDatum(s.passes);
+	values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(last.data));
+	values[7] = DirectFunctionCall1(jsonb_in, CStringGetDatum(total.data));
+	values[8] = CStringGetTextDatum(s.last_error);
+	nulls[8] = s.last_error[0] == '\0';
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

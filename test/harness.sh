@@ -74,7 +74,7 @@ run_pgtap() {
 run_shell() {
     ls test/t/*.sh >/dev/null 2>&1 || return 0
     export TG_WORK=$work
-    prove --exec bash ${TG_TESTS:-test/t/*.sh}
+    prove ${TG_VERBOSE:+-v} --exec bash ${TG_TESTS:-test/t/*.sh}
 }
 
 case "$mode" in
@@ -93,7 +93,7 @@ test)
     echo "harness: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]
     ;;
-bench)       bash bench/run.sh ;;
+bench)       bash ${TG_BENCH_SCRIPT:-bench/run.sh} ;;
 bench-peers) bash bench/peers/run.sh ;;
 soak)        bash test/soak.sh ;;
 *) tg_die "unknown mode $mode" ;;

@@ -47,3 +47,18 @@ BEGIN
     RETURN v_done;
 END
 $$;
+
+CREATE FUNCTION taskguard._scheduler_status(
+    OUT pid int, OUT launcher_pid int, OUT started_at timestamptz,
+    OUT last_pass_at timestamptz, OUT last_pass_ms float8, OUT passes bigint,
+    OUT last_pass_counts jsonb, OUT total_counts jsonb, OUT last_error text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'taskguard_scheduler_status'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+-- The background worker: pid, last pass, its duration and what it did.
+CREATE VIEW taskguard.scheduler_status AS
+SELECT s.pid, s.launcher_pid, current_setting('taskguard.database', true) AS database,
+       s.started_at, s.last_pass_at, s.last_pass_ms, s.passes,
+       s.last_pass_counts, s.total_counts, s.last_error
+  FROM taskguard._scheduler_status() s;

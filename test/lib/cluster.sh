@@ -5,7 +5,7 @@
 TG_PGVER=15
 TG_SYS_BIN=/usr/lib/postgresql/$TG_PGVER/bin
 TG_SYS_SHARE=/usr/share/postgresql/$TG_PGVER
-TG_PACKAGES="postgresql-$TG_PGVER postgresql-server-dev-$TG_PGVER postgresql-$TG_PGVER-cron postgresql-$TG_PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc"
+TG_PACKAGES="postgresql-$TG_PGVER postgresql-server-dev-$TG_PGVER postgresql-$TG_PGVER-cron postgresql-$TG_PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc clang bc"
 
 tg_log() { printf '== %s\n' "$*" >&2; }
 tg_die() { printf 'harness: %s\n' "$*" >&2; exit 1; }
@@ -109,7 +109,7 @@ tg_create_main_db() {
 
 # tg_wait_for SECONDS SQL: poll until SQL returns t (a deadline, never a fixed sleep).
 tg_wait_for() {
-    local secs=$1 sql=$2 db=${3:-taskguard} end
+    local secs=$1 sql=$2 db=${3:-${DB:-taskguard}} end
     end=$(( $(date +%s) + secs ))
     while [ "$(date +%s)" -le "$end" ]; do
         [ "$(psql -X -At -d "$db" -c "$sql" 2>/dev/null)" = t ] && return 0

@@ -1,0 +1,131 @@
+-- schedule: the schedule table, schedule_load, hotspots, health, suggestions
+-- and validation (SPEC §10).  No pg_cron in this database: only
+-- taskguard.schedule is analysed (test/t/schedule_pg_cron.sh covers cron.job).
+\set VERBOSITY terse
+SET timezone = 'UTC';
+SET taskguard.worker_capacity = 4;
+CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+    EXECUTE sql INTO r;
+    RETURN 'ok: ' || coalesce(r, 'NULL');
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+-- nothing scheduled: no load, full health, nothing to suggest
+SELECT count(*) AS buckets, max(running) AS peak FROM taskguard.schedule_load();
+SELECT * FROM taskguard.schedule_health();
+SELECT count(*) AS suggestions FROM taskguard.schedule_suggestions();
+
+-- the validating trigger names the field (and the cron field and text)
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', '61 * * * *', 'SELECT 1') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', '0 0 30 2 *', 'SELECT 1') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', '', 'SELECT 1') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', NULL, 'SELECT 1') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', repeat('* ', 5000000), 'SELECT 1') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES (NULL, '* * * * *', 'SELECT 1') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('  ', '* * * * *', 'SELECT 1') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES (repeat('n', 10000000), '* * * * *', 'SELECT 1') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', '* * * * *', '') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', '* * * * *', NULL) RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command, expected_duration) VALUES ('x', '* * * * *', 'SELECT 1', '0') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command, expected_duration) VALUES ('x', '* * * * *', 'SELECT 1', '-5 minutes') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command, source) VALUES ('x', '* * * * *', 'SELECT 1', '') RETURNING name$$);
+-- a huge command is stored; updates are validated too
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('huge', '0 3 * * *', repeat('x', 10000000)) RETURNING name$$);
+SELECT pg_temp.try($$UPDATE taskguard.schedule SET schedule = '0 3 * * 8' WHERE name = 'huge' RETURNING name$$);
+DELETE FROM taskguard.schedule;
+
+-- six hourly jobs at :00 on capacity 4: a hotspot every hour
+INSERT INTO taskguard.schedule (name, schedule, command)
+SELECT 'hourly_' || i, CASE WHEN i = 6 THEN '@hourly' ELSE '0 * * * *' END, 'SELECT ' || i
+FROM generate_series(1, 6) i;
+SELECT count(*) AS buckets,
+       min(bucket_start) = date_bin('1 minute', now(), timestamptz 'epoch') AS aligned,
+       max(bucket_start) - min(bucket_start) AS span,
+       sum(starting) AS starts, max(running) AS peak, max(utilization) AS max_utilization,
+       count(*) FILTER (WHERE hotspot) AS hotspots,
+       bool_and(hotspot = (extract(minute FROM bucket_start) = 0)) AS hot_exactly_at_00
+FROM taskguard.schedule_load();
+SELECT count(*) AS hotspot_rows, min(utilization) AS u, min(running) AS running, min(starting) AS starting
+FROM taskguard.schedule_hotspots;
+-- other bucket sizes and capacities; utilization is not clamped
+SELECT count(*) AS hour_buckets, min(running) AS min_running, max(utilization) AS u
+FROM taskguard.schedule_load('24 hours', '1 hour');
+SELECT count(*) FILTER (WHERE hotspot) AS hot_on_10 FROM taskguard.schedule_load(capacity => 10);
+SELECT count(*) FILTER (WHERE hotspot) AS hot_on_1, max(utilization) AS u
+FROM taskguard.schedule_load(capacity => 1);
+SELECT count(*) AS week_buckets FROM taskguard.schedule_load('7 days', '5 minutes');
+-- the GUC is the default capacity
+SET taskguard.worker_capacity = 8;
+SELECT max(utilization) AS u_on_8, count(*) FILTER (WHERE hotspot) AS hot_on_8 FROM taskguard.schedule_load();
+SET taskguard.worker_capacity = 4;
+SELECT * FROM taskguard.schedule_health();
+
+-- suggestions spread them: each keeps the hour field, lowers the peak, and
+-- the last one ends the hotspot
+SELECT job, current_schedule, suggested_schedule, peak_before, peak_after,
+       peak_after < peak_before AS lowers
+FROM taskguard.schedule_suggestions();
+-- applying them removes every hotspot
+UPDATE taskguard.schedule s SET schedule = g.suggested_schedule
+FROM taskguard.schedule_suggestions() g WHERE g.job = s.name;
+SELECT max(running) AS peak, count(*) FILTER (WHERE hotspot) AS hotspots FROM taskguard.schedule_load();
+SELECT * FROM taskguard.schedule_health();
+SELECT count(*) AS suggestions_left FROM taskguard.schedule_suggestions();
+SELECT name, taskguard._cron_period(schedule, now()) AS period FROM taskguard.schedule ORDER BY name;
+
+-- a duplicate command (blanks and a trailing semicolon ignored)
+INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('zz_copy', '0 4 * * *', E'  SELECT\t 3 ;');
+-- overlaps: runs longer than the period (the second one is not)
+INSERT INTO taskguard.schedule (name, schedule, command, expected_duration) VALUES
+    ('refresh', '*/10 * * * *', 'REFRESH MATERIALIZED VIEW mv', '15 minutes'),
+    ('report', '0 9-17 * * mon-fri', 'SELECT report()', '90 minutes'),
+    ('vacuum', '0 2 * * *', 'VACUUM', '30 minutes');
+SELECT * FROM taskguard.validate_schedules();
+SELECT * FROM taskguard.validate_schedules(check_duplicates => false);
+SELECT count(*) AS null_means_true FROM taskguard.validate_schedules(NULL);
+-- (how many buckets are hot now depends on the time of day: check the formula)
+SELECT duplicates, "overlaps", invalid, hotspots > 0 AS hot,
+       score = greatest(0, 100 - (10 + round(40.0 * hotspots / 1440)::int) - 10 - 20) AS formula
+FROM taskguard.schedule_health();
+-- a job counts once per bucket however often it fires, and in every bucket
+-- its runs overlap
+SELECT min(running) AS min_running FROM taskguard.schedule_load();
+INSERT INTO taskguard.schedule (name, schedule, command, expected_duration)
+VALUES ('ticker', '1 second', 'SELECT tick()', '1 second');
+SELECT min(running) AS min_running, min(starting) AS min_starting,
+       bool_and(starting >= 1) AS ticker_starts_everywhere FROM taskguard.schedule_load();
+SELECT count(*) AS buckets_one_second FROM taskguard.schedule_load('1 minute', '1 second');
+DELETE FROM taskguard.schedule WHERE name IN ('ticker', 'refresh', 'report', 'zz_copy');
+SELECT count(*) FILTER (WHERE running >= 1) AS vacuum_minutes
+FROM taskguard.schedule_load() WHERE extract(hour FROM bucket_start) = 2;
+
+-- bad input to schedule_load
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load(NULL)$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('24 hours', NULL)$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('0')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('-1 hour')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('24 hours', '0')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('24 hours', '-1 minute')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('1 year', '1 month')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('24 hours', '1 minute', 0)$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('24 hours', '1 minute', -3)$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('100000 minutes', '1 minute')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('100001 minutes', '1 minute')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('178000000 years', '1 microsecond')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('1 day', '1 microsecond')$$);
+-- the internal functions defend themselves too
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets(now(), '1 minute', 0, '{}', '{}')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets('infinity', '1 minute', 10, '{}', '{}')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets(now(), '1 minute', 10, '{"* * * * *"}', '{}')$$);
+SELECT pg_temp.try($$SELECT sum(running) FROM taskguard._schedule_load_buckets(now(), '1 minute', 10, '{"* * * * *",NULL,"bad"}', '{NULL,NULL,"1000000 years"}')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_suggest(now(), 10, 0, '{}', '{}')$$);
+SELECT pg_temp.try($$SELECT taskguard._cron_error(repeat('x', 10000000))$$);
+SELECT taskguard._cron_error('0 * * * *') IS NULL AS valid, taskguard._cron_period('bad', now()) IS NULL AS no_period,
+       taskguard._cron_period('@weekly', now()) AS weekly_period,
+       taskguard._cron_period('0 0 29 2 *', now()) IS NULL AS leap_period_unknown,
+       taskguard._cron_period('*/20 * * * *', 'infinity') IS NULL AS infinite_from;
+
+DELETE FROM taskguard.schedule;

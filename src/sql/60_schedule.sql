@@ -1,0 +1,318 @@
+-- 60_schedule.sql — schedules (SPEC §10): the cron evaluator, the schedule
+-- table, and the conflict analysis over it and pg_cron's cron.job.
+--
+-- pg_cron is never a dependency: cron.job and cron.job_run_details are read
+-- with dynamic SQL at call time, after a catalog check, so pg_cron may be
+-- created before or after taskguard (or never).
+
+-- ---------------------------------------------------------------- evaluator
+
+-- The first occurrence strictly after `after`, in UTC.
+CREATE FUNCTION taskguard.cron_next(expr text, after timestamptz DEFAULT now())
+RETURNS timestamptz
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'taskguard_cron_next';
+
+-- Every occurrence t with from_ts <= t < to_ts (at most 1,000,000 rows).
+CREATE FUNCTION taskguard.cron_occurrences(expr text, from_ts timestamptz, to_ts timestamptz)
+RETURNS SETOF timestamptz
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 100
+AS 'MODULE_PATHNAME', 'taskguard_cron_occurrences';
+
+-- NULL when expr is valid, else why not (naming the field and the text).
+CREATE FUNCTION taskguard._cron_error(expr text)
+RETURNS text
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'taskguard_cron_error';
+
+-- The shortest gap between consecutive runs over the month after from_ts.
+CREATE FUNCTION taskguard._cron_period(expr text, from_ts timestamptz)
+RETURNS interval
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'taskguard_cron_period';
+
+-- Per bucket: jobs starting, jobs running (see schedule.c).
+CREATE FUNCTION taskguard._schedule_load_buckets(start timestamptz, bucket interval,
+                                                 nbuckets int, schedules text[],
+                                                 durations interval[])
+RETURNS TABLE (bucket_start timestamptz, starting int, running int)
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'taskguard_schedule_load_buckets';
+
+-- Greedy minute shifts that lower the peak (see schedule.c).
+CREATE FUNCTION taskguard._schedule_suggest(start timestamptz, nbuckets int, capacity int,
+                                            schedules text[], durations interval[])
+RETURNS TABLE (step int, job int, suggested text, peak_before real, peak_after real)
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'taskguard_schedule_suggest';
+
+-- ---------------------------------------------------------------- the table
+
+CREATE TABLE taskguard.schedule (
+    name              text PRIMARY KEY,
+    schedule          text NOT NULL,
+    command           text NOT NULL,
+    expected_duration interval,
+    source            text NOT NULL DEFAULT 'taskguard',
+    created_at        timestamptz NOT NULL DEFAULT now()
+);
+
+SELECT pg_catalog.pg_extension_config_dump('taskguard.schedule', '');
+
+-- Refuse a bad row with invalid_parameter_value, naming the column (and, for
+-- the schedule, the cron field and the offending text).
+CREATE FUNCTION taskguard._schedule_validate()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_error text;
+BEGIN
+    IF NEW.name IS NULL OR btrim(NEW.name) = '' OR length(NEW.name) > 200 THEN
+        RAISE EXCEPTION 'invalid name for a schedule: it must be 1 to 200 characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.schedule IS NULL THEN
+        RAISE EXCEPTION 'invalid schedule for job "%": schedule must not be NULL', NEW.name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_error := taskguard._cron_error(NEW.schedule);
+    IF v_error IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid schedule for job "%": %', NEW.name, v_error
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A schedule is five fields (minute hour day-of-month month day-of-week), an @ form such as @daily, or ''N seconds'' with N from 1 to 59.';
+    END IF;
+    IF NEW.command IS NULL OR btrim(NEW.command) = '' THEN
+        RAISE EXCEPTION 'invalid command for job "%": command must not be empty', NEW.name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.expected_duration IS NOT NULL AND NEW.expected_duration <= interval '0' THEN
+        RAISE EXCEPTION 'invalid expected_duration for job "%": % is not positive',
+            NEW.name, NEW.expected_duration
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.source IS NULL OR btrim(NEW.source) = '' THEN
+        RAISE EXCEPTION 'invalid source for job "%": source must not be empty', NEW.name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER schedule_validate
+    BEFORE INSERT OR UPDATE ON taskguard.schedule
+    FOR EACH ROW EXECUTE FUNCTION taskguard._schedule_validate();
+
+-- ---------------------------------------------------------------- the jobs
+
+-- Every job the analysis sees: taskguard.schedule, plus pg_cron's active jobs
+-- (named 'cron:<jobname or jobid>') when pg_cron is installed in this database
+-- and readable.  duration is expected_duration, or for pg_cron the average of
+-- the last 20 finished runs of the past 30 days; NULL when unknown.  @reboot
+-- jobs are left out: they have no schedule to analyse.
+CREATE FUNCTION taskguard._schedule_jobs()
+RETURNS TABLE (job text, schedule text, command text, duration interval,
+               duration_from text, source text, error text)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+AS $$
+DECLARE
+    v_name    text := '''cron:'' || j.jobid';
+    v_active  text := 'true';
+    v_details text := 'SELECT NULL::bigint AS jobid, NULL::interval AS duration WHERE false';
+BEGIN
+    RETURN QUERY
+        SELECT s.name, s.schedule, s.command, s.expected_duration,
+               CASE WHEN s.expected_duration IS NOT NULL THEN 'expected_duration' END,
+               s.source, taskguard._cron_error(s.schedule)
+        FROM taskguard.schedule s;
+
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
+       OR to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    IF NOT has_table_privilege('cron.job', 'SELECT') THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+               WHERE attrelid = 'cron.job'::regclass AND attname = 'jobname' AND NOT attisdropped) THEN
+        v_name := '''cron:'' || coalesce(j.jobname, j.jobid::text)';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+               WHERE attrelid = 'cron.job'::regclass AND attname = 'active' AND NOT attisdropped) THEN
+        v_active := 'j.active';
+    END IF;
+    IF to_regclass('cron.job_run_details') IS NOT NULL
+       AND has_table_privilege('cron.job_run_details', 'SELECT') THEN
+        v_details := $d$
+            SELECT r.jobid, avg(r.end_time - r.start_time) AS duration
+            FROM (SELECT d.jobid, d.start_time, d.end_time,
+                         row_number() OVER (PARTITION BY d.jobid ORDER BY d.start_time DESC) AS rn
+                  FROM cron.job_run_details d
+                  WHERE d.end_time IS NOT NULL AND d.start_time IS NOT NULL
+                    AND d.end_time >= d.start_time
+                    AND d.start_time > now() - interval '30 days') r
+            WHERE r.rn <= 20
+            GROUP BY r.jobid $d$;
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        SELECT %s, j.schedule, j.command, d.duration,
+               CASE WHEN d.duration IS NOT NULL THEN 'average of recent runs' END,
+               'pg_cron'::text, taskguard._cron_error(j.schedule)
+        FROM cron.job j
+        LEFT JOIN (%s) d ON d.jobid = j.jobid
+        WHERE %s AND j.schedule !~* '^\s*@reboot\s*$' $q$, v_name, v_details, v_active);
+END
+$$;
+
+-- ---------------------------------------------------------------- analysis
+
+-- Per bucket of the next `horizon`: jobs starting, jobs running, utilization
+-- (running / capacity, not clamped) and whether it is a hotspot (> 70 %).
+CREATE FUNCTION taskguard.schedule_load(horizon interval DEFAULT '24 hours',
+                                        bucket interval DEFAULT '1 minute',
+                                        capacity int DEFAULT NULL)
+RETURNS TABLE (bucket_start timestamptz, starting int, running int,
+               utilization real, hotspot boolean)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+AS $$
+DECLARE
+    v_cap   int := coalesce(capacity, current_setting('taskguard.worker_capacity')::int);
+    v_n     numeric;
+    v_start timestamptz;
+    v_exprs text[];
+    v_durs  interval[];
+BEGIN
+    IF horizon IS NULL OR horizon <= interval '0' THEN
+        RAISE EXCEPTION 'horizon must be a positive interval, not %', coalesce(horizon::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF bucket IS NULL OR bucket <= interval '0'
+       OR extract(year FROM bucket) <> 0 OR extract(month FROM bucket) <> 0 THEN
+        RAISE EXCEPTION 'bucket must be a positive interval without months or years, not %',
+            coalesce(bucket::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_cap < 1 THEN
+        RAISE EXCEPTION 'capacity must be at least 1, not %', v_cap
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_n := ceil(extract(epoch FROM horizon) / extract(epoch FROM bucket));
+    IF v_n > 100000 THEN
+        RAISE EXCEPTION 'schedule_load would need % buckets, more than 100000', v_n
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use a shorter horizon or a wider bucket.';
+    END IF;
+    v_start := date_bin(bucket, now(), timestamptz 'epoch');
+    SELECT array_agg(j.schedule ORDER BY j.job), array_agg(j.duration ORDER BY j.job)
+        INTO v_exprs, v_durs
+        FROM taskguard._schedule_jobs() j WHERE j.error IS NULL;
+    RETURN QUERY
+        SELECT b.bucket_start, b.starting, b.running,
+               (b.running::float8 / v_cap)::real,
+               b.running * 10 > v_cap * 7
+        FROM taskguard._schedule_load_buckets(v_start, bucket, v_n::int,
+                                              coalesce(v_exprs, '{}'), coalesce(v_durs, '{}')) b;
+END
+$$;
+
+-- Problems: 'invalid' (a pg_cron schedule this parser refuses), 'duplicate'
+-- (the same command, compared with blanks collapsed and outer blanks and
+-- semicolons trimmed, scheduled by an earlier job in name order) and
+-- 'overlap' (runs last longer than the shortest gap between starts).
+CREATE FUNCTION taskguard.validate_schedules(check_duplicates boolean DEFAULT true)
+RETURNS TABLE (job text, problem text, detail text)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH jobs AS MATERIALIZED (
+        SELECT j.*, CASE WHEN j.duration IS NOT NULL AND j.error IS NULL
+                         THEN taskguard._cron_period(j.schedule, now()) END AS period
+        FROM taskguard._schedule_jobs() j),
+    dups AS (
+        SELECT j.job, first_value(j.job) OVER w AS first_job, row_number() OVER w AS rn
+        FROM jobs j
+        WHERE j.command IS NOT NULL
+        WINDOW w AS (PARTITION BY regexp_replace(btrim(j.command, E' \t\r\n;'), '\s+', ' ', 'g')
+                     ORDER BY j.job))
+    SELECT r.job, r.problem, r.detail FROM (
+        SELECT j.job, 'invalid'::text AS problem, j.error AS detail
+        FROM jobs j WHERE j.error IS NOT NULL
+        UNION ALL
+        SELECT d.job, 'duplicate', format('same command as job %s', d.first_job)
+        FROM dups d WHERE d.rn > 1 AND coalesce(check_duplicates, true)
+        UNION ALL
+        SELECT j.job, 'overlap',
+               format('runs take %s (%s) but it starts every %s',
+                      date_trunc('second', j.duration + interval '0.5 second'),
+                      j.duration_from, j.period)
+        FROM jobs j
+        WHERE j.error IS NULL AND j.duration IS NOT NULL AND j.period IS NOT NULL
+          AND j.duration > j.period) r
+    ORDER BY r.problem, r.job;
+END
+$$;
+
+-- One row: 100 minus penalties (hotspots: 10 + 40 x the share of hot buckets
+-- in the next 24 hours; 10 per duplicate and per overlap, each capped at 30;
+-- 20 per invalid schedule, capped at 40), never below 0.
+CREATE FUNCTION taskguard.schedule_health()
+RETURNS TABLE (score int, hotspots int, duplicates int, overlaps int, invalid int)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+AS $$
+DECLARE
+    v_hot     int;
+    v_buckets int;
+    v_dup     int;
+    v_over    int;
+    v_bad     int;
+BEGIN
+    SELECT count(*) FILTER (WHERE l.hotspot), count(*)
+        INTO v_hot, v_buckets
+        FROM taskguard.schedule_load() l;
+    SELECT count(*) FILTER (WHERE v.problem = 'duplicate'),
+           count(*) FILTER (WHERE v.problem = 'overlap'),
+           count(*) FILTER (WHERE v.problem = 'invalid')
+        INTO v_dup, v_over, v_bad
+        FROM taskguard.validate_schedules(true) v;
+    RETURN QUERY SELECT greatest(0, 100
+        - CASE WHEN v_hot > 0 THEN 10 + round(40.0 * v_hot / v_buckets)::int ELSE 0 END
+        - least(30, 10 * v_dup) - least(30, 10 * v_over) - least(40, 20 * v_bad)),
+        v_hot, v_dup, v_over, v_bad;
+END
+$$;
+
+-- Moves that spread the next 24 hours' load (one-minute buckets, capacity
+-- taskguard.worker_capacity): each shifts one job's minutes within the hour,
+-- keeping its period, and lowers the peak; in the order to apply them.
+CREATE FUNCTION taskguard.schedule_suggestions()
+RETURNS TABLE (job text, current_schedule text, suggested_schedule text,
+               peak_before real, peak_after real)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+AS $$
+DECLARE
+    v_names text[];
+    v_exprs text[];
+    v_durs  interval[];
+BEGIN
+    SELECT array_agg(j.job ORDER BY j.job), array_agg(j.schedule ORDER BY j.job),
+           array_agg(j.duration ORDER BY j.job)
+        INTO v_names, v_exprs, v_durs
+        FROM taskguard._schedule_jobs() j WHERE j.error IS NULL;
+    IF v_names IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT v_names[s.job], v_exprs[s.job], s.suggested, s.peak_before, s.peak_after
+        FROM taskguard._schedule_suggest(date_bin('1 minute', now(), timestamptz 'epoch'), 1440,
+                                         current_setting('taskguard.worker_capacity')::int,
+                                         v_exprs, v_durs) s
+        ORDER BY s.step;
+END
+$$;
+
+-- The hot buckets of the next 24 hours (default bucket and capacity).
+CREATE VIEW taskguard.schedule_hotspots AS
+SELECT l.bucket_start, l.starting, l.running, l.utilization
+FROM taskguard.schedule_load() l
+WHERE l.hotspot;
