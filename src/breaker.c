@@ -29,6 +29,7 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -136,6 +137,16 @@ BreakerShmemSize(void)
 					hash_estimate_size(BreakerHashSize(), sizeof(BreakerEntry)));
 }
 
+/* Hash only the used part of the name: most names are far shorter than the key. */
+static uint32
+BreakerKeyHash(const void *key, Size keysize)
+{
+	const BreakerKey *k = (const BreakerKey *) key;
+
+	return hash_bytes((const unsigned char *) k->service, strnlen(k->service, BREAKER_NAME_MAX)) ^
+		murmurhash32((uint32) k->dbid);
+}
+
 void
 BreakerShmemInit(void)
 {
@@ -147,8 +158,9 @@ BreakerShmemInit(void)
 		memset(breaker_shared, 0, sizeof(BreakerShared));
 	info.keysize = sizeof(BreakerKey);
 	info.entrysize = sizeof(BreakerEntry);
+	info.hash = BreakerKeyHash;
 	breaker_hash = ShmemInitHash("taskguard breaker hash", BreakerHashSize(), BreakerHashSize(),
-								 &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+								 &info, HASH_ELEM | HASH_FUNCTION | HASH_FIXED_SIZE);
 }
 
 /* ---- keys and arguments ---- */
