@@ -106,7 +106,12 @@ DECLARE
     v_tenant text := taskguard._effective_tenant(tenant);
     v_tier   text := coalesce(customer_tier, 'standard');
 BEGIN
-    PERFORM taskguard._check_enqueue(task_name, queue, run_at, max_attempts);
+    -- one simple expression on the hot path; the checker names the bad argument
+    IF task_name IS NULL OR task_name = '' OR length(task_name) > 1000 OR queue IS NULL
+       OR queue = '' OR length(queue) > 200 OR NOT isfinite(coalesce(run_at, now()))
+       OR max_attempts < 1 THEN
+        PERFORM taskguard._check_enqueue(task_name, queue, run_at, max_attempts);
+    END IF;
     IF idempotency_key IS NOT NULL THEN
         v_id := taskguard._idempotency_find(idempotency_key, v_tenant, task_name);
         IF v_id IS NOT NULL THEN
@@ -147,8 +152,13 @@ DECLARE
     v_tenant text := taskguard._effective_tenant(tenant);
     v_tier   text := coalesce(customer_tier, 'standard');
 BEGIN
-    PERFORM taskguard._check_enqueue(task_name, queue, run_at, NULL);
-    PERFORM taskguard._require(args, 'args');
+    IF task_name IS NULL OR task_name = '' OR length(task_name) > 1000 OR queue IS NULL
+       OR queue = '' OR length(queue) > 200 OR NOT isfinite(coalesce(run_at, now())) THEN
+        PERFORM taskguard._check_enqueue(task_name, queue, run_at, NULL);
+    END IF;
+    IF args IS NULL THEN
+        PERFORM taskguard._require(args, 'args');
+    END IF;
     IF priority IS NULL THEN
         v_prio := taskguard.calculate_priority(task_name, jsonb_build_object('customer_tier', v_tier));
     ELSE
@@ -176,7 +186,9 @@ RETURNS SETOF taskguard.task
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
 AS $$
 BEGIN
-    PERFORM taskguard._require(queue, 'queue');
+    IF queue IS NULL THEN
+        PERFORM taskguard._require(queue, 'queue');
+    END IF;
     IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
         RAISE EXCEPTION 'batch must be between 1 and 10000, got %', batch
             USING ERRCODE = 'invalid_parameter_value';
