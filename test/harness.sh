@@ -93,7 +93,7 @@ test)
     echo "harness: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]
     ;;
-bench)       bash bench/run.sh ;;
+bench)       bash ${TG_BENCH_SCRIPT:-bench/run.sh} ;;
 bench-peers) bash bench/peers/run.sh ;;
 soak)        bash test/soak.sh ;;
 *) tg_die "unknown mode $mode" ;;

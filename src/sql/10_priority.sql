@@ -1,5 +1,7 @@
--- 10_priority.sql — priority levels, tiers and per-task configuration (SPEC §7).
--- Placeholder implementation; the priority capability replaces the functions with C.
+-- 10_priority.sql — priority levels, tiers and per-task configuration (SPEC §7):
+-- the configuration tables, calculate_priority/priority_level (C, src/priority.c,
+-- which caches the tables per backend; the triggers below invalidate that cache)
+-- and the scheduler's escalation step.
 
 CREATE TABLE taskguard.task_config (
     task_name     text PRIMARY KEY,
@@ -30,40 +32,113 @@ INSERT INTO taskguard.priority_queue VALUES
 
 CREATE FUNCTION taskguard.priority_level(score real)
 RETURNS taskguard.priority
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$
-SELECT CASE WHEN score >= 3.5 THEN 'CRITICAL'
-            WHEN score >= 2.5 THEN 'HIGH'
-            WHEN score >= 1.5 THEN 'MEDIUM'
-            WHEN score >= 0.5 THEN 'LOW'
-            ELSE 'DEFERRED' END::taskguard.priority
-$$;
+AS 'MODULE_PATHNAME', 'taskguard_priority_level'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+-- context: customer_tier, age_hours (or enqueued_at), failure_type.
 CREATE FUNCTION taskguard.calculate_priority(task_name text, context jsonb DEFAULT '{}')
 RETURNS taskguard.priority_result
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-AS $$
-DECLARE
-    v_score real;
-    v_level taskguard.priority;
-BEGIN
-    SELECT taskguard._priority_score(c.base_priority) INTO v_score
-      FROM taskguard.task_config c WHERE c.task_name = calculate_priority.task_name;
-    v_score := coalesce(v_score, 2);
-    v_score := v_score + coalesce((SELECT t.bonus FROM taskguard.customer_tier t
-                                    WHERE t.tier = context->>'customer_tier'), 0);
-    v_score := greatest(0, least(4, v_score));
-    v_level := taskguard.priority_level(v_score);
-    RETURN (v_level, v_score,
-            (SELECT q.queue FROM taskguard.priority_queue q WHERE q.priority = v_level),
-            ARRAY['base'])::taskguard.priority_result;
-END
-$$;
+AS 'MODULE_PATHNAME', 'taskguard_calculate_priority'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+-- The aging + SLA pressure a task enqueued at enqueued_at has earned by as_of
+-- (NULL: now); the escalation step adds it to a task's un-aged base score.
+CREATE FUNCTION taskguard._escalation_bonus(customer_tier text, enqueued_at timestamptz,
+                                            as_of timestamptz DEFAULT NULL)
+RETURNS real
+AS 'MODULE_PATHNAME', 'taskguard_escalation_bonus'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+-- Every backend caches the three tables above; a change tells them to re-read.
+CREATE FUNCTION taskguard._priority_config_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'taskguard_priority_config_changed'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE TRIGGER priority_config_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.task_config
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
+CREATE TRIGGER priority_config_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.customer_tier
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
+CREATE TRIGGER priority_config_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.priority_queue
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
 
 SELECT pg_catalog.pg_extension_config_dump('taskguard.task_config', '');
 
 
 
--- Scheduler step: re-apply aging and SLA escalation to waiting tasks.
+
+-- What the escalation step last did to a waiting task: its un-aged base
+-- score and the score it set.
+CREATE TABLE taskguard.task_escalation (
+    task_id         bigint PRIMARY KEY,
+    base_score      real NOT NULL,
+    escalated_score real NOT NULL
+);
+
+-- Scheduler step: re-apply aging and SLA escalation to ready tasks, raising
+-- only those whose level changes, at most batch of them, skipping rows that
+-- claim() holds.  Tasks younger than the smallest threshold (half the
+-- shortest SLA, or 6 h) are not looked at.
+--
+-- new score = clamp(un-aged base + bonus earned by now).  The un-aged base is
+--  * the remembered base while the task still has the score escalation set;
+--  * else, for a task that never ran, its enqueue-time score (age 0 then);
+--  * else the score was set by someone else — a retry recomputed it with the
+--    aging earned by then, or requeue()/an operator chose it — at about
+--    run_at: that score minus the bonus earned by run_at, so aging is never
+--    counted twice and only what is earned afterwards is added.
 CREATE FUNCTION taskguard._escalate_priorities(batch int)
-RETURNS int LANGUAGE sql VOLATILE AS $$ SELECT 0 $$;
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_young interval;
+    v_n     int;
+BEGIN
+    SELECT least(interval '6 hours', min(c.sla) / 2) INTO v_young
+      FROM taskguard.customer_tier c WHERE c.sla > interval '0';
+    v_young := coalesce(v_young, interval '6 hours');
+
+    WITH cand AS (
+        SELECT t.id, b.base, s.score
+          FROM taskguard.task t
+          LEFT JOIN taskguard.task_escalation e ON e.task_id = t.id
+         CROSS JOIN LATERAL (SELECT CASE
+                WHEN e.escalated_score = t.priority_score THEN e.base_score
+                WHEN t.attempts = 0 AND e.task_id IS NULL THEN t.priority_score
+                ELSE t.priority_score - taskguard._escalation_bonus(
+                         t.customer_tier, t.enqueued_at, greatest(t.run_at, t.enqueued_at))
+                END AS base) b
+         CROSS JOIN LATERAL (SELECT least(4, greatest(0, b.base +
+                    taskguard._escalation_bonus(t.customer_tier, t.enqueued_at)))::real AS score) s
+         WHERE t.status = 'ready' AND t.priority_score < 4
+           AND t.enqueued_at <= now() - v_young
+           AND s.score > t.priority_score
+           AND taskguard.priority_level(s.score) > t.priority
+         LIMIT greatest(batch, 1)
+         FOR UPDATE OF t SKIP LOCKED),
+    upd AS (
+        UPDATE taskguard.task t
+           SET priority = taskguard.priority_level(c.score), priority_score = c.score
+          FROM cand c
+         WHERE t.id = c.id
+        RETURNING t.id)
+    INSERT INTO taskguard.task_escalation AS x (task_id, base_score, escalated_score)
+    SELECT c.id, c.base, c.score FROM cand c JOIN upd u ON u.id = c.id
+    ON CONFLICT (task_id) DO UPDATE
+       SET base_score = EXCLUDED.base_score, escalated_score = EXCLUDED.escalated_score;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+
+    -- Forget tasks that finished or were pruned.
+    DELETE FROM taskguard.task_escalation x
+     WHERE x.task_id IN (
+        SELECT e.task_id FROM taskguard.task_escalation e
+          LEFT JOIN taskguard.task t ON t.id = e.task_id
+         WHERE t.id IS NULL OR t.status IN ('succeeded', 'cancelled')
+         LIMIT greatest(batch, 1));
+    RETURN v_n;
+END
+$$;

@@ -188,17 +188,23 @@ BEGIN
 
     RETURN QUERY
     WITH picked AS (
-        SELECT t.id FROM taskguard.task t
+        SELECT t.id, t.service FROM taskguard.task t
          WHERE t.queue = claim.queue AND t.status = 'ready' AND t.run_at <= now()
            AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
          ORDER BY t.priority_score DESC, t.run_at, t.id
          LIMIT batch
-         FOR UPDATE SKIP LOCKED)
+         FOR UPDATE SKIP LOCKED),
+    -- Circuit breakers (SPEC §6): take a half-open probe for each row handed
+    -- out; a row whose service has no probe left is not claimed (it stays
+    -- ready, its attempts untouched).  A volatile CTE runs once per row.
+    allowed AS (
+        SELECT p.id FROM picked p
+         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service))
     UPDATE taskguard.task t
        SET status = 'running', attempts = t.attempts + 1, started_at = now(),
            worker = claim.worker, lease_expires_at = now() + lease
-      FROM picked
-     WHERE t.id = picked.id
+      FROM allowed
+     WHERE t.id = allowed.id
     RETURNING t.*;
 END
 $$;

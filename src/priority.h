@@ -1,0 +1,10 @@
+/*
+ * priority.h — priority math (SPEC §7).
+ */
+#ifndef TASKGUARD_PRIORITY_H
+#define TASKGUARD_PRIORITY_H
+
+#define PRIO_LEVELS 5			/* DEFERRED, LOW, MEDIUM, HIGH, CRITICAL */
+#define PRIO_SCORE_MAX 4.0
+
+#endif

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# test/soak.sh — `make soak` (long, not in CI): continuous enqueue/claim/complete
+# with ~10 % transient failures for SOAK_SECONDS (default 600) at 8 clients.
+# Passes when throughput in the last minute is >= 0.8 of the first minute and
+# the tables stay bounded (retention is shortened so pruning runs throughout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${SOAK_SECONDS:-600}
+P() { psql -X -q -At -d taskguard -v ON_ERROR_STOP=1 "$@"; }
+P -c "ALTER SYSTEM SET taskguard.task_retention = '30 seconds'" \
+  -c "ALTER SYSTEM SET taskguard.event_retention = '1 minute'" \
+  -c "ALTER SYSTEM SET taskguard.dlq_retention = '1 minute'" -c "SELECT pg_reload_conf()" >/dev/null
+sizes() {
+    P -c "SELECT string_agg(format('%s=%s', c, pg_size_pretty(pg_total_relation_size(c))), ' ' ORDER BY c)
+            FROM unnest(ARRAY['taskguard.task', 'taskguard.dead_letter', 'taskguard.failure_event']) c
+           WHERE to_regclass(c) IS NOT NULL"
+}
+bytes() {
+    P -c "SELECT sum(pg_total_relation_size(c)) FROM unnest(ARRAY['taskguard.task', 'taskguard.dead_letter', 'taskguard.failure_event']) c
+           WHERE to_regclass(c) IS NOT NULL"
+}
+log=$(mktemp)
+"${TG_BIN}/pgbench" -n -M prepared -c 8 -j 2 -T "$secs" -P 10 -f bench/sql/soak_cycle.sql taskguard >"$log" 2>&1 &
+pb=$!
+minute=0; first_size=""
+while kill -0 "$pb" 2>/dev/null; do
+    sleep 60 || true
+    minute=$((minute + 1))
+    echo "minute $minute: $(sizes)"
+    [ "$minute" -eq 2 ] && first_size=$(bytes)
+done
+wait "$pb" || { cat "$log"; echo "soak: pgbench failed"; exit 1; }
+# progress lines: "progress: 10.0 s, 812.3 tps, ..."
+tps=($(sed -n 's/^progress: [0-9.]* s, \([0-9.]*\) tps.*/\1/p' "$log"))
+n=${#tps[@]}
+[ "$n" -ge 12 ] || { echo "soak: too short to compare minutes ($n samples)"; cat "$log"; exit 1; }
+first=$(printf '%s\n' "${tps[@]:0:6}" | awk '{s+=$1} END {print s/NR}')
+last=$(printf '%s\n' "${tps[@]:$((n-6)):6}" | awk '{s+=$1} END {print s/NR}')
+ratio=$(echo "$last / $first" | bc -l)
+end_size=$(bytes)
+printf 'metric: soak_first_minute_cycles_per_s %.0f\n' "$first"
+printf 'metric: soak_last_minute_cycles_per_s %.0f\n' "$last"
+printf 'ratio: soak_last_vs_first_minute %.2f\n' "$ratio"
+echo "sizes at the end: $(sizes)"
+P -c "SELECT status, count(*) FROM taskguard.task GROUP BY 1 ORDER BY 1" | sed 's/^/tasks: /'
+grow=$(echo "${end_size:-0} / ${first_size:-1}" | bc -l)
+printf 'ratio: soak_size_end_vs_minute2 %.2f\n' "$grow"
+ok=1
+[ "$(echo "$ratio >= 0.8" | bc -l)" = 1 ] || { echo "soak: throughput fell below 0.8 of the first minute"; ok=0; }
+[ "$(echo "$grow <= 3" | bc -l)" = 1 ] || { echo "soak: tables grew more than 3x after minute 2"; ok=0; }
+[ $ok = 1 ] && echo "soak: 1 passed, 0 failed" || { echo "soak: 0 passed, 1 failed"; exit 1; }
