@@ -16,6 +16,7 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -394,6 +395,7 @@ taskguard_schedule_load_buckets(PG_FUNCTION_ARGS)
 	running = palloc(w.nbuckets);
 	for (int j = 0; j < njobs; j++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (!jobs[j].valid)
 			continue;
 		memset(starting, 0, w.nbuckets);
@@ -679,6 +681,7 @@ taskguard_schedule_suggest(PG_FUNCTION_ARGS)
 	dist = palloc(sizeof(int) * w.nbuckets);
 	for (int j = 0; j < njobs; j++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		SuggestPrepare(&ljobs[j], &wide, &jobs[j]);
 		for (int i = 0; i < w.nbuckets; i++)
 			total[i] += jobs[j].mask[i + SUGGEST_MARGIN];
@@ -697,9 +700,12 @@ taskguard_schedule_suggest(PG_FUNCTION_ARGS)
 		if ((double) peak / capacity <= 0.7)
 			break;
 		for (int j = 0; j < njobs; j++)
+		{
+			CHECK_FOR_INTERRUPTS();
 			if (!jobs[j].moved && jobs[j].kmin < jobs[j].kmax &&
 				SuggestInPeak(&jobs[j], total, w.nbuckets, peak))
 				SuggestTryJob(jobs, j, total, w.nbuckets, rest, dist, &best);
+		}
 		if (best.job < 0 || best.peak >= peak)
 			break;
 
