@@ -166,6 +166,8 @@ SELECT pg_temp.try($$SELECT count(*) FROM taskguard.cron_occurrences('* * * * *'
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.cron_occurrences('* * * * *', '-infinity', '2026-01-01')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.cron_occurrences('61 * * * *', '2026-01-01', '2026-01-02')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.cron_occurrences('', '2026-01-01', '2026-01-02')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.cron_occurrences(repeat('1', 10485760), '2026-01-01', '2026-01-02')$$);
+SELECT count(*) AS near_the_end FROM taskguard.cron_occurrences('0 0 * * *', '294276-12-25', '294276-12-31 23:59:59');
 -- more than 1,000,000 rows is refused (a year of minutes is 525,600: allowed)
 SELECT count(*) AS year_of_minutes FROM taskguard.cron_occurrences('* * * * *', '2026-01-01', '2027-01-01');
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.cron_occurrences('* * * * *', '2026-01-01', '2028-01-01')$$);

@@ -155,6 +155,20 @@ SELECT count(*) AS live_again FROM taskguard._idempotency_live_counters() WHERE 
 SELECT taskguard.idempotency_check('long-name-1', task_name => repeat('n', 300)) AS first;
 SELECT length(task_name), checks FROM taskguard.idempotency_stats WHERE task_name LIKE 'nnnn%';
 
+-- a full counter table (taskguard.max_counters = 1024 here) folds new names
+-- into this database's "(other)" bucket: nothing is lost, nothing raises
+SELECT taskguard._flush_counters() >= 0 AS flushed;
+SELECT count(*) FILTER (WHERE taskguard.idempotency_check('ovf-' || i, task_name => 'ovf_' || i)) AS new_keys
+  FROM generate_series(1, 1100) i;
+SELECT sum(checks) AS all_counted, bool_or(task_name = '(other)') AS has_other_bucket,
+       count(*) FILTER (WHERE task_name LIKE 'ovf\_%') < 1100 AS some_folded
+  FROM taskguard.idempotency_stats WHERE task_name LIKE 'ovf\_%' OR task_name = '(other)';
+SELECT taskguard._flush_counters() > 0 AS flushed;
+SELECT count(*) AS live_left FROM taskguard._idempotency_live_counters();
+SELECT sum(checks) AS all_flushed FROM taskguard.idempotency_counter
+ WHERE task_name LIKE 'ovf\_%' OR task_name = '(other)';
+DELETE FROM taskguard.idempotency_counter WHERE task_name LIKE 'ovf\_%' OR task_name = '(other)';
+
 -- leave nothing behind for the other tests
 DELETE FROM taskguard.task WHERE task_name = 'idem_job';
 DELETE FROM taskguard.idempotency_record;

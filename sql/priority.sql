@@ -43,6 +43,19 @@ SELECT f, (taskguard.calculate_priority('prio_unconfigured', jsonb_build_object(
   FROM unnest(ARRAY['TRANSIENT_RATE_LIMIT', 'SYSTEM_DISK_FULL', 'EXTERNAL_SERVICE_UNAVAILABLE',
                     'TRANSIENT_NETWORK', 'UNKNOWN']) f;
 
+-- retry_policy is read per call: a per-task override, an override without an
+-- adjustment inherits the type's default row, a changed default is seen at once
+INSERT INTO taskguard.retry_policy (failure_type, task_name, priority_adjustment) VALUES
+    ('TRANSIENT_NETWORK', 'prio_override', 1.5), ('TRANSIENT_RATE_LIMIT', 'prio_override', NULL);
+SELECT f, (taskguard.calculate_priority('prio_override', jsonb_build_object('failure_type', f))).score
+  FROM unnest(ARRAY['TRANSIENT_NETWORK', 'TRANSIENT_RATE_LIMIT']) f;
+UPDATE taskguard.retry_policy SET priority_adjustment = -2
+ WHERE failure_type = 'SYSTEM_DISK_FULL' AND task_name IS NULL;
+SELECT (taskguard.calculate_priority('prio_unconfigured', '{"failure_type": "SYSTEM_DISK_FULL"}')).score AS changed_default;
+UPDATE taskguard.retry_policy SET priority_adjustment = -0.5
+ WHERE failure_type = 'SYSTEM_DISK_FULL' AND task_name IS NULL;
+DELETE FROM taskguard.retry_policy WHERE task_name = 'prio_override';
+
 -- clamping at both ends
 SELECT * FROM taskguard.calculate_priority('prio_critical',
     '{"customer_tier": "enterprise", "age_hours": 30}');
@@ -116,8 +129,14 @@ SELECT (taskguard.tick()->>'escalate')::int AS nothing_more;
 UPDATE taskguard.task SET enqueued_at = now() - interval '30 hours' WHERE queue = 'prio_esc';
 SELECT (taskguard.tick()->>'escalate')::int AS escalated_again;
 SELECT priority, priority_score FROM taskguard.task WHERE queue = 'prio_esc' ORDER BY id;
--- a task whose score was changed by someone else starts again from that score
-UPDATE taskguard.task SET priority = 'DEFERRED', priority_score = 0, enqueued_at = now() - interval '7 hours'
+-- a score someone else set (requeue, an operator) counts as already aged when
+-- it was set (run_at): only aging earned afterwards raises it
+UPDATE taskguard.task SET priority = 'DEFERRED', priority_score = 0,
+       enqueued_at = now() - interval '7 hours', run_at = now()
+ WHERE id = :e2;
+SELECT (taskguard.tick()->>'escalate')::int AS operator_choice_kept;
+SELECT priority, priority_score FROM taskguard.task WHERE id = :e2;
+UPDATE taskguard.task SET enqueued_at = now() - interval '30 hours', run_at = now() - interval '23 hours'
  WHERE id = :e2;
 SELECT (taskguard.tick()->>'escalate')::int AS rebased;
 SELECT priority, priority_score FROM taskguard.task WHERE id = :e2;
@@ -133,9 +152,28 @@ SELECT taskguard.tick() IS NOT NULL AS ticked;
 SELECT count(*) AS escalation_rows_left FROM taskguard.task_escalation x
   JOIN taskguard.task t ON t.id = x.task_id WHERE t.queue = 'prio_esc';
 SELECT taskguard._escalate_priorities(0) AS batch_zero, taskguard._escalate_priorities(-5) AS batch_negative;
-SELECT taskguard._escalated_score('NaN', NULL, NULL) AS nan_base,
-       taskguard._escalated_score(2, 'nope', '-infinity') AS unknown_tier_forever;
+-- a retried task whose recomputed score already includes its aging is not aged twice
+SELECT taskguard.enqueue('prio_esc3', queue => 'prio_esc3') AS r2 \gset
+UPDATE taskguard.task t SET attempts = 1, enqueued_at = now() - interval '7 hours',
+       run_at = now() - interval '1 minute',
+       priority_score = p.score, priority = p.priority
+  FROM taskguard.calculate_priority('prio_esc3',
+           jsonb_build_object('enqueued_at', now() - interval '7 hours',
+                              'failure_type', 'TRANSIENT_RATE_LIMIT')) p
+ WHERE t.id = :r2;
+SELECT priority, priority_score FROM taskguard.task WHERE id = :r2;
+SELECT (taskguard.tick()->>'escalate')::int AS not_aged_twice;
+UPDATE taskguard.task SET enqueued_at = now() - interval '25 hours', run_at = now() - interval '18 hours'
+ WHERE id = :r2;
+SELECT (taskguard.tick()->>'escalate')::int AS later_aging_counts;
+SELECT priority, priority_score FROM taskguard.task WHERE id = :r2;
+SELECT base_score, escalated_score FROM taskguard.task_escalation WHERE task_id = :r2;
+SELECT taskguard._escalation_bonus(NULL, NULL) AS no_age,
+       taskguard._escalation_bonus('nope', '-infinity') AS unknown_tier_forever,
+       taskguard._escalation_bonus('basic', now() - interval '5 hours') AS basic_5h,
+       taskguard._escalation_bonus('enterprise', now() - interval '1 hour', now() - interval '50 minutes') AS ent_10min,
+       taskguard._escalation_bonus('standard', 'infinity') AS future;
 
 -- leave nothing behind for the other tests
-DELETE FROM taskguard.task WHERE task_name IN ('process_payment', 'prio_esc', 'prio_esc2');
+DELETE FROM taskguard.task WHERE task_name IN ('process_payment', 'prio_esc', 'prio_esc2', 'prio_esc3');
 DELETE FROM taskguard.task_config WHERE task_name LIKE 'prio%' OR task_name = 'process_payment';

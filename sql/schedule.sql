@@ -4,6 +4,7 @@
 \set VERBOSITY terse
 SET timezone = 'UTC';
 SET taskguard.worker_capacity = 4;
+SET jit = off;  -- the SQL cross-check below is cheap but costed high
 CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE r text;
 BEGIN
@@ -48,7 +49,8 @@ SELECT count(*) AS buckets,
        count(*) FILTER (WHERE hotspot) AS hotspots,
        bool_and(hotspot = (extract(minute FROM bucket_start) = 0)) AS hot_exactly_at_00
 FROM taskguard.schedule_load();
-SELECT count(*) AS hotspot_rows, min(utilization) AS u, min(running) AS running, min(starting) AS starting
+SELECT count(*) AS hotspot_rows, min(utilization) AS u, min(running) AS running, min(starting) AS starting,
+       bool_and(cardinality(jobs) = running) AS jobs_listed, min(jobs::text) AS jobs
 FROM taskguard.schedule_hotspots;
 -- other bucket sizes and capacities; utilization is not clamped
 SELECT count(*) AS hour_buckets, min(running) AS min_running, max(utilization) AS u
@@ -90,6 +92,37 @@ SELECT count(*) AS null_means_true FROM taskguard.validate_schedules(NULL);
 SELECT duplicates, "overlaps", invalid, hotspots > 0 AS hot,
        score = greatest(0, 100 - (10 + round(40.0 * hotspots / 1440)::int) - 10 - 20) AS formula
 FROM taskguard.schedule_health();
+SELECT count(*) > 0 AS some_hot, bool_and(cardinality(jobs) = running) AS jobs_match_running
+FROM taskguard.schedule_hotspots;
+-- the C pass agrees with the same counts computed set-based in SQL (runs
+-- that started before the window included), in 1-minute, 7-minute and 1-hour buckets
+CREATE FUNCTION pg_temp.sql_load(bucket interval) RETURNS TABLE (b timestamptz, starting bigint, running bigint)
+LANGUAGE sql AS $$
+    -- the last bucket is whole: the window ends at start + ceil(24 h / bucket) buckets
+    WITH w AS (SELECT s, s + bucket * ceil(86400 / extract(epoch FROM bucket))::int AS e
+               FROM date_bin(bucket, now(), timestamptz 'epoch') s),
+    jobs AS (SELECT name, schedule, coalesce(expected_duration, '1 minute') AS d FROM taskguard.schedule),
+    runs AS (SELECT j.name, t, j.d
+             FROM w, jobs j, taskguard.cron_occurrences(j.schedule, w.s - j.d, w.e) t),
+    cover AS (SELECT DISTINCT r.name, gs AS b
+              FROM w, runs r, generate_series(date_bin(bucket, r.t, timestamptz 'epoch'),
+                                              r.t + r.d - interval '1 microsecond', bucket) gs
+              WHERE gs >= w.s AND gs < w.e),
+    starts AS (SELECT DISTINCT r.name, date_bin(bucket, r.t, timestamptz 'epoch') AS b
+               FROM w, runs r WHERE r.t >= w.s),
+    buckets AS (SELECT generate_series(w.s, w.s + interval '24 hours' - interval '1 microsecond', bucket) AS b FROM w),
+    sc AS (SELECT b, count(*) AS n FROM starts GROUP BY b),
+    cc AS (SELECT b, count(*) AS n FROM cover GROUP BY b)
+    SELECT k.b, coalesce(sc.n, 0), coalesce(cc.n, 0)
+    FROM buckets k LEFT JOIN sc ON sc.b = k.b LEFT JOIN cc ON cc.b = k.b
+$$;
+SELECT bucket, (SELECT count(*) FROM (
+          (SELECT bucket_start, starting::bigint, running::bigint FROM taskguard.schedule_load('24 hours', bucket)
+           EXCEPT SELECT * FROM pg_temp.sql_load(bucket))
+          UNION ALL
+          (SELECT * FROM pg_temp.sql_load(bucket)
+           EXCEPT SELECT bucket_start, starting, running FROM taskguard.schedule_load('24 hours', bucket))) d) AS differences
+FROM (VALUES (interval '1 minute'), (interval '7 minutes'), (interval '1 hour')) v(bucket);
 -- a job counts once per bucket however often it fires, and in every bucket
 -- its runs overlap
 SELECT min(running) AS min_running FROM taskguard.schedule_load();
@@ -116,12 +149,21 @@ SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('100000 minute
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('100001 minutes', '1 minute')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('178000000 years', '1 microsecond')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('1 day', '1 microsecond')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('1 day', '100000000 days')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard.schedule_load('1 day', '2000 days')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets('294276-06-01', '1 minute', 1440, '{"* * * * *"}', '{"1 hour"}')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets('4713-01-02 BC', '1 minute', 1440, '{"* * * * *"}', '{"1 hour"}')$$);
 -- the internal functions defend themselves too
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets(now(), '1 minute', 0, '{}', '{}')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets('infinity', '1 minute', 10, '{}', '{}')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_load_buckets(now(), '1 minute', 10, '{"* * * * *"}', '{}')$$);
 SELECT pg_temp.try($$SELECT sum(running) FROM taskguard._schedule_load_buckets(now(), '1 minute', 10, '{"* * * * *",NULL,"bad"}', '{NULL,NULL,"1000000 years"}')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard._schedule_suggest(now(), 10, 0, '{}', '{}')$$);
+-- suggestions render the other fields with single blanks, @ forms as five fields,
+-- suggestions render the other fields with single blanks, @ forms as five fields,
+SELECT step, job, suggested, peak_before, peak_after
+FROM taskguard._schedule_suggest(date_bin('1 minute', now(), timestamptz 'epoch'), 1440, 1,
+       ARRAY[E' 0\t*\x0b*  *\n*', '@hourly', '*/20 * * * *', '*/20 * * * *'], '{NULL,NULL,NULL,NULL}');
 SELECT pg_temp.try($$SELECT taskguard._cron_error(repeat('x', 10000000))$$);
 SELECT taskguard._cron_error('0 * * * *') IS NULL AS valid, taskguard._cron_period('bad', now()) IS NULL AS no_period,
        taskguard._cron_period('@weekly', now()) AS weekly_period,

@@ -29,6 +29,7 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -123,12 +124,14 @@ PG_FUNCTION_INFO_V1(taskguard_breaker_maintain);
 PG_FUNCTION_INFO_V1(taskguard_breaker_live);
 PG_FUNCTION_INFO_V1(taskguard_breaker_config_changed);
 
+/* Hash capacity: the breakers plus one load entry per database. */
 static int
 BreakerHashSize(void)
 {
 	return tg_max_breakers + BREAKER_MAX_DBS;
 }
 
+/* Shared memory for the header and the hash (taskguard.c adds it up). */
 Size
 BreakerShmemSize(void)
 {
@@ -136,6 +139,17 @@ BreakerShmemSize(void)
 					hash_estimate_size(BreakerHashSize(), sizeof(BreakerEntry)));
 }
 
+/* Hash only the used part of the name: most names are far shorter than the key. */
+static uint32
+BreakerKeyHash(const void *key, Size keysize)
+{
+	const BreakerKey *k = (const BreakerKey *) key;
+
+	return hash_bytes((const unsigned char *) k->service, strnlen(k->service, BREAKER_NAME_MAX)) ^
+		murmurhash32((uint32) k->dbid);
+}
+
+/* Create or attach the header and the hash; under AddinShmemInitLock. */
 void
 BreakerShmemInit(void)
 {
@@ -147,12 +161,14 @@ BreakerShmemInit(void)
 		memset(breaker_shared, 0, sizeof(BreakerShared));
 	info.keysize = sizeof(BreakerKey);
 	info.entrysize = sizeof(BreakerEntry);
+	info.hash = BreakerKeyHash;
 	breaker_hash = ShmemInitHash("taskguard breaker hash", BreakerHashSize(), BreakerHashSize(),
-								 &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+								 &info, HASH_ELEM | HASH_FUNCTION | HASH_FIXED_SIZE);
 }
 
 /* ---- keys and arguments ---- */
 
+/* Key of (this database, name); zero-padded, since keys compare with memcmp. */
 static void
 BreakerKeyFor(BreakerKey *key, const char *name, int len)
 {
@@ -200,6 +216,7 @@ BreakerCheckService(FunctionCallInfo fcinfo, int argno, BreakerKey *key)
 						BREAKER_NAME_MAX, (long long) BreakerArgLength(fcinfo, argno))));
 }
 
+/* Refuse a NULL argument, naming it. */
 static void
 BreakerRequireArg(FunctionCallInfo fcinfo, int argno, const char *name)
 {
@@ -209,6 +226,7 @@ BreakerRequireArg(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errmsg("argument \"%s\" must not be NULL", name)));
 }
 
+/* A core time as a timestamptz Datum; BREAKER_NO_TIME becomes NULL. */
 static Datum
 BreakerTimeDatum(int64 t, bool *isnull)
 {
@@ -218,6 +236,7 @@ BreakerTimeDatum(int64 t, bool *isnull)
 
 /* ---- backend caches ---- */
 
+/* Our tables changed (or all caches were reset): re-read settings, re-check the load. */
 static void
 BreakerRelcacheCallback(Datum arg, Oid relid)
 {
@@ -269,6 +288,7 @@ BreakerXactCallback(XactEvent event, void *arg)
 		npending = 0;
 }
 
+/* Register this backend's callbacks once. */
 static void
 BreakerBackendInit(void)
 {
@@ -297,6 +317,7 @@ BreakerLookupRelids(void)
 	return OidIsValid(config_relid) && OidIsValid(saved_relid);
 }
 
+/* Column col of SPI result row as int4 (NULL → 0). */
 static int32
 SpiInt4(int row, int col)
 {
@@ -306,6 +327,7 @@ SpiInt4(int row, int col)
 	return isnull ? 0 : DatumGetInt32(d);
 }
 
+/* Column col of SPI result row as int8 or timestamptz (NULL → ifnull). */
 static int64
 SpiInt8(int row, int col, int64 ifnull)
 {
@@ -363,6 +385,7 @@ BreakerConfigLoad(void)
 	config_valid = true;
 }
 
+/* Make the settings cache current; runs SQL, so never under our lock. */
 static void
 BreakerEnsureConfig(void)
 {
@@ -389,6 +412,7 @@ BreakerConfigLookup(const char *service)
 	return e != NULL ? &e->cfg : &config_default;
 }
 
+/* Settings of a service, refreshing the cache first; not under our lock. */
 static const BreakerConfig *
 BreakerConfigFor(const char *service)
 {
@@ -398,12 +422,14 @@ BreakerConfigFor(const char *service)
 
 /* ---- the shared table (callers hold the lock as stated) ---- */
 
+/* Mark a change: a new cluster-wide version.  LW_EXCLUSIVE. */
 static void
 BreakerBump(BreakerEntry *e)
 {
 	e->version = ++breaker_shared->version;
 }
 
+/* Copy an entry out, to use after releasing the lock. */
 static void
 BreakerSnapOf(BreakerSnap *snap, const BreakerEntry *e)
 {
@@ -461,6 +487,7 @@ BreakerEnter(const BreakerKey *key, TimestampTz now)
 	return e;
 }
 
+/* The clean error for a full table (the caller released the lock). */
 static void
 BreakerRaiseFull(void)
 {
@@ -761,6 +788,7 @@ BreakerRefuses(const BreakerKey *key)
 	return !BreakerCoreWouldAllow(&core, BreakerConfigFor(key->service), GetCurrentTimestamp());
 }
 
+/* See breaker.h. */
 bool
 BreakerIsOpen(const char *service, int len)
 {

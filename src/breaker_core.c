@@ -50,6 +50,7 @@ AddSat(int64_t then, int64_t span)
 	return then + span;
 }
 
+/* A fresh breaker: closed, automatic, nothing counted. */
 void
 BreakerCoreInit(BreakerCore *c)
 {
@@ -62,12 +63,14 @@ BreakerCoreInit(BreakerCore *c)
 	c->probe_at = BREAKER_NO_TIME;
 }
 
+/* Open long enough for probes? */
 static bool
 Cooled(const BreakerCore *c, const BreakerConfig *cfg, int64_t now)
 {
 	return c->state == BREAKER_OPEN && Elapsed(c->opened_at, now, cfg->cooldown_us);
 }
 
+/* → open now; the cooldown starts. */
 static void
 Open(BreakerCore *c, int64_t now)
 {
@@ -79,6 +82,7 @@ Open(BreakerCore *c, int64_t now)
 	c->probe_at = BREAKER_NO_TIME;
 }
 
+/* → half_open: a new probe round. */
 static void
 EnterHalfOpen(BreakerCore *c, int64_t now)
 {
@@ -89,6 +93,7 @@ EnterHalfOpen(BreakerCore *c, int64_t now)
 	c->probe_at = BREAKER_NO_TIME;
 }
 
+/* → closed: everything counted is forgotten. */
 static void
 Close(BreakerCore *c, int64_t now)
 {
@@ -292,12 +297,14 @@ BreakerCoreNextProbe(const BreakerCore *c, const BreakerConfig *cfg)
 	return BREAKER_NO_TIME;
 }
 
+/* SQL name of a state (taskguard.breaker_state). */
 const char *
 BreakerStateName(int state)
 {
 	return (state >= 0 && state <= BREAKER_HALF_OPEN) ? state_names[state] : "closed";
 }
 
+/* SQL name of a mode, as breaker_force takes it. */
 const char *
 BreakerModeName(int mode)
 {

@@ -79,7 +79,7 @@ static const int max_month_days[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31
 static bool
 CronIsBlank(char c)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+	return c != '\0' && strchr(CRON_BLANKS, c) != NULL;
 }
 
 static bool

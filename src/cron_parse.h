@@ -16,6 +16,9 @@
 /* Longest expression accepted, in bytes (pg_cron's own buffer is 1000). */
 #define CRON_MAX_LENGTH 1000
 
+/* The characters that separate fields. */
+#define CRON_BLANKS " \t\n\r\v\f"
+
 /* A search for the next occurrence gives up after this many years. */
 #define CRON_SEARCH_YEARS 400
 

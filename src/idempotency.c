@@ -214,6 +214,7 @@ CounterRestoreTaken(SubTransactionId subid)
 {
 	List	   *keep = NIL;
 	ListCell   *lc;
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
 	foreach(lc, counters_taken)
 	{
@@ -230,6 +231,7 @@ CounterRestoreTaken(SubTransactionId subid)
 	}
 	list_free(counters_taken);
 	counters_taken = keep;
+	MemoryContextSwitchTo(old);
 }
 
 static void

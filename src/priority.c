@@ -95,7 +95,7 @@ static bool prio_callback_registered = false;
 
 PG_FUNCTION_INFO_V1(taskguard_calculate_priority);
 PG_FUNCTION_INFO_V1(taskguard_priority_level);
-PG_FUNCTION_INFO_V1(taskguard_escalated_score);
+PG_FUNCTION_INFO_V1(taskguard_escalation_bonus);
 PG_FUNCTION_INFO_V1(taskguard_priority_config_changed);
 
 /* ---------------------------------------------------------------------
@@ -328,15 +328,22 @@ PrioTierSla(const PrioTier *t)
 	return t ? t->sla_seconds : 2 * 3600.0;
 }
 
-/* Seconds from ts to now (the transaction start); infinite ts are ±huge. */
+/* Seconds from ts to until, at least 0; infinite ends are handled. */
+static double
+PrioAgeBetween(TimestampTz ts, TimestampTz until)
+{
+	if (TIMESTAMP_IS_NOEND(ts) || TIMESTAMP_IS_NOBEGIN(until))
+		return 0.0;
+	if (TIMESTAMP_IS_NOBEGIN(ts) || TIMESTAMP_IS_NOEND(until))
+		return get_float8_infinity();
+	return Max(0.0, ((double) until - (double) ts) / USECS_PER_SEC);
+}
+
+/* Seconds from ts to now (the transaction start). */
 static double
 PrioAgeSeconds(TimestampTz ts)
 {
-	if (TIMESTAMP_IS_NOBEGIN(ts))
-		return get_float8_infinity();
-	if (TIMESTAMP_IS_NOEND(ts))
-		return 0.0;
-	return Max(0.0, (double) (GetCurrentTransactionStartTimestamp() - ts) / USECS_PER_SEC);
+	return PrioAgeBetween(ts, GetCurrentTransactionStartTimestamp());
 }
 
 /* ---------------------------------------------------------------------
@@ -448,7 +455,8 @@ PrioPolicyPlan(void)
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT p.%s::float8 FROM taskguard.retry_policy p "
-					 "WHERE p.failure_type::text = $1", quote_identifier(col));
+					 "WHERE p.failure_type::text = $1 AND p.%s IS NOT NULL",
+					 quote_identifier(col), quote_identifier(col));
 	if (per_task)
 		appendStringInfoString(&sql, " AND (p.task_name IS NULL OR p.task_name = $2) "
 							   "ORDER BY p.task_name NULLS LAST");
@@ -655,26 +663,25 @@ taskguard_priority_level(PG_FUNCTION_ARGS)
 }
 
 /*
- * taskguard._escalated_score(base real, customer_tier text, enqueued_at
- * timestamptz): base plus the aging and SLA terms a task has earned by now,
- * clamped to [0, 4].  Used by the scheduler's escalation step.
+ * taskguard._escalation_bonus(customer_tier text, enqueued_at timestamptz,
+ * as_of timestamptz DEFAULT now): the aging and SLA terms a task enqueued at
+ * enqueued_at has earned by as_of.  The scheduler's escalation step adds the
+ * bonus earned by now to a task's un-aged base score.
  */
 Datum
-taskguard_escalated_score(PG_FUNCTION_ARGS)
+taskguard_escalation_bonus(PG_FUNCTION_ARGS)
 {
-	double		base = PG_GETARG_FLOAT4(0);
-	char	   *tier_name = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	double		age = PG_ARGISNULL(2) ? 0.0 : PrioAgeSeconds(PG_GETARG_TIMESTAMPTZ(2));
+	char	   *tier_name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TimestampTz as_of = PG_ARGISNULL(2) ? GetCurrentTransactionStartTimestamp()
+		: PG_GETARG_TIMESTAMPTZ(2);
+	double		age = PG_ARGISNULL(1) ? 0.0 : PrioAgeBetween(PG_GETARG_TIMESTAMPTZ(1), as_of);
 	bool		unknown;
 	const PrioTier *tier;
-	double		score;
 
-	if (isnan(base))
-		base = 0;
 	PrioEnsureCache();
 	tier = PrioTierOrStandard(tier_name, &unknown);
-	score = base + PrioAgingBonus(age / 3600.0) + PrioSlaBonus(age, PrioTierSla(tier));
-	PG_RETURN_FLOAT4((float4) Min(PRIO_SCORE_MAX, Max(0.0, score)));
+	PG_RETURN_FLOAT4((float4) (PrioAgingBonus(age / 3600.0) +
+							   PrioSlaBonus(age, PrioTierSla(tier))));
 }
 
 /* Statement trigger on the priority tables: other backends re-read them. */

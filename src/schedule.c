@@ -327,10 +327,19 @@ LoadReadJobs(ArrayType *exprs, ArrayType *durations, int *njobs)
 	return jobs;
 }
 
-/* Validate the window arguments of the bucket functions. */
+/*
+ * Validate the window arguments of the bucket functions.  margin is how many
+ * buckets the window may be widened by on each side (suggestions); the whole
+ * range touched, runs of the longest duration included, must be valid
+ * timestamps, which also keeps every sum below from overflowing.
+ */
 static void
-LoadCheckWindow(const LoadWindow *w)
+LoadCheckWindow(const LoadWindow *w, int margin)
 {
+	int64		span,
+				low,
+				high;
+
 	ScheduleCheckFinite(w->start, "start");
 	if (w->bucket <= 0)
 		ereport(ERROR,
@@ -341,11 +350,16 @@ LoadCheckWindow(const LoadWindow *w)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the number of buckets must be between 1 and %d, not %d",
 						SCHEDULE_MAX_BUCKETS, w->nbuckets)));
-	if (!IS_VALID_TIMESTAMP(w->start + w->bucket * (int64) (w->nbuckets + 2 * SUGGEST_MARGIN)) ||
-		!IS_VALID_TIMESTAMP(w->start - SCHEDULE_MAX_DURATION - w->bucket * SUGGEST_MARGIN))
+	if (pg_mul_s64_overflow(w->bucket, (int64) w->nbuckets + 2 * margin, &span) ||
+		pg_add_s64_overflow(w->start, span, &high) ||
+		pg_add_s64_overflow(high, SCHEDULE_MAX_DURATION, &high) ||
+		pg_sub_s64_overflow(w->start, span, &low) ||
+		pg_sub_s64_overflow(low, SCHEDULE_MAX_DURATION, &low) ||
+		!IS_VALID_TIMESTAMP(high) || !IS_VALID_TIMESTAMP(low))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the load window is outside the timestamp range")));
+				 errmsg("the load window is outside the timestamp range"),
+				 errdetail("The buckets, and runs of up to 400 days around them, must fall between 4713 BC and 294276 AD.")));
 }
 
 /*
@@ -371,7 +385,7 @@ taskguard_schedule_load_buckets(PG_FUNCTION_ARGS)
 	w.start = PG_GETARG_TIMESTAMPTZ(0);
 	w.bucket = bucket->month != 0 ? 0 : ScheduleIntervalUsec(bucket);
 	w.nbuckets = PG_GETARG_INT32(2);
-	LoadCheckWindow(&w);
+	LoadCheckWindow(&w, 0);
 	jobs = LoadReadJobs(PG_GETARG_ARRAYTYPE_P(3), PG_GETARG_ARRAYTYPE_P(4), &njobs);
 
 	starting_n = palloc0(sizeof(int32) * w.nbuckets);
@@ -578,13 +592,13 @@ SuggestRender(const char *expr, uint64 minutes)
 	/* the other four fields: canonical for @ forms, else the text as given */
 	if (rest == NULL)
 		rest = expr;
-	while (*rest == ' ' || *rest == '\t' || *rest == '\n' || *rest == '\r')
+	while (*rest && strchr(CRON_BLANKS, *rest))
 		rest++;
-	while (*rest && !(*rest == ' ' || *rest == '\t' || *rest == '\n' || *rest == '\r'))
+	while (*rest && !strchr(CRON_BLANKS, *rest))
 		rest++;
 	for (bool blank = false; *rest; rest++)
 	{
-		bool		is_blank = (*rest == ' ' || *rest == '\t' || *rest == '\n' || *rest == '\r');
+		bool		is_blank = strchr(CRON_BLANKS, *rest) != NULL;
 
 		if (!is_blank)
 			appendStringInfoChar(&buf, *rest);
@@ -649,7 +663,7 @@ taskguard_schedule_suggest(PG_FUNCTION_ARGS)
 	w.start = PG_GETARG_TIMESTAMPTZ(0);
 	w.bucket = USECS_PER_MINUTE;
 	w.nbuckets = PG_GETARG_INT32(1);
-	LoadCheckWindow(&w);
+	LoadCheckWindow(&w, SUGGEST_MARGIN);
 	if (capacity < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -130,10 +130,16 @@ DefineIntervalGuc(const char *name, const char *desc, char **var, const char *de
 static void
 DefineGucs(void)
 {
+	/*
+	 * PGC_POSTMASTER GUCs may only be created while preloading (later it is a
+	 * FATAL error); loaded on first use, the sizes mean nothing anyway.
+	 */
+	GucContext	pm = process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP;
+
 	DefineCustomStringVariable("taskguard.database",
 							   "Database in which the taskguard scheduler runs.",
 							   NULL, &tg_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   pm, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskguard.naptime",
 							"Time between scheduler passes.",
 							NULL, &tg_naptime_ms, 1000, 10, 3600 * 1000,
@@ -157,11 +163,11 @@ DefineGucs(void)
 	DefineCustomIntVariable("taskguard.max_breakers",
 							"Circuit breakers kept in shared memory.",
 							NULL, &tg_max_breakers, 1024, 16, 1000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							pm, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskguard.max_counters",
 							"Per-task_name counters kept in shared memory.",
 							NULL, &tg_max_counters, 1024, 16, 1000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							pm, 0, NULL, NULL, NULL);
 	DefineIntervalGuc("taskguard.task_retention",
 					  "How long succeeded and cancelled tasks are kept.",
 					  &tg_task_retention, "1 day");

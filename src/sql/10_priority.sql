@@ -41,10 +41,12 @@ RETURNS taskguard.priority_result
 AS 'MODULE_PATHNAME', 'taskguard_calculate_priority'
 LANGUAGE C STABLE PARALLEL SAFE;
 
--- base + aging + SLA pressure earned by now, clamped (the escalation step).
-CREATE FUNCTION taskguard._escalated_score(base real, customer_tier text, enqueued_at timestamptz)
+-- The aging + SLA pressure a task enqueued at enqueued_at has earned by as_of
+-- (NULL: now); the escalation step adds it to a task's un-aged base score.
+CREATE FUNCTION taskguard._escalation_bonus(customer_tier text, enqueued_at timestamptz,
+                                            as_of timestamptz DEFAULT NULL)
 RETURNS real
-AS 'MODULE_PATHNAME', 'taskguard_escalated_score'
+AS 'MODULE_PATHNAME', 'taskguard_escalation_bonus'
 LANGUAGE C STABLE PARALLEL SAFE;
 
 -- Every backend caches the three tables above; a change tells them to re-read.
@@ -68,10 +70,8 @@ SELECT pg_catalog.pg_extension_config_dump('taskguard.task_config', '');
 
 
 
--- What the escalation step last did to a waiting task: the score it started
--- from (the task's own score before any escalation) and the score it set.
--- When a task's score is no longer the one set here (a retry recomputed it,
--- requeue() changed it), the current score becomes the new base.
+-- What the escalation step last did to a waiting task: its un-aged base
+-- score and the score it set.
 CREATE TABLE taskguard.task_escalation (
     task_id         bigint PRIMARY KEY,
     base_score      real NOT NULL,
@@ -82,6 +82,14 @@ CREATE TABLE taskguard.task_escalation (
 -- only those whose level changes, at most batch of them, skipping rows that
 -- claim() holds.  Tasks younger than the smallest threshold (half the
 -- shortest SLA, or 6 h) are not looked at.
+--
+-- new score = clamp(un-aged base + bonus earned by now).  The un-aged base is
+--  * the remembered base while the task still has the score escalation set;
+--  * else, for a task that never ran, its enqueue-time score (age 0 then);
+--  * else the score was set by someone else — a retry recomputed it with the
+--    aging earned by then, or requeue()/an operator chose it — at about
+--    run_at: that score minus the bonus earned by run_at, so aging is never
+--    counted twice and only what is earned afterwards is added.
 CREATE FUNCTION taskguard._escalate_priorities(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -95,17 +103,21 @@ BEGIN
     v_young := coalesce(v_young, interval '6 hours');
 
     WITH cand AS (
-        SELECT t.id, b.base,
-               taskguard._escalated_score(b.base, t.customer_tier, t.enqueued_at) AS score
+        SELECT t.id, b.base, s.score
           FROM taskguard.task t
           LEFT JOIN taskguard.task_escalation e ON e.task_id = t.id
-         CROSS JOIN LATERAL (SELECT CASE WHEN e.escalated_score = t.priority_score
-                                         THEN e.base_score ELSE t.priority_score END AS base) b
+         CROSS JOIN LATERAL (SELECT CASE
+                WHEN e.escalated_score = t.priority_score THEN e.base_score
+                WHEN t.attempts = 0 AND e.task_id IS NULL THEN t.priority_score
+                ELSE t.priority_score - taskguard._escalation_bonus(
+                         t.customer_tier, t.enqueued_at, greatest(t.run_at, t.enqueued_at))
+                END AS base) b
+         CROSS JOIN LATERAL (SELECT least(4, greatest(0, b.base +
+                    taskguard._escalation_bonus(t.customer_tier, t.enqueued_at)))::real AS score) s
          WHERE t.status = 'ready' AND t.priority_score < 4
            AND t.enqueued_at <= now() - v_young
-           AND taskguard.priority_level(
-                   taskguard._escalated_score(b.base, t.customer_tier, t.enqueued_at))
-               > t.priority
+           AND s.score > t.priority_score
+           AND taskguard.priority_level(s.score) > t.priority
          LIMIT greatest(batch, 1)
          FOR UPDATE OF t SKIP LOCKED),
     upd AS (

@@ -166,6 +166,12 @@ $$;
 
 -- ---------------------------------------------------------------- analysis
 
+-- taskguard.worker_capacity, also before the library is loaded in this session.
+CREATE FUNCTION taskguard._worker_capacity()
+RETURNS int
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$ SELECT coalesce(nullif(current_setting('taskguard.worker_capacity', true), '')::int, 4) $$;
+
 -- Per bucket of the next `horizon`: jobs starting, jobs running, utilization
 -- (running / capacity, not clamped) and whether it is a hotspot (> 70 %).
 CREATE FUNCTION taskguard.schedule_load(horizon interval DEFAULT '24 hours',
@@ -176,7 +182,7 @@ RETURNS TABLE (bucket_start timestamptz, starting int, running int,
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 AS $$
 DECLARE
-    v_cap   int := coalesce(capacity, current_setting('taskguard.worker_capacity')::int);
+    v_cap   int := coalesce(capacity, taskguard._worker_capacity());
     v_n     numeric;
     v_start timestamptz;
     v_exprs text[];
@@ -305,14 +311,29 @@ BEGIN
     RETURN QUERY
         SELECT v_names[s.job], v_exprs[s.job], s.suggested, s.peak_before, s.peak_after
         FROM taskguard._schedule_suggest(date_bin('1 minute', now(), timestamptz 'epoch'), 1440,
-                                         current_setting('taskguard.worker_capacity')::int,
+                                         taskguard._worker_capacity(),
                                          v_exprs, v_durs) s
         ORDER BY s.step;
 END
 $$;
 
--- The hot buckets of the next 24 hours (default bucket and capacity).
+-- The hot buckets of the next 24 hours (default bucket and capacity), with
+-- the jobs running in each: a job runs in [b, b + 1 minute) when its first
+-- start after b - duration comes before b + 1 minute.
 CREATE VIEW taskguard.schedule_hotspots AS
-SELECT l.bucket_start, l.starting, l.running, l.utilization
-FROM taskguard.schedule_load() l
-WHERE l.hotspot;
+WITH jobs AS MATERIALIZED (
+    SELECT j.job, j.schedule,
+           least(greatest(coalesce(j.duration, interval '1 minute'), interval '1 microsecond'),
+                 interval '400 days') AS duration
+    FROM taskguard._schedule_jobs() j
+    WHERE j.error IS NULL),
+hot AS MATERIALIZED (
+    SELECT l.bucket_start, l.starting, l.running, l.utilization
+    FROM taskguard.schedule_load() l
+    WHERE l.hotspot)
+SELECT h.bucket_start, h.starting, h.running, h.utilization,
+       ARRAY(SELECT j.job FROM jobs j
+             WHERE taskguard.cron_next(j.schedule, h.bucket_start - j.duration)
+                   < h.bucket_start + interval '1 minute'
+             ORDER BY j.job) AS jobs
+FROM hot h;

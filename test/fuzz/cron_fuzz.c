@@ -22,6 +22,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CronSchedule s;
 	CronError	err;
 
+	/* an @ form's canonical fields must parse too */
+	{
+		const char *canon = CronCanonicalAt((const char *) data, size);
+
+		if (canon != NULL && !CronParse(canon, strlen(canon), &s, NULL))
+			abort();
+	}
 	if (!CronParse((const char *) data, size, &s, &err))
 	{
 		if (err.field == NULL || strlen(err.message) == 0)

@@ -16,6 +16,19 @@ ok "$(tg_wait_for 5 "SELECT status <> 'running' FROM taskguard.task WHERE id = $
 like_reap=$(q "SELECT last_error LIKE '%LeaseExpired%' OR EXISTS (SELECT 1 FROM taskguard.task WHERE id = $id AND status = 'failed') FROM taskguard.task WHERE id = $id")
 is "$like_reap" t "reaped task is recorded as a LeaseExpired failure"
 
+# a due retry is back on its queue within 3 x naptime (the worker, no tick())
+naptime_ms=$(q "SELECT extract(epoch FROM current_setting('taskguard.naptime')::interval) * 1000")
+id=$(q "SELECT taskguard.enqueue('retry_me', '{}', 'sched_retry')")
+q "SELECT count(*) FROM taskguard.claim('sched_retry', 'w', 1)" >/dev/null
+is "$(q "SELECT (taskguard.fail($id, 'psycopg.errors.DeadlockDetected', 'deadlock detected', '{}', 1)).action")" retry \
+   "a deadlock is retried"
+q "UPDATE taskguard.task SET run_at = now() + interval '1 hour' WHERE id = $id" >/dev/null
+due=$(q "WITH u AS (UPDATE taskguard.dead_letter SET next_retry_at = clock_timestamp() WHERE task_id = $id RETURNING next_retry_at) SELECT next_retry_at FROM u")
+ok "$(tg_wait_for 10 "SELECT status = 'ready' FROM taskguard.task WHERE id = $id"; echo $?)" "the worker requeues the due retry"
+lag=$(q "SELECT round(extract(epoch FROM run_at - '$due'::timestamptz) * 1000) FROM taskguard.task WHERE id = $id")
+ok "$([ "$lag" -le $((3 * ${naptime_ms%.*})) ]; echo $?)" "back on its queue ${lag} ms after it was due (3 x naptime = $((3 * ${naptime_ms%.*})) ms)"
+is "$(q "SELECT status FROM taskguard.dead_letter WHERE task_id = $id")" RETRYING "its record is RETRYING"
+
 # pg_terminate_backend: the launcher starts a new scheduler
 old=$(q "SELECT pid FROM taskguard.scheduler_status")
 q "SELECT pg_terminate_backend($old)" >/dev/null
