@@ -210,6 +210,20 @@ ROLLBACK;
 SELECT failure_type, remediation, retryable, max_retries, base_delay, max_delay, multiplier, jitter,
        alert_level, priority_adjustment
   FROM taskguard.retry_policy ORDER BY failure_type;
+-- a role without privileges on the configuration tables can classify (the
+-- cache is read as the tables' owner)
+CREATE ROLE tg_classify_plain;
+GRANT USAGE ON SCHEMA taskguard TO tg_classify_plain;
+INSERT INTO taskguard.classification_rule (error_type_pattern, failure_type, description)
+VALUES ('PlainRoleError', 'SYSTEM_DISK_FULL', 'role test');
+SET ROLE tg_classify_plain;
+SELECT count(*) FROM taskguard.classification_rule;
+SELECT failure_type, alert_level FROM taskguard.classify('PlainRoleError', NULL);
+SELECT current_user;
+RESET ROLE;
+DELETE FROM taskguard.classification_rule WHERE description = 'role test';
+REVOKE USAGE ON SCHEMA taskguard FROM tg_classify_plain;
+DROP ROLE tg_classify_plain;
 -- classification inside a parallel worker (the cache is loaded there too)
 CREATE TABLE classify_cases AS SELECT * FROM cases;
 SET force_parallel_mode = on;

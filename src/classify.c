@@ -24,6 +24,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -31,6 +32,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "regex/regex.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -370,6 +372,48 @@ ClassifyLoadRules(void)
 	}
 }
 
+/* The owner of a relation, or InvalidOid. */
+static Oid
+ClassifyRelOwner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
+	return owner;
+}
+
+/*
+ * Read both tables as their owner, so that classify() works for any role
+ * that may call it, whatever its privileges on the configuration tables.
+ */
+static void
+ClassifyLoadTables(void)
+{
+	Oid			owner = ClassifyRelOwner(cache.rule_relid);
+	Oid			save_userid;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	if (OidIsValid(owner))
+		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		ClassifyLoadPolicies();
+		ClassifyLoadRules();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+}
+
 /*
  * Make the cache current.  valid is set before loading, so an invalidation
  * that arrives while we read the tables leaves it stale for the next call.
@@ -393,8 +437,7 @@ ClassifyEnsureCache(void)
 		elog(ERROR, "taskguard: SPI_connect failed");
 	PG_TRY();
 	{
-		ClassifyLoadPolicies();
-		ClassifyLoadRules();
+		ClassifyLoadTables();
 	}
 	PG_CATCH();
 	{
