@@ -953,12 +953,16 @@ taskguard_breaker_force(PG_FUNCTION_ARGS)
 Datum
 taskguard_breaker_is_open(PG_FUNCTION_ARGS)
 {
-	BreakerKey	key;
+	int64		len;
+	text	   *t;
 
-	if (!tg_shmem_ready || !BreakerKeyFromArg(fcinfo, 0, &key))
+	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
-	BreakerEnsureLoaded();
-	PG_RETURN_BOOL(BreakerRefuses(&key));
+	len = BreakerArgLength(fcinfo, 0);
+	if (len < 1 || len > BREAKER_NAME_MAX)
+		PG_RETURN_BOOL(false);
+	t = PG_GETARG_TEXT_PP(0);
+	PG_RETURN_BOOL(BreakerIsOpen(VARDATA_ANY(t), (int) len));
 }
 
 /*
