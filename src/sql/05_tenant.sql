@@ -16,3 +16,16 @@ SELECT coalesce(tenant,
        (SELECT m.tenant FROM taskguard.tenant_member m
          WHERE m.role = current_user ORDER BY m.tenant LIMIT 1))
 $$;
+
+-- Whether the caller may see rows of row_tenant: a role with no mapping sees
+-- every tenant, a mapped role only its own.  Views over rollups filter with it
+-- (a view runs with its owner's rights, so RLS alone would not filter them).
+-- The access capability owns its implementation; keep the signature.
+CREATE FUNCTION taskguard._tenant_visible(row_tenant text)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT NOT EXISTS (SELECT 1 FROM taskguard.tenant_member m WHERE m.role = current_user)
+    OR EXISTS (SELECT 1 FROM taskguard.tenant_member m
+                WHERE m.role = current_user AND m.tenant = row_tenant)
+$$;
