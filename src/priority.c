@@ -70,6 +70,14 @@ typedef struct PrioTier
 	double		bonus;
 } PrioTier;
 
+/* A retry_policy row of one task_name that sets priority_adjustment. */
+typedef struct PrioOverride
+{
+	int			failure_idx;
+	char	   *task_name;
+	double		adjust;
+} PrioOverride;
+
 /* The per-backend copy of the configuration tables. */
 typedef struct PrioCache
 {
@@ -81,8 +89,9 @@ typedef struct PrioCache
 	PrioTier   *tiers;
 	int			ntiers;
 	char	   *queues[PRIO_LEVELS];
-	SPIPlanPtr	policy_plan;	/* retry_policy lookup, NULL if none */
-	bool		policy_checked;
+	double		adjust[lengthof(prio_failure_types)];	/* retry_policy defaults */
+	PrioOverride *overrides;	/* per-task_name priority_adjustment rows */
+	int			noverrides;
 } PrioCache;
 
 static PrioCache prio_cache;
@@ -192,6 +201,48 @@ PrioLoadQueues(void)
 	}
 }
 
+/*
+ * The priority_adjustment column of retry_policy (built-in values when the
+ * table is missing): the scheduler recomputes a priority for every retried
+ * task, so a query per call would dominate the requeue step.  The table's
+ * statement trigger invalidates this cache like the others.
+ */
+static void
+PrioLoadAdjustments(void)
+{
+	for (int i = 0; i < lengthof(prio_failure_types); i++)
+		prio_cache.adjust[i] = prio_failure_types[i].adjust;
+	prio_cache.noverrides = 0;
+	prio_cache.overrides = NULL;
+	if (!OidIsValid(prio_cache.relids[3]))
+		return;
+	PrioQuery("SELECT failure_type::text, task_name, priority_adjustment::float8 "
+			  "FROM taskguard.retry_policy WHERE priority_adjustment IS NOT NULL");
+	prio_cache.overrides = MemoryContextAlloc(prio_cxt, sizeof(PrioOverride) * (SPI_processed + 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *type = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *task = PrioGetText(i, 2);
+		int			idx = -1;
+
+		for (int j = 0; j < lengthof(prio_failure_types); j++)
+			if (strcmp(prio_failure_types[j].name, type) == 0)
+				idx = j;
+		if (idx < 0)
+			continue;
+		if (task == NULL)
+			prio_cache.adjust[idx] = PrioGetFloat(i, 3);
+		else
+		{
+			PrioOverride *o = &prio_cache.overrides[prio_cache.noverrides++];
+
+			o->failure_idx = idx;
+			o->task_name = task;
+			o->adjust = PrioGetFloat(i, 3);
+		}
+	}
+}
+
 /* Fill the cache from the tables if an invalidation emptied it. */
 static void
 PrioEnsureCache(void)
@@ -207,10 +258,6 @@ PrioEnsureCache(void)
 		prio_cxt = AllocSetContextCreate(CacheMemoryContext, "taskguard priority cache",
 										 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(prio_cxt);
-	if (prio_cache.policy_plan != NULL)
-		SPI_freeplan(prio_cache.policy_plan);
-	prio_cache.policy_plan = NULL;
-	prio_cache.policy_checked = false;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -221,6 +268,7 @@ PrioEnsureCache(void)
 	PrioLoadConfigs();
 	PrioLoadTiers();
 	PrioLoadQueues();
+	PrioLoadAdjustments();
 	SPI_finish();
 	prio_cache.valid = true;
 }
@@ -418,81 +466,17 @@ PrioFailureIndex(const char *name)
 	return -1;
 }
 
-/*
- * The saved retry_policy lookup, if the table exists: its first column whose
- * name contains "priority", preferring a row of this task_name when the
- * table has a task_name column.
- */
-static SPIPlanPtr
-PrioPolicyPlan(void)
-{
-	Oid			relid;
-	StringInfoData sql;
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	char	   *col;
-	bool		per_task;
-
-	if (prio_cache.policy_checked)
-		return prio_cache.policy_plan;
-	prio_cache.policy_checked = true;
-	relid = prio_cache.relids[3];
-	if (!OidIsValid(relid))
-		return NULL;
-
-	PrioQuery(psprintf("SELECT (SELECT attname FROM pg_attribute WHERE attrelid = %u "
-					   "AND attnum > 0 AND NOT attisdropped AND attname LIKE '%%priority%%' "
-					   "ORDER BY attnum LIMIT 1)::text, "
-					   "EXISTS (SELECT FROM pg_attribute WHERE attrelid = %u "
-					   "AND attname = 'task_name' AND NOT attisdropped), "
-					   "EXISTS (SELECT FROM pg_attribute WHERE attrelid = %u "
-					   "AND attname = 'failure_type' AND NOT attisdropped)",
-					   relid, relid, relid));
-	col = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	per_task = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), "t") == 0;
-	if (col == NULL ||
-		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), "t") != 0)
-		return NULL;
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT p.%s::float8 FROM taskguard.retry_policy p "
-					 "WHERE p.failure_type::text = $1 AND p.%s IS NOT NULL",
-					 quote_identifier(col), quote_identifier(col));
-	if (per_task)
-		appendStringInfoString(&sql, " AND (p.task_name IS NULL OR p.task_name = $2) "
-							   "ORDER BY p.task_name NULLS LAST");
-	appendStringInfoString(&sql, " LIMIT 1");
-	prio_cache.policy_plan = SPI_prepare(sql.data, 2, types);
-	if (prio_cache.policy_plan != NULL)
-		SPI_keepplan(prio_cache.policy_plan);
-	return prio_cache.policy_plan;
-}
-
-/* The priority adjustment of a failure type for task_name. */
+/* The priority adjustment of a failure type for task_name, from the cache. */
 static double
 PrioFailureAdjust(const char *failure_type, const char *task_name)
 {
 	int			idx = PrioFailureIndex(failure_type);
-	double		adjust = prio_failure_types[idx].adjust;
-	SPIPlanPtr	plan;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	plan = PrioPolicyPlan();
-	if (plan != NULL)
-	{
-		Datum		values[2] = {CStringGetTextDatum(failure_type), CStringGetTextDatum(task_name)};
-
-		if (SPI_execute_plan(plan, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed > 0)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-			if (!isnull)
-				adjust = DatumGetFloat8(d);
-		}
-	}
-	SPI_finish();
-	return adjust;
+	for (int i = 0; i < prio_cache.noverrides; i++)
+		if (prio_cache.overrides[i].failure_idx == idx &&
+			strcmp(prio_cache.overrides[i].task_name, task_name) == 0)
+			return prio_cache.overrides[i].adjust;
+	return prio_cache.adjust[idx];
 }
 
 /* ---------------------------------------------------------------------

@@ -334,11 +334,15 @@ ReportStepError(const char *step, ErrorData *edata)
 			 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
 }
 
-/* Run a step until it handles less than a batch or its budget is spent. */
+/*
+ * Run a step until it handles less than a batch or its budget is spent;
+ * *more says it stopped on the budget with work left.
+ */
 static int64
-RunStep(const char *step)
+RunStep(const char *step, bool *more)
 {
 	volatile int64 total = 0;
+	volatile bool full = false;
 	TimestampTz start = GetCurrentTimestamp();
 	MemoryContext ctx = CurrentMemoryContext;
 
@@ -350,8 +354,9 @@ RunStep(const char *step)
 		{
 			n = RunStepOnce(step, tg_batch_size);
 			total += n;
+			full = n >= tg_batch_size;
 			CHECK_FOR_INTERRUPTS();
-		} while (n >= tg_batch_size &&
+		} while (full &&
 				 !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), STEP_BUDGET_MS));
 	}
 	PG_CATCH();
@@ -366,17 +371,24 @@ RunStep(const char *step)
 		MemoryContextSwitchTo(ctx);
 		ReportStepError(step, edata);
 		FreeErrorData(edata);
+		full = false;			/* a failing step must not make the loop spin */
 		pgstat_report_activity(STATE_IDLE, NULL);
 		RESUME_INTERRUPTS();
 	}
 	PG_END_TRY();
+	*more = full;
 	return total;
 }
 
-/* One pass: every step, then the status. */
-static void
+/*
+ * One pass: every step, then the status.  Returns true when a step stopped
+ * on its budget with a full batch, so the next pass should start at once
+ * (a redrive of 100,000 retries must not wait a naptime every 5 s).
+ */
+static bool
 RunPass(MemoryContext pass_ctx)
 {
+	bool		backlog = false;
 	TimestampTz start = GetCurrentTimestamp();
 	int64		counts[MAX_STEPS];
 	char		names[MAX_STEPS][STEP_NAME_LEN];
@@ -391,8 +403,11 @@ RunPass(MemoryContext pass_ctx)
 
 	for (int i = 0; i < nsteps; i++)
 	{
+		bool		more = false;
+
 		MemoryContextReset(pass_ctx);
-		counts[i] = RunStep(names[i]);
+		counts[i] = RunStep(names[i], &more);
+		backlog |= more;
 	}
 
 	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
@@ -406,6 +421,7 @@ RunPass(MemoryContext pass_ctx)
 	sched->last_pass_ms = secs * 1000.0 + usecs / 1000.0;
 	sched->passes++;
 	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+	return backlog;
 }
 
 static void
@@ -459,7 +475,8 @@ taskguard_scheduler_main(Datum arg)
 					LoadSteps();
 					steps_loaded = true;
 				}
-				RunPass(pass_ctx);
+				if (RunPass(pass_ctx))
+					next_pass = GetCurrentTimestamp();	/* backlog: go on at once */
 			}
 		}
 		WaitAndReload(Min(Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_pass), 1),

@@ -457,51 +457,61 @@ RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
-    v_n      int;
+    v_dids   bigint[];
+    v_tids   bigint[];
+    v_prios  taskguard.priority[];
+    v_scores real[];
     v_queues text[];
 BEGIN
     -- Set-based: one ordered scan takes a batch of due records; those whose
     -- task still waits on them go back to the queue with a recomputed
-    -- priority, the others (task gone or moved on) are abandoned.  Row-by-row
-    -- this step was 20x slower (bench/scheduler.sh).
-    WITH due AS (
-        SELECT d.id AS did, t.id AS tid,
-               CASE WHEN t.status = 'failed' AND t.failure_id = d.id
-                    THEN taskguard._retry_priority(d.priority_pinned, d.priority, d.task_name,
-                             t.customer_tier, d.failure_type, d.retry_count, t.enqueued_at) END AS p
-          FROM taskguard.dead_letter d LEFT JOIN taskguard.task t ON t.id = d.task_id
-         WHERE d.status = 'PENDING' AND d.next_retry_at <= now() AND NOT d.external
-           AND (d.service IS NULL OR NOT taskguard._breaker_is_open(d.service))
-         ORDER BY d.next_retry_at
-         LIMIT batch
-         FOR UPDATE OF d SKIP LOCKED),
-    tasks AS (
+    -- priority (tid not NULL), the others (task gone or moved on) are
+    -- abandoned.  Row-by-row this step was 20x slower (bench/scheduler.sh).
+    SELECT array_agg(x.did), array_agg(x.tid), array_agg((x.p).priority), array_agg((x.p).score)
+      INTO v_dids, v_tids, v_prios, v_scores
+      FROM (SELECT d.id AS did, w.tid,
+                   CASE WHEN w.tid IS NOT NULL
+                        THEN taskguard._retry_priority(d.priority_pinned, d.priority, d.task_name,
+                                 t.customer_tier, d.failure_type, d.retry_count, t.enqueued_at) END AS p
+              FROM taskguard.dead_letter d LEFT JOIN taskguard.task t ON t.id = d.task_id
+                   CROSS JOIN LATERAL (SELECT CASE WHEN t.status = 'failed' AND t.failure_id = d.id
+                                              THEN t.id END AS tid) w
+             WHERE d.status = 'PENDING' AND d.next_retry_at <= now() AND NOT d.external
+               AND (d.service IS NULL OR NOT taskguard._breaker_is_open(d.service))
+             ORDER BY d.next_retry_at
+             LIMIT batch
+             FOR UPDATE OF d SKIP LOCKED) x;
+    IF v_dids IS NULL THEN
+        RETURN 0;
+    END IF;
+
+    -- The batch goes through arrays, not CTE joins: unnest() keeps the
+    -- updates on the primary keys, where a CTE join chose hash joins over
+    -- whole-table scans (O(table) per batch).  A task changed between the
+    -- scan and its update can only be one being cancelled, whose cancel()
+    -- then settles its record after us.
+    WITH tasks AS (
         UPDATE taskguard.task t
            SET status = 'ready', run_at = now(), finished_at = NULL,
-               priority = (due.p).priority, priority_score = (due.p).score
-          FROM due
-         WHERE due.p IS NOT NULL AND t.id = due.tid
-           AND t.status = 'failed' AND t.failure_id = due.did
-        RETURNING t.id, t.queue),
-    -- (due.p IS NULL: the task no longer waits.  A task changed between the
-    -- scan and its update can only be one being cancelled, whose cancel()
-    -- then settles this record after us.)
-    records AS (
-        UPDATE taskguard.dead_letter d
-           SET status = CASE WHEN due.p IS NULL THEN 'ABANDONED' ELSE 'RETRYING' END::taskguard.dlq_status,
-               next_retry_at = NULL,
-               priority = coalesce((due.p).priority, d.priority),
-               resolution = CASE WHEN due.p IS NULL THEN 'task no longer waiting' ELSE d.resolution END
-          FROM due
-         WHERE d.id = due.did
-        RETURNING d.status)
-    SELECT (SELECT count(*) FROM records WHERE status = 'RETRYING'), array_agg(DISTINCT queue)
-      INTO v_n, v_queues FROM tasks;
+               priority = u.prio, priority_score = u.score
+          FROM unnest(v_tids, v_dids, v_prios, v_scores) AS u(tid, did, prio, score)
+         WHERE u.tid IS NOT NULL AND t.id = u.tid
+           AND t.status = 'failed' AND t.failure_id = u.did
+        RETURNING t.queue)
+    SELECT array_agg(DISTINCT queue) INTO v_queues FROM tasks;
+
+    UPDATE taskguard.dead_letter d
+       SET status = CASE WHEN u.tid IS NULL THEN 'ABANDONED' ELSE 'RETRYING' END::taskguard.dlq_status,
+           next_retry_at = NULL,
+           priority = coalesce(u.prio, d.priority),
+           resolution = CASE WHEN u.tid IS NULL THEN 'task no longer waiting' ELSE d.resolution END
+      FROM unnest(v_dids, v_tids, v_prios) AS u(did, tid, prio)
+     WHERE d.id = u.did;
 
     FOR i IN 1 .. coalesce(cardinality(v_queues), 0) LOOP
         PERFORM taskguard._notify(v_queues[i]);
     END LOOP;
-    RETURN v_n;
+    RETURN cardinality(array_remove(v_tids, NULL));
 END
 $$;
 
