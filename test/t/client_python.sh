@@ -7,7 +7,7 @@
 PY=/usr/bin/python3                 # Debian's, which sees python3-psycopg
 EX=$(dirname "$0")/../../clients/python/example.py
 export PGAPPNAME=tg_client_python PGDATABASE=${DB:-taskguard}
-Q=pyw
+Q=pyw_$$                            # a queue of this run's own
 
 q "DELETE FROM taskguard.retry_policy WHERE task_name IN ('sync_crm', 'refresh_stats', 'call_partner')" >/dev/null
 q "INSERT INTO taskguard.retry_policy (failure_type, task_name, max_retries, base_delay, max_delay, jitter)
@@ -94,5 +94,8 @@ grep -q "stopped: {'claimed'" "$TG_WORK/pyw-1.log"
 ok $? "and log their counts"
 
 q "DELETE FROM taskguard.retry_policy WHERE task_name IN ('sync_crm', 'refresh_stats', 'call_partner')" >/dev/null
-q "SELECT taskguard.cancel(id) FROM taskguard.task WHERE queue = '$Q' AND status IN ('ready', 'failed')" >/dev/null
+# leave nothing behind for the suites that count the DLQ or the queue
+q "DELETE FROM taskguard.failure_event WHERE task_id IN (SELECT id FROM taskguard.task WHERE queue = '$Q')" >/dev/null
+q "DELETE FROM taskguard.dead_letter WHERE queue = '$Q'" >/dev/null
+q "DELETE FROM taskguard.task WHERE queue = '$Q'" >/dev/null
 done_testing
