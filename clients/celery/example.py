@@ -45,7 +45,7 @@ def _broker():
     return "filesystem://", {"data_folder_in": os.path.join(folder, "out"),
                              "data_folder_out": os.path.join(folder, "out"),
                              "processed_folder": os.path.join(folder, "processed"),
-                             "store_processed": False}
+                             "store_processed": False, "polling_interval": 0.2}
 
 
 broker_url, transport_options = _broker()
