@@ -124,6 +124,8 @@ def main():
     parser.add_argument("--queue", default="default")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--lease", type=float, default=300, help="seconds")
+    parser.add_argument("--heartbeat", type=float, default=None,
+                        help="seconds between heartbeats (default: a third of the lease)")
     parser.add_argument("--poll", type=float, default=5, help="seconds between polls")
     parser.add_argument("--name", default=None)
     opts = parser.parse_args()
@@ -135,7 +137,7 @@ def main():
             enqueue(conn, opts.queue)
         return
     worker = Worker(DSN, queue=opts.queue, name=opts.name, batch=opts.batch,
-                    lease=opts.lease, poll_interval=opts.poll)
+                    lease=opts.lease, heartbeat_every=opts.heartbeat, poll_interval=opts.poll)
     register(worker)
     worker.run()
     logging.info("stopped: %s", worker.stats)

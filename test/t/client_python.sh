@@ -15,10 +15,10 @@ q "INSERT INTO taskguard.retry_policy (failure_type, task_name, max_retries, bas
           ('TRANSIENT_DATABASE', 'refresh_stats', 5, '50 ms', '100 ms', 'none'),
           ('EXTERNAL_SERVICE_UNAVAILABLE', 'call_partner', 1, '50 ms', '100 ms', 'none')" >/dev/null
 
-# two workers, lease 2 s (render_report runs 2.5 s), batches of 5
+# two workers, lease 2 s (render_report runs 2.5 s) renewed every 0.25 s, batches of 5
 pids=()
 for w in 1 2; do
-    $PY "$EX" work --queue $Q --batch 5 --lease 2 --poll 60 --name "pyw-$w" \
+    $PY "$EX" work --queue $Q --batch 5 --lease 2 --heartbeat 0.25 --poll 60 --name "pyw-$w" \
         >"$TG_WORK/pyw-$w.log" 2>&1 &
     pids+=($!)
 done
@@ -31,10 +31,10 @@ $PY "$EX" enqueue --queue $Q
 ok $? "example.py enqueue puts the demo workload on the queue"
 
 # 23 tasks succeed; 7 records reach their end: RESOLVED, ABANDONED, or PENDING until Retry-After
-tg_wait_for 30 "SELECT (SELECT count(*) FROM taskguard.task WHERE queue = '$Q' AND status = 'succeeded') = 23
+tg_wait_for 45 "SELECT (SELECT count(*) FROM taskguard.task WHERE queue = '$Q' AND status = 'succeeded') = 23
                    AND (SELECT count(*) FROM taskguard.dlq WHERE queue = '$Q'
                          AND (status IN ('RESOLVED', 'ABANDONED') OR failure_type = 'TRANSIENT_RATE_LIMIT')) = 7"
-ok $? "the workload is worked off through NOTIFY wakeups (retries included) within 30 s"
+ok $? "the workload is worked off through NOTIFY wakeups (retries included) within 45 s"
 
 is "$(q "SELECT string_agg(task_name || ' ' || status || ' ' || failure_type || ' ' || retry_count, ', '
                            ORDER BY task_name, failure_type::text)
