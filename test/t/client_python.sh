@@ -6,7 +6,7 @@
 . "$(dirname "$0")/../lib/tap.sh"
 PY=/usr/bin/python3                 # Debian's, which sees python3-psycopg
 EX=$(dirname "$0")/../../clients/python/example.py
-export PGAPPNAME=tg_client_python PGDATABASE=${DB:-taskguard}
+export PGDATABASE=${DB:-taskguard}
 Q=pyw_$$                            # a queue of this run's own
 
 q "DELETE FROM taskguard.retry_policy WHERE task_name IN ('sync_crm', 'refresh_stats', 'call_partner')" >/dev/null
@@ -18,7 +18,7 @@ q "INSERT INTO taskguard.retry_policy (failure_type, task_name, max_retries, bas
 # two workers, lease 2 s (render_report runs 2.5 s) renewed every 0.25 s, batches of 5
 pids=()
 for w in 1 2; do
-    $PY "$EX" work --queue $Q --batch 5 --lease 2 --heartbeat 0.25 --poll 60 --name "pyw-$w" \
+    PGAPPNAME=tg_client_python $PY "$EX" work --queue $Q --batch 5 --lease 2 --heartbeat 0.25 --poll 60 --name "pyw-$w" \
         >"$TG_WORK/pyw-$w.log" 2>&1 &
     pids+=($!)
 done
@@ -78,6 +78,16 @@ is "$(q "SELECT count(*) FROM taskguard.failure_event e JOIN taskguard.task t ON
    "no lease expired, not even for tasks waiting behind it in a batch"
 is "$(q "SELECT attempts || ' ' || status FROM taskguard.task WHERE queue = '$Q' AND task_name = 'sync_crm'")" \
    "3 succeeded" "the flaky task ran 3 times, each attempt passed back to fail/complete"
+
+# a lost connection: the workers reconnect, LISTEN again and go on
+is "$(q "SELECT count(pg_terminate_backend(pid)) >= 2 FROM pg_stat_activity
+          WHERE application_name = 'tg_client_python'")" t "the workers' sessions are terminated"
+tg_wait_for 20 "SELECT count(*) >= 2 FROM pg_stat_activity
+                 WHERE application_name = 'tg_client_python' AND state = 'idle'
+                   AND (query = 'SELECT 1' OR query LIKE '%taskguard.claim(%')" >/dev/null
+id=$(q "SELECT taskguard.enqueue('send_email', '{\"to\": \"late@example.com\"}', queue => '$Q')")
+tg_wait_for 20 "SELECT status = 'succeeded' FROM taskguard.task WHERE id = $id"
+ok $? "they reconnect and work a task enqueued afterwards (woken by NOTIFY)"
 
 # SIGTERM: each worker finishes its batch and exits 0
 for p in "${pids[@]}"; do kill -TERM "$p"; done
