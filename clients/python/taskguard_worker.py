@@ -1,0 +1,344 @@
+"""taskguard_worker — a small worker loop for taskguard queues, on psycopg 3.
+
+One file, one dependency (psycopg, Debian's python3-psycopg).  A Worker LISTENs
+on channel ``taskguard``, claims ready tasks of its queue in batches, runs the
+handler registered for each task_name, and reports back with the attempt it was
+handed: ``complete(id, result, attempt)`` or ``fail(id, error_type, message,
+context, attempt)``.  While a batch is held, a second connection heartbeats
+every task of it that is not finished, so a long task keeps its lease and the
+tasks waiting behind it in the batch keep theirs.
+
+    worker = Worker(queue="default")
+
+    @worker.task("send_email")
+    def send_email(task):
+        mailer.send(**task.args)
+        return {"sent": True}          # stored as the task's result
+
+    worker.run()                       # until SIGTERM/SIGINT
+
+An exception becomes a failure: its qualified type name (``requests.exceptions.
+ConnectionError``), its message, and a context with what taskguard's classifier
+reads — ``sqlstate`` from psycopg errors, ``http_status`` and
+``retry_after_seconds`` from requests-style errors (anything with
+``.response.status_code``) — plus a bounded traceback.  taskguard then decides
+retry or dead-letter by its policy; the worker does not retry on its own.
+"""
+
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import threading
+import time
+import traceback
+from datetime import timedelta
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+__all__ = ["Worker", "Task", "describe_exception", "error_type_name"]
+
+log = logging.getLogger("taskguard.worker")
+
+CHANNEL = "taskguard"
+TRACEBACK_LIMIT = 4000          # characters of traceback kept in the context
+
+
+def error_type_name(exc):
+    """The exception's type as taskguard classifies it: module-qualified,
+    except for builtins (``ValueError``, ``ConnectionError``)."""
+    cls = type(exc)
+    mod = cls.__module__
+    if mod in (None, "builtins", "__main__"):
+        return cls.__qualname__
+    return f"{mod}.{cls.__qualname__}"
+
+
+def _http_status(exc):
+    """HTTP status of a requests/httpx-style error (exc.response.status_code)
+    or of an error that carries its own status_code/status."""
+    response = getattr(exc, "response", None)
+    for holder, attr in ((response, "status_code"), (response, "status"),
+                         (exc, "status_code"), (exc, "status")):
+        value = getattr(holder, attr, None) if holder is not None else None
+        if isinstance(value, int) and 100 <= value <= 599:
+            return value, response
+    return None, response
+
+
+def _retry_after(response):
+    """Retry-After in seconds (the numeric form only), or None."""
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        value = headers.get("Retry-After")
+        if value is None:
+            return None
+        seconds = max(0.0, float(value))
+        return int(seconds) if seconds.is_integer() else seconds
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _text(value):
+    """PostgreSQL text and jsonb hold no NUL characters."""
+    return value.replace("\x00", "\ufffd")
+
+
+def describe_exception(exc, with_traceback=True):
+    """(error_type, message, context) for fail() or record_failure()."""
+    context = {}
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        context["sqlstate"] = sqlstate
+    status, response = _http_status(exc)
+    if status is not None:
+        context["http_status"] = status
+        retry_after = _retry_after(response)
+        if retry_after is not None:
+            context["retry_after_seconds"] = retry_after
+    if with_traceback and exc.__traceback__ is not None:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        context["traceback"] = _text(tb[-TRACEBACK_LIMIT:])
+    message = _text(str(exc)) or error_type_name(exc)
+    return error_type_name(exc), message, context
+
+
+class UnknownTask(Exception):
+    """A task_name with no handler on this worker (its message says
+    "not configured", which taskguard classifies as a configuration problem:
+    no retries until an operator deploys the handler and runs dlq_retry)."""
+
+
+class Task:
+    """One claimed task, as a handler sees it."""
+
+    def __init__(self, row, worker):
+        self.id = row["id"]
+        self.name = row["task_name"]
+        self.args = row["args"]
+        self.queue = row["queue"]
+        self.attempt = row["attempts"]
+        self.tenant = row["tenant"]
+        self.service = row["service"]
+        self._worker = worker
+        self.lease_lost = False     # set when a heartbeat found the lease taken over
+
+    def heartbeat(self):
+        """Extend the lease now (the worker also does it in the background).
+        False when the lease was taken over: stop, your result will be refused."""
+        return self._worker._heartbeat_one(self, self._worker._conn)
+
+    def __repr__(self):
+        return f"<Task {self.id} {self.name} attempt {self.attempt}>"
+
+
+class Worker:
+    """Claims tasks of one queue and runs their handlers.
+
+    conninfo     libpq connection string ('' = the PG* environment variables)
+    queue        the queue to work on
+    name         stored in task.worker (default host:pid)
+    batch        tasks claimed at once (each is held, and heartbeated, until run)
+    lease        lease per claim and per heartbeat (seconds or timedelta)
+    heartbeat_every  seconds between heartbeats (default: a third of the lease)
+    poll_interval    seconds to wait for a NOTIFY before claiming anyway
+    """
+
+    def __init__(self, conninfo="", queue="default", name=None, batch=10,
+                 lease=timedelta(minutes=5), heartbeat_every=None, poll_interval=5.0):
+        if not isinstance(lease, timedelta):
+            lease = timedelta(seconds=float(lease))
+        if lease <= timedelta(0):
+            raise ValueError("lease must be positive")
+        self.conninfo = conninfo
+        self.queue = queue
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.batch = int(batch)
+        self.lease = lease
+        self.heartbeat_every = (float(heartbeat_every) if heartbeat_every
+                                else lease.total_seconds() / 3)
+        self.poll_interval = float(poll_interval)
+        self.handlers = {}
+        self._conn = None
+        self._woken = False
+        self._stop = threading.Event()
+        self._held = {}                     # id -> Task, claimed and not finished
+        self._held_lock = threading.Lock()
+        self.stats = {"claimed": 0, "completed": 0, "failed": 0, "lost": 0}
+
+    # -- registration -------------------------------------------------------
+
+    def task(self, task_name):
+        """Decorator: run fn(task) for tasks named task_name."""
+        def register(fn):
+            self.handlers[task_name] = fn
+            return fn
+        return register
+
+    # -- the loop -----------------------------------------------------------
+
+    def run(self, install_signals=True):
+        """Work until stop() (or SIGTERM/SIGINT); the batch in hand is finished first."""
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop())
+        self._connect()
+        beater = threading.Thread(target=self._heartbeat_loop, name="taskguard-heartbeat",
+                                  daemon=True)
+        beater.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    if not self.run_batch():
+                        self._wait_for_work()
+                except psycopg.OperationalError as exc:
+                    log.warning("database connection problem (%s); reconnecting", exc)
+                    self._reconnect()
+        finally:
+            self._stop.set()
+            beater.join(timeout=5)
+            if self._conn is not None:
+                self._conn.close()
+
+    def stop(self):
+        """Ask run() to return after the current batch."""
+        self._stop.set()
+
+    def run_batch(self):
+        """Claim up to `batch` tasks and run them; returns how many were claimed."""
+        self._woken = False
+        rows = self._conn.cursor(row_factory=dict_row).execute(
+            "SELECT * FROM taskguard.claim(%s, %s, batch => %s, lease => %s)",
+            (self.queue, self.name, self.batch, self.lease)).fetchall()
+        tasks = [Task(row, self) for row in rows]
+        with self._held_lock:
+            self._held.update((t.id, t) for t in tasks)
+        self.stats["claimed"] += len(tasks)
+        try:
+            for task in tasks:
+                self._run_one(task)
+        finally:
+            with self._held_lock:
+                for task in tasks:
+                    self._held.pop(task.id, None)
+        return len(tasks)
+
+    def _run_one(self, task):
+        if task.lease_lost:         # taken over while it waited in the batch
+            self.stats["lost"] += 1
+            return
+        handler = self.handlers.get(task.name)
+        try:
+            if handler is None:
+                raise UnknownTask(f"task {task.name!r} is not configured on worker {self.name}")
+            result = handler(task)
+        except Exception as exc:   # every failure goes to taskguard, the loop goes on
+            self._fail(task, exc)
+        else:
+            self._complete(task, result)
+
+    def _complete(self, task, result):
+        try:
+            result = None if result is None else _text(json.dumps(result))
+        except (TypeError, ValueError) as exc:   # a result that is not JSON
+            return self._fail(task, exc)
+        try:
+            done = self._conn.execute("SELECT taskguard.complete(%s, %s::jsonb, %s)",
+                                      (task.id, result, task.attempt)).fetchone()[0]
+        except psycopg.DataError as exc:         # e.g. \u0000 inside the result
+            return self._fail(task, exc)
+        if done:
+            self.stats["completed"] += 1
+        else:
+            self.stats["lost"] += 1
+            log.warning("%r: complete refused (lease taken over or task cancelled)", task)
+
+    def _fail(self, task, exc):
+        error_type, message, context = describe_exception(exc)
+        row = self._conn.execute(
+            "SELECT failure_type, action, next_retry_at "
+            "FROM taskguard.fail(%s, %s, %s, %s, %s)",
+            (task.id, error_type, message, Jsonb(context), task.attempt)).fetchone()
+        if row[0] is None:
+            self.stats["lost"] += 1
+            log.warning("%r: fail refused (lease taken over or task cancelled)", task)
+            return
+        self.stats["failed"] += 1
+        log.info("%r failed: %s: %s -> %s %s %s", task, error_type, message, *row)
+
+    # -- waiting: LISTEN/NOTIFY with a poll fallback ---------------------------
+
+    def _on_notify(self, notify):
+        if notify.payload == self.queue:
+            self._woken = True
+
+    def _wait_for_work(self):
+        """Return when a NOTIFY names our queue, after poll_interval, or on stop()."""
+        deadline = time.monotonic() + self.poll_interval
+        while not self._woken and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            # short slices so that stop() is seen soon even without a signal
+            ready, _, _ = select.select([self._conn.fileno()], [], [], min(left, 0.5))
+            if ready:
+                self._conn.execute("SELECT 1")   # delivers pending notifies to _on_notify
+
+    # -- connections ----------------------------------------------------------
+
+    def _connect(self):
+        self._conn = psycopg.connect(self.conninfo, autocommit=True)
+        self._conn.add_notify_handler(self._on_notify)
+        self._conn.execute(f"LISTEN {CHANNEL}")
+
+    def _reconnect(self):
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                if self._conn is not None:
+                    self._conn.close()
+                self._connect()
+                return
+            except psycopg.OperationalError as exc:
+                log.warning("reconnect failed (%s); next try in %.1f s", exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30)
+
+    # -- heartbeats -----------------------------------------------------------
+
+    def _heartbeat_one(self, task, conn):
+        alive = conn.execute("SELECT taskguard.heartbeat(%s, %s, %s)",
+                             (task.id, self.lease, task.attempt)).fetchone()[0]
+        if not alive:
+            task.lease_lost = True
+        return alive
+
+    def _heartbeat_loop(self):
+        conn = None
+        while not self._stop.wait(self.heartbeat_every):
+            with self._held_lock:
+                held = list(self._held.values())
+            if not held:
+                continue
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.conninfo, autocommit=True)
+                for task in held:
+                    if task.lease_lost or self._heartbeat_one(task, conn):
+                        continue
+                    with self._held_lock:   # false for a task that just finished is fine
+                        if task.id in self._held:
+                            log.warning("%r: lease taken over", task)
+            except psycopg.Error as exc:
+                log.warning("heartbeat failed (%s); will retry", exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
