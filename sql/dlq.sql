@@ -200,6 +200,15 @@ SELECT count(*) AS not_due FROM taskguard.claim_due_retries() WHERE id = :e1;
 UPDATE taskguard.dead_letter SET next_retry_at = now() - interval '1 second' WHERE id = :e1;
 SELECT id = :e1 AS e1, status, retry_count FROM taskguard.claim_due_retries(10) WHERE id = :e1;
 SELECT count(*) AS claimed_twice FROM taskguard.claim_due_retries(10) WHERE id = :e1;
+-- a hand-out that never reports back is due again after taskguard.dispatch_timeout (1 hour)
+SELECT dispatched_at > now() - interval '1 minute' AS dispatched_now FROM taskguard.dead_letter WHERE id = :e1;
+UPDATE taskguard.dead_letter SET dispatched_at = now() - interval '59 minutes' WHERE id = :e1;
+SELECT taskguard._redispatch_lost(100) >= 0 AS ran;
+SELECT status AS still_waiting FROM taskguard.dead_letter WHERE id = :e1;
+UPDATE taskguard.dead_letter SET dispatched_at = now() - interval '61 minutes' WHERE id = :e1;
+SELECT taskguard._redispatch_lost(100) >= 1 AS redispatched;
+SELECT status, retry_count, next_retry_at <= now() AS due, dispatched_at FROM taskguard.dead_letter WHERE id = :e1;
+SELECT id = :e1 AS e1, status, retry_count FROM taskguard.claim_due_retries(10) WHERE id = :e1;
 -- queue-mode records are never handed to claim_due_retries
 SELECT count(*) AS queue_records FROM taskguard.claim_due_retries(10000) WHERE NOT external;
 -- the dispatcher reports three more failures: retry_count 3, 4, 5 -> ABANDONED (1 + 5 runs)

@@ -33,6 +33,7 @@ static char *tg_task_retention = NULL;
 static char *tg_event_retention = NULL;
 static char *tg_dlq_retention = NULL;
 static char *tg_idempotency_ttl = NULL;
+static char *tg_dispatch_timeout = NULL;
 
 bool		tg_shmem_ready = false;
 
@@ -180,6 +181,9 @@ DefineGucs(void)
 	DefineIntervalGuc("taskguard.idempotency_ttl",
 					  "How long enqueue() remembers an idempotency key.",
 					  &tg_idempotency_ttl, "24 hours");
+	DefineIntervalGuc("taskguard.dispatch_timeout",
+					  "How long a retry handed out by claim_due_retries() may go unreported before it is due again.",
+					  &tg_dispatch_timeout, "1 hour");
 	MarkGUCPrefixReserved("taskguard");
 }
 

@@ -34,7 +34,8 @@ CREATE TABLE taskguard.dead_letter (
     alert_level     taskguard.alert_level NOT NULL DEFAULT 'warning',
     rule            text,
     external        boolean NOT NULL DEFAULT false,  -- recorded by record_failure()
-    priority_pinned boolean NOT NULL DEFAULT false   -- dlq_retry(…, priority) was given
+    priority_pinned boolean NOT NULL DEFAULT false,  -- dlq_retry(…, priority) was given
+    dispatched_at   timestamptz     -- when claim_due_retries() last handed it out
 );
 
 -- the dlq view's pages: WHERE status = … ORDER BY last_failed_at DESC LIMIT 50
@@ -43,6 +44,9 @@ CREATE INDEX dead_letter_status_idx ON taskguard.dead_letter (status, last_faile
 CREATE INDEX dead_letter_due_idx ON taskguard.dead_letter (next_retry_at) WHERE status = 'PENDING';
 -- pruning resolved records
 CREATE INDEX dead_letter_resolved_idx ON taskguard.dead_letter (resolved_at) WHERE status = 'RESOLVED';
+-- external retries handed out but never reported back (_redispatch_lost)
+CREATE INDEX dead_letter_dispatched_idx ON taskguard.dead_letter (dispatched_at)
+    WHERE status = 'RETRYING' AND external;
 -- ON DELETE SET NULL from task pruning
 CREATE INDEX dead_letter_task_idx ON taskguard.dead_letter (task_id) WHERE task_id IS NOT NULL;
 -- external mode: one record per (tenant, task_ref); long refs are hashed
@@ -250,9 +254,34 @@ BEGIN
          LIMIT batch
          FOR UPDATE SKIP LOCKED)
     UPDATE taskguard.dead_letter d
-       SET status = 'RETRYING', next_retry_at = NULL
+       SET status = 'RETRYING', next_retry_at = NULL, dispatched_at = now()
       FROM due WHERE d.id = due.id
     RETURNING d.*;
+END
+$$;
+
+-- Scheduler step: an external retry handed out by claim_due_retries() whose
+-- run never reported back (message lost, worker killed) within
+-- taskguard.dispatch_timeout is due again, so no retry is lost for good.
+-- retry_count is unchanged: the run that was lost never counted.
+CREATE FUNCTION taskguard._redispatch_lost(batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_n int;
+BEGIN
+    UPDATE taskguard.dead_letter d
+       SET status = 'PENDING', next_retry_at = now(), dispatched_at = NULL
+     WHERE d.id = ANY(ARRAY(
+            SELECT x.id FROM taskguard.dead_letter x
+             WHERE x.status = 'RETRYING' AND x.external
+               AND x.dispatched_at < now() - taskguard._setting_interval('taskguard.dispatch_timeout', '1 hour')
+             ORDER BY x.dispatched_at
+             LIMIT batch
+             FOR UPDATE SKIP LOCKED));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
 END
 $$;
 

@@ -6,7 +6,7 @@ CREATE FUNCTION taskguard._tick_steps()
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-SELECT ARRAY['breakers', 'requeue_retries', 'reap_leases', 'expire_keys', 'escalate',
+SELECT ARRAY['breakers', 'requeue_retries', 'redispatch_lost', 'reap_leases', 'expire_keys', 'escalate',
              'prune_tasks', 'prune_failures', 'flush_counters', 'alerts', 'notify']
 $$;
 
@@ -19,6 +19,7 @@ BEGIN
     RETURN CASE step
         WHEN 'breakers'        THEN taskguard._breaker_maintain()
         WHEN 'requeue_retries' THEN taskguard._requeue_due_retries(batch)
+        WHEN 'redispatch_lost' THEN taskguard._redispatch_lost(batch)
         WHEN 'reap_leases'     THEN taskguard._reap_expired_leases(batch)
         WHEN 'expire_keys'     THEN taskguard._idempotency_expire(batch)
         WHEN 'escalate'        THEN taskguard._escalate_priorities(batch)
