@@ -34,6 +34,9 @@ SELECT pg_temp.try($$SELECT taskguard.grant_access('', 'reader')$$);
 SELECT pg_temp.try($$SELECT taskguard.grant_access('public', 'reader')$$);
 SELECT pg_temp.try($$SELECT taskguard.revoke_access('tg_acc_worker', 'root')$$);
 SELECT pg_temp.try($$SELECT taskguard.revoke_access(NULL, NULL)$$);
+SELECT pg_temp.try($$SELECT taskguard.revoke_access('tg_acc_worker', '')$$);
+SELECT pg_temp.try($$SELECT taskguard.revoke_access('tg_acc_nosuchrole', 'worker')$$);
+SELECT pg_temp.try($$SELECT taskguard.revoke_access('tg_acc_worker', NULL)$$);
 -- a role name that needs quoting
 SELECT taskguard.grant_access('tg_acc_Mixed Case', 'reader');
 SELECT has_table_privilege('tg_acc_Mixed Case', 'taskguard.dlq', 'SELECT') AS mixed_reads;
@@ -109,6 +112,11 @@ SELECT taskguard.idempotency_check('acc-key-2') AS first, taskguard.idempotency_
 SELECT taskguard.idempotency_release('acc-key-2') AS released;
 SELECT (taskguard.classify('ValueError')).failure_type, taskguard.backoff(1, jitter => 'none');
 SELECT taskguard.cancel(taskguard.enqueue('w_cancel', queue => 'accw3')) AS cancelled;
+-- enqueue with a key another transaction took by idempotency_check: no task
+-- (the just-inserted duplicate is dropped by the definer helper _task_discard)
+SELECT taskguard.idempotency_check('acc-key-3') AS taken;
+SELECT taskguard.enqueue('w_dup', queue => 'accw4', idempotency_key => 'acc-key-3') IS NULL AS no_task;
+SELECT count(*) AS dup_tasks FROM taskguard.task WHERE queue = 'accw4';
 -- what a worker must not do: purge, bulk actions, edit policies, rules, tiers, thresholds
 SELECT pg_temp.try($$SELECT taskguard.dlq_purge('0 seconds', '{RESOLVED,ABANDONED,PENDING}')$$);
 SELECT pg_temp.try(format('SELECT taskguard.dlq_abandon(ARRAY[%s])', :f_r));
