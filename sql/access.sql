@@ -238,6 +238,29 @@ SELECT taskguard._tenant_visible('acme') AS own, taskguard._tenant_visible('bolt
 RESET ROLE;
 SELECT taskguard._tenant_visible('bolt') AS unmapped_sees_all;
 
+-- the mapping is read again after every change (it is cached per backend)
+SET ROLE tg_acc_wa;
+SELECT taskguard._tenant_scope() AS scope, count(*) AS tasks FROM taskguard.task;
+RESET ROLE;
+INSERT INTO taskguard.tenant_member VALUES ('tg_acc_wa', 'bolt');
+SET ROLE tg_acc_wa;
+SELECT taskguard._tenant_scope() AS scope, array_agg(DISTINCT tenant) AS tenants FROM taskguard.task;
+SELECT taskguard.enqueue('first_tenant', queue => 'acct2') AS ft \gset
+SELECT tenant AS first_tenant FROM taskguard.task WHERE id = :ft;
+RESET ROLE;
+DELETE FROM taskguard.tenant_member WHERE role = 'tg_acc_wa';
+SET ROLE tg_acc_wa;
+SELECT taskguard._tenant_scope() AS scope, array_agg(DISTINCT tenant) AS tenants FROM taskguard.task;
+RESET ROLE;
+BEGIN;
+INSERT INTO taskguard.tenant_member VALUES ('tg_acc_wa', 'acme');
+SET LOCAL ROLE tg_acc_wa;
+SELECT taskguard._tenant_scope() AS scope_in_transaction;
+ROLLBACK;
+SET ROLE tg_acc_wa;
+SELECT taskguard._tenant_scope() AS scope_after_rollback;
+RESET ROLE;
+
 -- 8. a search_path trick against a SECURITY DEFINER function: shadow the
 -- pg_catalog functions grant_access calls.  Without its pinned search_path
 -- they would run as the extension's owner.

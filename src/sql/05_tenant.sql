@@ -13,17 +13,23 @@ CREATE TABLE taskguard.tenant_member (
 );
 SELECT pg_catalog.pg_extension_config_dump('taskguard.tenant_member', '');
 
--- The caller's tenants, sorted; NULL when the caller is not mapped.  Row
--- security policies call it as an uncorrelated sub-select, so it runs once
--- per query, not once per row.
+-- The caller's tenants, sorted; NULL when the caller is not mapped.  C
+-- (src/tenant.c), cached per backend until tenant_member changes: row
+-- security policies, idempotency_check and the functions below ask for it on
+-- every call.  It reads the table as its owner.
 CREATE FUNCTION taskguard._tenant_scope()
 RETURNS text[]
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-SELECT array_agg(m.tenant ORDER BY m.tenant)
-  FROM taskguard.tenant_member m
- WHERE m.role = current_user
-$$;
+AS 'MODULE_PATHNAME', 'taskguard_tenant_scope'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE FUNCTION taskguard._tenant_member_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'taskguard_tenant_member_changed'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE TRIGGER tenant_member_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.tenant_member
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._tenant_member_changed();
 
 -- Refuse a tenant the caller is not mapped to (insufficient_privilege).
 CREATE FUNCTION taskguard._tenant_refused(tenant text)
@@ -40,16 +46,17 @@ $$;
 
 -- The tenant a call acts for: the named one, else the caller's first mapped
 -- tenant (NULL for an unmapped caller).  A mapped caller naming a tenant it
--- is not mapped to is refused.  src/idempotency.c writes the "first mapped
--- tenant" rule out as IDEM_TENANT_SQL; keep the two in step.
+-- is not mapped to is refused.  Plain SQL, so callers inline it.
+-- src/idempotency.c writes the "first mapped tenant" rule out as
+-- IDEM_TENANT_SQL; keep the two in step.
 CREATE FUNCTION taskguard._effective_tenant(tenant text)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-SELECT CASE WHEN s.scope IS NULL OR tenant IS NULL THEN coalesce(tenant, s.scope[1])
-            WHEN tenant = ANY (s.scope) THEN tenant
+SELECT CASE WHEN tenant IS NULL THEN (taskguard._tenant_scope())[1]
+            WHEN taskguard._tenant_scope() IS NULL OR tenant = ANY (taskguard._tenant_scope())
+            THEN tenant
             ELSE taskguard._tenant_refused(tenant) END
-  FROM (SELECT taskguard._tenant_scope() AS scope) s
 $$;
 
 -- Whether the caller may see rows of row_tenant: a role with no mapping sees

@@ -189,7 +189,8 @@ $$;
 
 -- Row security on every table with a tenant column.  The policy's two
 -- sub-selects are init plans: the caller's tenants are looked up once per
--- query, and each row costs one array comparison.
+-- query (the second only when the first gives NULL: an unmapped caller or a
+-- row without tenant), and each row costs one array comparison.
 DO $$
 DECLARE
     v_rel regclass;
@@ -225,8 +226,7 @@ $$;
 -- tenant_member: a mapped role sees its own mappings, an unmapped one all.
 -- Only an unmapped role with the privilege (an admin) changes them: a
 -- tenant-bound admin must not map itself to another tenant or unmap itself.
--- (The sub-selects call a function, so the policy does not recurse at plan
--- time; at run time _tenant_scope's own read passes the first arm.)
+-- (_tenant_scope reads the table as its owner, so the policy does not recurse.)
 ALTER TABLE taskguard.tenant_member ENABLE ROW LEVEL SECURITY;
 CREATE POLICY member_read ON taskguard.tenant_member FOR SELECT
     USING (role = current_user OR (SELECT taskguard._tenant_scope()) IS NULL);
