@@ -41,16 +41,22 @@ SELECT ARRAY[
     '_dlq_task_cancelled', '_dlq_resolve', '_dlq_hold_tasks', '_policy_max_retries']
 $$;
 
--- Tables a worker writes (through the functions above), and how.
+-- Tables a worker writes (through the functions above), and how: every table
+-- with a tenant column (tasks, records, events, keys, and tenant rollups other
+-- files add — row security scopes them) may be inserted into and updated; of
+-- those, only keys are deleted (idempotency_release).
 CREATE FUNCTION taskguard._access_worker_tables(
-    OUT table_name text, OUT privileges text)
+    OUT table_oid oid, OUT privileges text)
 RETURNS SETOF record
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-VALUES ('task', 'INSERT, UPDATE'),
-       ('dead_letter', 'INSERT, UPDATE'),
-       ('failure_event', 'INSERT'),
-       ('idempotency_record', 'INSERT, UPDATE, DELETE')
+SELECT c.oid, CASE WHEN c.oid = 'taskguard.idempotency_record'::regclass
+                   THEN 'INSERT, UPDATE, DELETE' ELSE 'INSERT, UPDATE' END
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant'
+       AND NOT a.attisdropped
+ WHERE c.relnamespace = 'taskguard'::regnamespace AND c.relkind IN ('r', 'p')
+   AND c.oid <> 'taskguard.tenant_member'::regclass
 $$;
 
 -- Functions of the reader level by name, besides those every view calls and
@@ -97,9 +103,9 @@ common AS (
 worker AS (
     SELECT * FROM common
     UNION ALL SELECT w.privileges, 'TABLE ' || r.qname
-      FROM taskguard._access_worker_tables() w JOIN rels r ON r.relname = w.table_name
+      FROM taskguard._access_worker_tables() w JOIN rels r ON r.oid = w.table_oid
     UNION ALL SELECT 'USAGE', 'SEQUENCE ' || s.oid::regclass::text
-      FROM taskguard._access_worker_tables() w JOIN rels r ON r.relname = w.table_name
+      FROM taskguard._access_worker_tables() w JOIN rels r ON r.oid = w.table_oid
       JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass
            AND d.refobjid = r.oid AND d.classid = 'pg_catalog.pg_class'::regclass
       JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'

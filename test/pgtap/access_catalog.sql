@@ -2,7 +2,7 @@
 -- extension (so objects other files add are held to them too), and what each
 -- access level may do with every view and function.
 BEGIN;
-SELECT plan(24);
+SELECT plan(25);
 
 -- Run sql as role; 'ok', or the SQLSTATE and message.
 CREATE FUNCTION pg_temp.try_as(role name, sql text) RETURNS text LANGUAGE plpgsql AS $$
@@ -127,13 +127,18 @@ SELECT is(ARRAY(SELECT r.rel::text || ' ' || lvl || ' ' || p.priv FROM tg_relati
                  WHERE r.relkind IN ('r', 'p') AND has_table_privilege(lvl, r.oid, p.priv) ORDER BY 1), '{}',
           'no level gets TRIGGER, TRUNCATE or REFERENCES on a table');
 SELECT is(ARRAY(SELECT r.rel::text FROM tg_relations r
-                 WHERE r.relkind IN ('r', 'p') AND r.rel::text NOT IN
-                       ('taskguard.task', 'taskguard.dead_letter', 'taskguard.failure_event',
-                        'taskguard.idempotency_record')
+                 WHERE r.relkind IN ('r', 'p')
+                   AND (r.oid = 'taskguard.tenant_member'::regclass
+                        OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.oid
+                                          AND a.attname = 'tenant' AND NOT a.attisdropped))
                    AND (has_table_privilege('tg_acc_cat_worker', r.oid, 'INSERT')
                         OR has_table_privilege('tg_acc_cat_worker', r.oid, 'UPDATE')
                         OR has_table_privilege('tg_acc_cat_worker', r.oid, 'DELETE')) ORDER BY 1), '{}',
-          'a worker writes only tasks, records, events and keys (no configuration)');
+          'a worker writes only tenant-scoped tables (no configuration, no mapping)');
+SELECT is(ARRAY(SELECT r.rel::text FROM tg_relations r
+                 WHERE r.relkind IN ('r', 'p') AND r.oid <> 'taskguard.idempotency_record'::regclass
+                   AND has_table_privilege('tg_acc_cat_worker', r.oid, 'DELETE') ORDER BY 1), '{}',
+          'a worker deletes nothing but idempotency keys');
 
 SELECT * FROM finish();
 ROLLBACK;
