@@ -214,6 +214,7 @@ SELECT failure_type, remediation, retryable, max_retries, base_delay, max_delay,
 -- cache is read as the tables' owner)
 CREATE ROLE tg_classify_plain;
 GRANT USAGE ON SCHEMA taskguard TO tg_classify_plain;
+GRANT EXECUTE ON FUNCTION taskguard.classify(text, text, jsonb) TO tg_classify_plain;
 INSERT INTO taskguard.classification_rule (error_type_pattern, failure_type, description)
 VALUES ('PlainRoleError', 'SYSTEM_DISK_FULL', 'role test');
 SET ROLE tg_classify_plain;
@@ -222,6 +223,7 @@ SELECT failure_type, alert_level FROM taskguard.classify('PlainRoleError', NULL)
 SELECT current_user;
 RESET ROLE;
 DELETE FROM taskguard.classification_rule WHERE description = 'role test';
+REVOKE EXECUTE ON FUNCTION taskguard.classify(text, text, jsonb) FROM tg_classify_plain;
 REVOKE USAGE ON SCHEMA taskguard FROM tg_classify_plain;
 DROP ROLE tg_classify_plain;
 -- classification inside a parallel worker (the cache is loaded there too)

@@ -544,14 +544,14 @@ IdemCheckTtl(Interval *ttl)
 
 /*
  * The caller's tenant is taskguard._effective_tenant(NULL) — the first
- * tenant_member mapping of current_user — written out in the plans below
- * rather than called: that SQL function cannot be inlined (it has a
- * sub-select), and calling it re-plans its body in every transaction, which
- * cost half of idempotency_check's throughput.  Keep the two in step.
+ * tenant_member mapping of current_user, '' for none — written out in the
+ * plans below rather than called: a SQL function called from a kept plan
+ * re-plans its body in every transaction, which cost half of
+ * idempotency_check's throughput; _tenant_scope() is C and cached.  Keep the
+ * two in step.
  */
 #define IDEM_TENANT_SQL \
-	"coalesce((SELECT m.tenant FROM taskguard.tenant_member m " \
-	"WHERE m.role = current_user ORDER BY m.tenant LIMIT 1), '')"
+	"coalesce((taskguard._tenant_scope())[1], '')"
 
 static SPIPlanPtr check_insert_plan = NULL;
 static SPIPlanPtr check_takeover_plan = NULL;

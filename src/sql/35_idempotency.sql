@@ -171,10 +171,32 @@ BEGIN
     -- Lost: the row is locked by the ON CONFLICT and committed by its owner.
     SELECT r.task_id INTO v_owner FROM taskguard.idempotency_record r
      WHERE r.tenant = v_tenant AND r.key_digest = v_digest;
-    DELETE FROM taskguard.task t WHERE t.id = _idempotency_bind.task_id;
+    PERFORM taskguard._task_discard(_idempotency_bind.task_id);
     PERFORM taskguard._idempotency_count(task_name, 0, 1);
     RETURN v_owner;
 END
+$$;
+
+-- _idempotency_bind's lost race: delete the task this transaction has just
+-- inserted for a key another task (or an idempotency_check) holds.  SECURITY
+-- DEFINER because workers have no DELETE on taskguard.task; it deletes
+-- nothing else: a never-claimed ready task, written by this transaction,
+-- whose key belongs to someone else.
+CREATE FUNCTION taskguard._task_discard(task_id bigint)
+RETURNS boolean
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH gone AS (
+    DELETE FROM taskguard.task t
+     WHERE t.id = $1 AND t.status = 'ready' AND t.attempts = 0
+       AND t.idempotency_key IS NOT NULL AND taskguard._xact_owns(t.xmin)
+       AND EXISTS (SELECT 1 FROM taskguard.idempotency_record r
+                    WHERE r.tenant = coalesce(t.tenant, '')
+                      AND r.key_digest = taskguard._idempotency_digest(t.idempotency_key)
+                      AND r.task_id IS DISTINCT FROM t.id)
+    RETURNING 1)
+SELECT count(*) > 0 FROM gone
 $$;
 
 -- Scheduler step: delete expired keys, at most batch.

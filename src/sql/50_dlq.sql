@@ -300,7 +300,9 @@ UPDATE taskguard.task t
    AND t.failure_id = d.id AND (t.status = 'ready' OR unlink)
 $$;
 
-CREATE FUNCTION taskguard.dlq_resolve(ids bigint[], note text DEFAULT NULL)
+-- Resolve records (dlq_resolve, and resolve for one record: a worker level
+-- call in external-broker mode, which must not need the bulk action).
+CREATE FUNCTION taskguard._dlq_resolve(ids bigint[], note text)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
@@ -319,10 +321,15 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION taskguard.dlq_resolve(ids bigint[], note text DEFAULT NULL)
+RETURNS int
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+AS $$ SELECT taskguard._dlq_resolve(ids, note) $$;
+
 CREATE FUNCTION taskguard.resolve(failure_id bigint, note text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
-AS $$ SELECT taskguard.dlq_resolve(ARRAY[failure_id], note) > 0 $$;
+AS $$ SELECT taskguard._dlq_resolve(ARRAY[failure_id], note) > 0 $$;
 
 CREATE FUNCTION taskguard.dlq_abandon(ids bigint[], reason text DEFAULT NULL)
 RETURNS int

@@ -127,6 +127,8 @@ BEGIN
         FROM taskguard.schedule s;
 
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
+       OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n   -- to_regclass needs USAGE
+                       WHERE n.nspname = 'cron' AND has_schema_privilege(n.oid, 'USAGE'))
        OR to_regclass('cron.job') IS NULL THEN
         RETURN;
     END IF;
