@@ -112,6 +112,8 @@ SELECT taskguard.idempotency_check('acc-key-2') AS first, taskguard.idempotency_
 SELECT taskguard.idempotency_release('acc-key-2') AS released;
 SELECT (taskguard.classify('ValueError')).failure_type, taskguard.backoff(1, jitter => 'none');
 SELECT taskguard.cancel(taskguard.enqueue('w_cancel', queue => 'accw3')) AS cancelled;
+-- requeue is a queue call (SPEC §3): a worker may requeue a task, here at a new priority
+SELECT taskguard.requeue(taskguard.enqueue('w_requeue', queue => 'accw5'), 'HIGH') AS worker_requeued;
 -- enqueue with a key another transaction took by idempotency_check: no task
 -- (the just-inserted duplicate is dropped by the definer helper _task_discard)
 SELECT taskguard.idempotency_check('acc-key-3') AS taken;
@@ -122,7 +124,6 @@ SELECT pg_temp.try($$SELECT taskguard.dlq_purge('0 seconds', '{RESOLVED,ABANDONE
 SELECT pg_temp.try(format('SELECT taskguard.dlq_abandon(ARRAY[%s])', :f_r));
 SELECT pg_temp.try(format('SELECT taskguard.dlq_retry(ARRAY[%s])', :f_r));
 SELECT pg_temp.try(format('SELECT taskguard.dlq_resolve(ARRAY[%s])', :f_r));
-SELECT pg_temp.try(format('SELECT taskguard.requeue(%s)', :t_w));
 SELECT pg_temp.try($$UPDATE taskguard.retry_policy SET max_retries = 100$$);
 SELECT pg_temp.try($$INSERT INTO taskguard.classification_rule (error_type_pattern, failure_type)
                      VALUES ('%', 'UNKNOWN')$$);

@@ -336,7 +336,7 @@ BEGIN
         RETURN false;
     END IF;
     IF v_task.failure_id IS NOT NULL THEN
-        RETURN taskguard.dlq_retry(ARRAY[v_task.failure_id], priority) > 0;
+        RETURN taskguard._dlq_retry(ARRAY[v_task.failure_id], priority, NULL) > 0;
     END IF;
     UPDATE taskguard.task t
        SET status = 'ready', run_at = now(), finished_at = NULL, result = NULL,

@@ -351,8 +351,8 @@ END
 $$;
 
 -- "Retry now" (or staggered over `spread`) for PENDING and ABANDONED records.
-CREATE FUNCTION taskguard.dlq_retry(ids bigint[], priority taskguard.priority DEFAULT NULL,
-    spread interval DEFAULT NULL)
+CREATE FUNCTION taskguard._dlq_retry(ids bigint[], priority taskguard.priority,
+    spread interval)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
@@ -386,8 +386,8 @@ BEGIN
            next_retry_at = CASE WHEN spread IS NULL AND NOT d.external THEN NULL
                                 ELSE now() + coalesce(spread, interval '0') * ((s.ord - 1)::float8 / v_n) END,
            resolution = NULL,
-           priority = coalesce(dlq_retry.priority, d.priority),
-           priority_pinned = d.priority_pinned OR dlq_retry.priority IS NOT NULL
+           priority = coalesce(_dlq_retry.priority, d.priority),
+           priority_pinned = d.priority_pinned OR _dlq_retry.priority IS NOT NULL
       FROM unnest(v_ids) WITH ORDINALITY AS s(id, ord)
      WHERE d.id = s.id;
 
@@ -417,6 +417,14 @@ BEGIN
     RETURN v_n;
 END
 $$;
+
+-- "Retry now" (SPEC §5), an operator's bulk action; requeue() of one failed
+-- task shares the body, so a worker may requeue without the bulk action.
+CREATE FUNCTION taskguard.dlq_retry(ids bigint[], priority taskguard.priority DEFAULT NULL,
+    spread interval DEFAULT NULL)
+RETURNS int
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+AS $$ SELECT taskguard._dlq_retry(ids, priority, spread) $$;
 
 -- Delete records in the given statuses whose last activity is older than older_than.
 CREATE FUNCTION taskguard.dlq_purge(older_than interval DEFAULT '30 days',

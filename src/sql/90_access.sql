@@ -22,9 +22,10 @@ RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 SELECT ARRAY[
-    -- §3 queue (requeue is admin: it is a DLQ retry for a failed task)
+    -- §3 queue (requeue of a failed task is a one-record DLQ retry, through
+    -- _dlq_retry: the bulk dlq_retry stays an admin action)
     'enqueue', 'enqueue_many', 'claim', 'complete', 'complete_many', 'fail',
-    'heartbeat', 'cancel',
+    'heartbeat', 'cancel', 'requeue',
     -- §4, §5 failures (external-broker mode included), §7 priority
     'record_failure', 'claim_due_retries', 'resolve', 'classify', 'backoff',
     'retry_decision', 'calculate_priority', 'priority_level',
@@ -38,7 +39,8 @@ SELECT ARRAY[
     '_breaker_claimed', '_breaker_task_done', '_breaker_config_rows',
     '_breaker_saved_rows', '_breaker_saved_max_version', '_breaker_save',
     '_breaker_cooldown', '_dlq_record', '_dlq_context', '_dlq_task_succeeded',
-    '_dlq_task_cancelled', '_dlq_resolve', '_dlq_hold_tasks', '_policy_max_retries']
+    '_dlq_task_cancelled', '_dlq_resolve', '_dlq_hold_tasks', '_policy_max_retries',
+    '_dlq_retry', '_retry_priority']
 $$;
 
 -- Tables a worker writes (through the functions above), and how: every table

@@ -103,7 +103,7 @@ SELECT is(ARRAY(SELECT f.fn::text FROM tg_functions f
                  WHERE NOT has_function_privilege('tg_acc_cat_admin', f.oid, 'EXECUTE') ORDER BY 1), '{}',
           'an admin may execute every function');
 SELECT is(ARRAY(SELECT f.proname::text FROM tg_functions f
-                 WHERE f.proname IN ('dlq_purge', 'dlq_retry', 'dlq_abandon', 'dlq_resolve', 'requeue',
+                 WHERE f.proname IN ('dlq_purge', 'dlq_retry', 'dlq_abandon', 'dlq_resolve',
                                      'tick', 'grant_access', 'revoke_access', '_prune_tasks',
                                      '_prune_failures', '_requeue_due_retries')
                    AND has_function_privilege('tg_acc_cat_worker', f.oid, 'EXECUTE') ORDER BY 1), '{}',
