@@ -26,7 +26,7 @@ minute=0; first_size=""
 while kill -0 "$pb" 2>/dev/null; do
     sleep 60 || true
     minute=$((minute + 1))
-    echo "minute $minute: $(sizes)"
+    echo "minute $minute: $(sizes) dead tuples: $(P -c "SELECT string_agg(format('%s=%s', relname, n_dead_tup), ' ' ORDER BY relname) FROM pg_stat_user_tables WHERE schemaname = 'taskguard' AND relname IN ('task', 'dead_letter', 'failure_event')")"
     [ "$minute" -eq 2 ] && first_size=$(bytes)
 done
 wait "$pb" || { cat "$log"; echo "soak: pgbench failed"; exit 1; }
@@ -38,6 +38,7 @@ first=$(printf '%s\n' "${tps[@]:0:6}" | awk '{s+=$1} END {print s/NR}')
 last=$(printf '%s\n' "${tps[@]:$((n-6)):6}" | awk '{s+=$1} END {print s/NR}')
 ratio=$(echo "$last / $first" | bc -l)
 end_size=$(bytes)
+echo "cycles/s every 10 s: ${tps[*]}"
 printf 'metric: soak_first_minute_cycles_per_s %.0f\n' "$first"
 printf 'metric: soak_last_minute_cycles_per_s %.0f\n' "$last"
 printf 'ratio: soak_last_vs_first_minute %.2f\n' "$ratio"

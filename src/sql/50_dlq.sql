@@ -38,6 +38,10 @@ CREATE TABLE taskguard.dead_letter (
     dispatched_at   timestamptz     -- when claim_due_retries() last handed it out
 );
 
+-- records change status at every retry: vacuum early, like the task table
+ALTER TABLE taskguard.dead_letter SET (autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
+
 -- the dlq view's pages: WHERE status = … ORDER BY last_failed_at DESC LIMIT 50
 CREATE INDEX dead_letter_status_idx ON taskguard.dead_letter (status, last_failed_at DESC);
 -- due retries (scheduler, claim_due_retries)
