@@ -76,14 +76,15 @@ SQL
 # some data, so that the queries return rows
 q "SELECT taskguard.record_failure('grafana_probe', '{}', 'ConnectionError', 'connection refused')" >/dev/null
 
-is "$(psql -X -At -d taskguard -v doc="$(cat "$json")" -c "SELECT jsonb_typeof(:'doc'::jsonb)")" object "the dashboard is valid JSON"
-titles=$(psql -X -At -d taskguard -v doc="$(cat "$json")" \
-    -c "SELECT string_agg(p->>'title', ';') FROM jsonb_path_query(:'doc'::jsonb, '\$.panels[*] ? (@.type == \"row\")') p")
+doc() {  # doc SQL: run SQL with :'doc' bound to the dashboard's JSON
+    psql -X -At -d taskguard -v doc="$(cat "$json")" <<<"$1"
+}
+is "$(doc "SELECT jsonb_typeof(:'doc'::jsonb)")" object "the dashboard is valid JSON"
+titles=$(doc "SELECT string_agg(p->>'title', ';') FROM jsonb_path_query(:'doc'::jsonb, '\$.panels[*] ? (@.type == \"row\")') p")
 for section in Overview Idempotency "Schedule conflicts" "Dead-letter queue" "Failure taxonomy" "Retry policy"; do
     ok "$(grep -q "$section" <<<"$titles"; echo $?)" "the dashboard has a row for: $section"
 done
-is "$(psql -X -At -d taskguard -v doc="$(cat "$json")" \
-    -c "SELECT count(*) FROM jsonb_path_query(:'doc'::jsonb, 'strict \$.**.datasource.type') t WHERE t #>> '{}' <> 'postgres'")" 0 \
+is "$(doc "SELECT count(*) FROM jsonb_path_query(:'doc'::jsonb, 'strict \$.**.datasource.type') t WHERE t #>> '{}' <> 'postgres'")" 0 \
    "every panel uses the PostgreSQL data source"
 
 run_panels "" >"$out" 2>&1 || { sed 's/^/# /' "$out"; }
