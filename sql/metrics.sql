@@ -214,14 +214,17 @@ SELECT sum(failures) >= :failures_before AS totals_kept FROM taskguard._failure_
 -- 10. Tenants: a role mapped to acme sees acme's numbers only.
 CREATE ROLE metrics_acme;
 INSERT INTO taskguard.tenant_member VALUES ('metrics_acme', 'acme');
-GRANT USAGE ON SCHEMA taskguard TO metrics_acme;
-GRANT SELECT ON taskguard.dashboard, taskguard.failure_distribution, taskguard.failure_trend,
-      taskguard.retry_effectiveness, taskguard.alerts, taskguard._failure_totals,
-      taskguard._health_inputs, taskguard._dlq_counts, taskguard.idempotency_stats,
-      taskguard.breaker_status TO metrics_acme;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA taskguard TO metrics_acme;
--- (_tenant_visible() reads the mapping as the caller; the access capability owns that)
-GRANT SELECT ON taskguard.tenant_member TO metrics_acme;
+-- reader access: grant_access() when the access capability is there, else its grants
+DO $$
+BEGIN
+    IF to_regprocedure('taskguard.grant_access(name,text)') IS NOT NULL THEN
+        EXECUTE 'SELECT taskguard.grant_access(''metrics_acme'', ''reader'')';
+    ELSE
+        GRANT USAGE ON SCHEMA taskguard TO metrics_acme;
+        GRANT SELECT ON ALL TABLES IN SCHEMA taskguard TO metrics_acme;
+        GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA taskguard TO metrics_acme;
+    END IF;
+END $$;
 INSERT INTO taskguard.failure_event (time, task_name, tenant, failure_type, retry_count, action)
 VALUES (now(), 'charge', 'acme', 'EXTERNAL_API_ERROR', 1, 'retry'),
        (now(), 'other', 'globex', 'TRANSIENT_DATABASE', 0, 'retry');
