@@ -275,4 +275,8 @@ SELECT alert, level FROM taskguard.alerts WHERE alert = 'dlq_depth';
 DELETE FROM taskguard.alert_threshold WHERE NOT builtin;
 -- the rollup step with a zero batch does nothing
 SELECT taskguard._rollup(0) AS folded;
+-- leave nothing behind for later tests
+DELETE FROM taskguard.dead_letter;
+DELETE FROM taskguard.failure_event;
 DELETE FROM taskguard.task;
+SELECT taskguard._rollup(100000) >= 0 AS folded;
