@@ -17,7 +17,8 @@ ROWS=${TG_BENCH_VIEWS_ROWS:-1000000}
 EVENTS=${TG_BENCH_VIEWS_EVENTS:-5000000}
 RUNS=${TG_BENCH_VIEWS_RUNS:-5}
 BDB=tg_bench_views
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $BDB" -c "CREATE DATABASE $BDB" >/dev/null
+psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $BDB" \
+    -c "CREATE DATABASE $BDB" >/dev/null
 [ -n "${TG_BENCH_VIEWS_KEEP:-}" ] ||
     trap 'psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $BDB" >/dev/null 2>&1 || true' EXIT
 start=$(date +%s)
