@@ -1,10 +1,10 @@
 -- 80_metrics.sql — the rollups behind the dashboards (SPEC §11): small tables
 -- that the views read instead of scanning dead_letter and failure_event.
 --
--- Writes never touch a shared counter row: row triggers append delta rows
--- to dlq_delta and event_delta (inserts only, so concurrent fail() calls do
--- not queue on a row lock), and the scheduler's 'rollup' step moves
--- committed deltas into the rollups.  The views read rollup + pending deltas, so they are current at
+-- Writes never touch a shared counter row: statement triggers append
+-- aggregated delta rows to dlq_delta and event_delta (inserts only, so
+-- concurrent fail() calls do not queue on a row lock), and the scheduler's
+-- 'rollup' step moves committed deltas into the rollups.  The views read rollup + pending deltas, so they are current at
 -- once, scheduler or not.  Deltas are moved exactly once: the step deletes
 -- the rows it folds (SKIP LOCKED), so rows of open transactions wait for the
 -- next pass and two folding sessions never take the same row.
@@ -108,112 +108,129 @@ CREATE TABLE taskguard.metric_tenant (
 
 -- ---------------------------------------------------------------- triggers
 
--- Row-level triggers: fail() changes one record and adds one event, and a
--- row trigger appending a VALUES row costs a fraction of a statement trigger
--- aggregating transition tables.  SECURITY DEFINER: the writers (workers)
--- need no rights on the delta tables.
+-- Statement triggers with transition tables: one aggregated delta row per
+-- group for the whole statement, so the scheduler's batches (1,000 retries
+-- put back in one UPDATE) and bulk loads cost a few rows, and fail() a few
+-- short statements.  No join of old and new rows (transition tables have no
+-- statistics: a nested loop over a large batch would be quadratic).
+-- SECURITY DEFINER: the writers (workers) need no rights on the deltas.
 
--- Remember a tenant the first time the rollups see it.
-CREATE FUNCTION taskguard._metric_tenant_seen(tenant text)
-RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM taskguard.metric_tenant m WHERE m.tenant = $1) THEN
-        INSERT INTO taskguard.metric_tenant VALUES ($1) ON CONFLICT DO NOTHING;
-    END IF;
-END
-$$;
-
--- dead_letter row changed: move it between state groups, and count a record
--- that became ABANDONED.
+-- dead_letter changed: the net change per state group, the records that
+-- became ABANDONED, and tenants seen for the first time.
 CREATE FUNCTION taskguard._dlq_rollup_trigger()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_old_retry boolean;
-    v_new_retry boolean;
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM taskguard.dlq_rollup;
         DELETE FROM taskguard.dlq_delta;
-        RETURN NULL;
-    END IF;
-    IF TG_OP <> 'INSERT' THEN
-        v_old_retry := OLD.status = 'RESOLVED' AND OLD.resolution IS NOT DISTINCT FROM 'retry';
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        v_new_retry := NEW.status = 'RESOLVED' AND NEW.resolution IS NOT DISTINCT FROM 'retry';
-    END IF;
-    IF TG_OP = 'INSERT' THEN
-        PERFORM taskguard._metric_tenant_seen(coalesce(NEW.tenant, ''));
-        INSERT INTO taskguard.dlq_delta VALUES (coalesce(NEW.tenant, ''), NEW.status,
-            NEW.failure_type, v_new_retry, 1, (NEW.retry_count > 0)::int, NEW.retry_count,
-            NEW.confidence);
-    ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO taskguard.dlq_delta VALUES (coalesce(OLD.tenant, ''), OLD.status,
-            OLD.failure_type, v_old_retry, -1, -(OLD.retry_count > 0)::int, -OLD.retry_count,
-            -OLD.confidence);
-    ELSIF (OLD.tenant, OLD.status, OLD.failure_type, v_old_retry, OLD.retry_count, OLD.confidence)
-          IS DISTINCT FROM
-          (NEW.tenant, NEW.status, NEW.failure_type, v_new_retry, NEW.retry_count, NEW.confidence) THEN
-        IF NEW.tenant IS DISTINCT FROM OLD.tenant THEN
-            PERFORM taskguard._metric_tenant_seen(coalesce(NEW.tenant, ''));
-        END IF;
-        INSERT INTO taskguard.dlq_delta VALUES
-            (coalesce(OLD.tenant, ''), OLD.status, OLD.failure_type, v_old_retry, -1,
-             -(OLD.retry_count > 0)::int, -OLD.retry_count, -OLD.confidence),
-            (coalesce(NEW.tenant, ''), NEW.status, NEW.failure_type, v_new_retry, 1,
-             (NEW.retry_count > 0)::int, NEW.retry_count, NEW.confidence);
-    END IF;
-    IF TG_OP <> 'DELETE' AND NEW.status = 'ABANDONED'
-       AND (TG_OP = 'INSERT' OR OLD.status <> 'ABANDONED') THEN
-        INSERT INTO taskguard.event_delta VALUES (date_trunc('minute', now()),
-            coalesce(NEW.tenant, ''), NEW.task_name, NEW.failure_type, NEW.priority,
-            0, 0, 0, 0, 1);
+    ELSIF TG_OP = 'INSERT' THEN
+        WITH states AS (
+            INSERT INTO taskguard.dlq_delta
+            SELECT coalesce(n.tenant, ''), n.status, n.failure_type,
+                   n.status = 'RESOLVED' AND n.resolution IS NOT DISTINCT FROM 'retry',
+                   count(*), count(*) FILTER (WHERE n.retry_count > 0), sum(n.retry_count),
+                   sum(n.confidence)
+              FROM new_rows n GROUP BY 1, 2, 3, 4)
+        INSERT INTO taskguard.event_delta
+        SELECT date_trunc('minute', now()), coalesce(n.tenant, ''), n.task_name,
+               n.failure_type, n.priority, 0, 0, 0, 0, count(*)
+          FROM new_rows n WHERE n.status = 'ABANDONED' GROUP BY 1, 2, 3, 4, 5;
+        INSERT INTO taskguard.metric_tenant
+        SELECT DISTINCT coalesce(n.tenant, '') FROM new_rows n
+         WHERE NOT EXISTS (SELECT 1 FROM taskguard.metric_tenant m
+                            WHERE m.tenant = coalesce(n.tenant, ''))
+        ON CONFLICT DO NOTHING;
+    ELSIF TG_OP = 'UPDATE' THEN
+        WITH moved AS (
+            SELECT coalesce(n.tenant, '') AS tenant, n.status, n.failure_type,
+                   n.status = 'RESOLVED' AND n.resolution IS NOT DISTINCT FROM 'retry' AS by_retry,
+                   1 AS n, (n.retry_count > 0)::int AS retried, n.retry_count,
+                   n.confidence::float8 AS confidence, n.task_name, n.priority
+              FROM new_rows n
+            UNION ALL
+            SELECT coalesce(o.tenant, ''), o.status, o.failure_type,
+                   o.status = 'RESOLVED' AND o.resolution IS NOT DISTINCT FROM 'retry',
+                   -1, -(o.retry_count > 0)::int, -o.retry_count, -o.confidence::float8,
+                   o.task_name, o.priority
+              FROM old_rows o),
+        states AS (
+            INSERT INTO taskguard.dlq_delta
+            SELECT m.tenant, m.status, m.failure_type, m.by_retry, sum(m.n), sum(m.retried),
+                   sum(m.retry_count), sum(m.confidence)
+              FROM moved m
+             GROUP BY 1, 2, 3, 4
+            HAVING sum(m.n) <> 0 OR sum(m.retried) <> 0 OR sum(m.retry_count) <> 0
+                OR sum(m.confidence) <> 0)
+        -- records that became ABANDONED: the net gain of ABANDONED rows per
+        -- task, type and priority (abandonments never count down; a record
+        -- leaving ABANDONED in the same statement as another of its group
+        -- enters it cancels that one out)
+        INSERT INTO taskguard.event_delta
+        SELECT date_trunc('minute', now()), m.tenant, m.task_name, m.failure_type, m.priority,
+               0, 0, 0, 0, sum(m.n)
+          FROM moved m
+         WHERE m.status = 'ABANDONED'
+         GROUP BY 1, 2, 3, 4, 5
+        HAVING sum(m.n) > 0;
+    ELSE
+        INSERT INTO taskguard.dlq_delta
+        SELECT coalesce(o.tenant, ''), o.status, o.failure_type,
+               o.status = 'RESOLVED' AND o.resolution IS NOT DISTINCT FROM 'retry',
+               -count(*), -count(*) FILTER (WHERE o.retry_count > 0), -sum(o.retry_count),
+               -sum(o.confidence)
+          FROM old_rows o GROUP BY 1, 2, 3, 4;
     END IF;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER dead_letter_rollup AFTER INSERT OR UPDATE OR DELETE ON taskguard.dead_letter
-    FOR EACH ROW EXECUTE FUNCTION taskguard._dlq_rollup_trigger();
+CREATE TRIGGER dead_letter_rollup_insert AFTER INSERT ON taskguard.dead_letter
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._dlq_rollup_trigger();
+CREATE TRIGGER dead_letter_rollup_update AFTER UPDATE ON taskguard.dead_letter
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._dlq_rollup_trigger();
+CREATE TRIGGER dead_letter_rollup_delete AFTER DELETE ON taskguard.dead_letter
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._dlq_rollup_trigger();
 CREATE TRIGGER dead_letter_rollup_truncate AFTER TRUNCATE ON taskguard.dead_letter
     FOR EACH STATEMENT EXECUTE FUNCTION taskguard._dlq_rollup_trigger();
 
--- failure_event row inserted: one failed attempt for its minute, task, type
--- and its record's priority.  (Pruning events does not touch the rollups.)
+-- failure_event rows inserted: failed attempts per minute, task, type and
+-- the record's priority.  (Pruning events does not touch the rollups.)
 CREATE FUNCTION taskguard._event_rollup_trigger()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_priority taskguard.priority;
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM taskguard.failure_hourly;
         RETURN NULL;
     END IF;
-    IF NEW.tenant IS NOT NULL THEN
-        PERFORM taskguard._metric_tenant_seen(NEW.tenant);
-    END IF;
-    IF NEW.failure_id IS NOT NULL THEN
-        SELECT d.priority INTO v_priority FROM taskguard.dead_letter d WHERE d.id = NEW.failure_id;
-    END IF;
-    INSERT INTO taskguard.event_delta VALUES (date_trunc('minute', NEW.time),
-        coalesce(NEW.tenant, ''), NEW.task_name, NEW.failure_type, coalesce(v_priority, 'MEDIUM'),
-        1, (NEW.action = 'retry')::int,
-        CASE WHEN NEW.action = 'retry' THEN NEW.retry_count + 1 ELSE 0 END,
-        (NEW.action = 'abandon')::int, 0);
+    INSERT INTO taskguard.event_delta
+    SELECT date_trunc('minute', e.time), coalesce(e.tenant, ''), e.task_name, e.failure_type,
+           coalesce(d.priority, 'MEDIUM'), count(*),
+           count(*) FILTER (WHERE e.action = 'retry'),
+           coalesce(sum(e.retry_count + 1) FILTER (WHERE e.action = 'retry'), 0),
+           count(*) FILTER (WHERE e.action = 'abandon'), 0
+      FROM new_rows e LEFT JOIN taskguard.dead_letter d ON d.id = e.failure_id
+     GROUP BY 1, 2, 3, 4, 5;
+    INSERT INTO taskguard.metric_tenant
+    SELECT DISTINCT coalesce(e.tenant, '') FROM new_rows e
+     WHERE NOT EXISTS (SELECT 1 FROM taskguard.metric_tenant m
+                        WHERE m.tenant = coalesce(e.tenant, ''))
+    ON CONFLICT DO NOTHING;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER failure_event_rollup AFTER INSERT ON taskguard.failure_event
-    FOR EACH ROW EXECUTE FUNCTION taskguard._event_rollup_trigger();
+CREATE TRIGGER failure_event_rollup_insert AFTER INSERT ON taskguard.failure_event
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._event_rollup_trigger();
 CREATE TRIGGER failure_event_rollup_truncate AFTER TRUNCATE ON taskguard.failure_event
     FOR EACH STATEMENT EXECUTE FUNCTION taskguard._event_rollup_trigger();
 
