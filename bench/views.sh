@@ -5,7 +5,9 @@
 # Data, generated set-based in a database of its own (dropped afterwards):
 # ROWS (1,000,000) dead-letter records over 30 days (5 % PENDING, 1 %
 # RETRYING, 54 % ABANDONED, 40 % RESOLVED by a retry), EVENTS (5,000,000)
-# failure events over 30 days, 4 tenants, 50 task names, all 15 types;
+# failure events spread over 30 days (a hash of the id, so every hour has
+# every type: the trend has its full 720 x 15 points), 4 tenants, 50 task
+# names, all 15 types;
 # 20,000 ready and 200 running tasks; 40 schedules.  The rollups are built
 # once by taskguard.rollup_rebuild() after the bulk load (in production the
 # triggers and the scheduler's 'rollup' step keep them; the views read the
@@ -61,7 +63,7 @@ BEGIN
     FOR c IN 0 .. (n - 1) / 1000000 LOOP
         INSERT INTO taskguard.failure_event (time, failure_id, task_name, tenant, failure_type,
                error_type, error, retry_count, action)
-        SELECT now() - (i % 2592000) * interval '1 second', 1 + i % $ROWS, 'task_' || (i % 50),
+        SELECT now() - (abs(hashint8(i)) % 2592000) * interval '1 second', 1 + i % $ROWS, 'task_' || (i % 50),
                CASE WHEN i % 4 > 0 THEN 'tenant' || (i % 4) END,
                (enum_range(NULL::taskguard.failure_type))[1 + i % 15], 'SomeError', 'failed',
                i % 6, CASE WHEN i % 3 = 0 THEN 'abandon' ELSE 'retry' END

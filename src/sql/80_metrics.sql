@@ -56,7 +56,7 @@ CREATE TABLE taskguard.failure_hourly (
     failures     bigint NOT NULL DEFAULT 0,
     retries      bigint NOT NULL DEFAULT 0,     -- attempts followed by a retry
     abandons     bigint NOT NULL DEFAULT 0,     -- attempts after which the record was abandoned
-    PRIMARY KEY (bucket, all_tenants, tenant, failure_type)
+    PRIMARY KEY (all_tenants, bucket, tenant, failure_type)   -- all_tenants first: the views read one side
 );
 
 -- Failed attempts and abandoned records per minute, for the dashboard's
@@ -287,7 +287,7 @@ BEGIN
                sum(m.failures), sum(m.retries), sum(m.abandons)
           FROM moved m, LATERAL (VALUES (false, m.tenant), (true, '')) k (all_tenants, tenant)
          WHERE m.failures > 0 GROUP BY 1, 2, 3, 4
-        ON CONFLICT (bucket, all_tenants, tenant, failure_type) DO UPDATE
+        ON CONFLICT (all_tenants, bucket, tenant, failure_type) DO UPDATE
            SET failures = h.failures + EXCLUDED.failures, retries = h.retries + EXCLUDED.retries,
                abandons = h.abandons + EXCLUDED.abandons
         RETURNING 1),
@@ -386,7 +386,7 @@ BEGIN
            sum(r.failures), sum(r.retries), sum(r.abandons)
       FROM taskguard_rebuild r, LATERAL (VALUES (false, r.tenant), (true, '')) k (all_tenants, tenant)
      GROUP BY 1, 2, 3, 4
-    ON CONFLICT (bucket, all_tenants, tenant, failure_type) DO UPDATE
+    ON CONFLICT (all_tenants, bucket, tenant, failure_type) DO UPDATE
        SET failures = greatest(h.failures, EXCLUDED.failures),
            retries = greatest(h.retries, EXCLUDED.retries),
            abandons = greatest(h.abandons, EXCLUDED.abandons);

@@ -195,10 +195,20 @@ SELECT p.failure_type, p.remediation, p.alert_level, p.retryable,
  WHERE p.task_name IS NULL;
 
 -- Failed attempts per hour and failure type, over taskguard.event_retention;
--- `time` is the hour (Grafana's time column).
+-- `time` is the hour (Grafana's time column).  It reads the rollup only (up
+-- to one scheduler pass behind): a caller who sees every tenant reads the
+-- all-tenant rows as they are, through the primary key, with no aggregation.
 CREATE VIEW taskguard.failure_trend AS
 SELECT h.bucket AS time, h.failure_type, h.failures, h.retries, h.abandons
-  FROM taskguard._failure_hours h;
+  FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
+ WHERE h.all_tenants AND sc.all_visible
+UNION ALL
+SELECT h.bucket, h.failure_type, sum(h.failures)::bigint, sum(h.retries)::bigint,
+       sum(h.abandons)::bigint
+  FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
+ WHERE NOT h.all_tenants AND NOT sc.all_visible
+   AND h.tenant IN (SELECT v.tenant FROM taskguard._visible_tenants v)
+ GROUP BY 1, 2;
 
 -- ---------------------------------------------------------------- retries
 
