@@ -91,12 +91,21 @@ P -c "SELECT * FROM taskguard.breaker_status ORDER BY service"
 say "tasks by queue and status"
 P -c "SELECT queue, status, count(*) FROM taskguard.task GROUP BY 1, 2 ORDER BY 1, 2"
 
-for view in dashboard alerts failure_distribution retry_effectiveness idempotency_stats; do
-    if [ "$(P -At -c "SELECT to_regclass('taskguard.$view') IS NOT NULL")" = t ]; then
-        say "taskguard.$view"
-        P -c "SELECT * FROM taskguard.$view"
-    fi
-done
-say "top of the dead-letter queue"
+say "failure taxonomy (taskguard.failure_distribution)"
+P -c "SELECT failure_type, remediation, records, open_records, pct, avg_confidence, failures_24h
+        FROM taskguard.failure_distribution WHERE records > 0 OR failures_total > 0 ORDER BY records DESC"
+say "retry effectiveness (taskguard.retry_effectiveness)"
+P -c "SELECT failure_type, max_retries, retried, recovered, exhausted, in_progress, success_rate_pct,
+             avg_retries FROM taskguard.retry_effectiveness WHERE retried > 0 OR in_progress > 0"
+say "idempotency (taskguard.idempotency_stats)"
+P -c "SELECT * FROM taskguard.idempotency_stats ORDER BY checks DESC"
+say "Prometheus (taskguard.prometheus_metrics(), first samples)"
+P -At -c "SELECT line FROM regexp_split_to_table(taskguard.prometheus_metrics(), E'\\n') line
+           WHERE line <> '' AND line NOT LIKE '#%' LIMIT 12"
+say "the dashboard (taskguard.dashboard)"
+P -x -c "SELECT * FROM taskguard.dashboard"
+say "alerts (taskguard.alerts; thresholds in taskguard.alert_threshold)"
+P -c "SELECT * FROM taskguard.alerts"
+say "top of the dead-letter queue (taskguard.dlq)"
 P -c "SELECT id, task_name, status, failure_type, retry_count, max_retries, left(message, 50) AS message,
              next_retry_at FROM taskguard.dlq ORDER BY last_failed_at DESC LIMIT 10"

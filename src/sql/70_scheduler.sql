@@ -7,7 +7,7 @@ RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 SELECT ARRAY['breakers', 'requeue_retries', 'redispatch_lost', 'reap_leases', 'expire_keys', 'escalate',
-             'prune_tasks', 'prune_failures', 'flush_counters', 'alerts', 'notify']
+             'prune_tasks', 'prune_failures', 'flush_counters', 'rollup', 'alerts', 'notify']
 $$;
 
 -- Run one step with a batch bound; returns how many rows it handled.
@@ -26,6 +26,7 @@ BEGIN
         WHEN 'prune_tasks'     THEN taskguard._prune_tasks(batch)
         WHEN 'prune_failures'  THEN taskguard._prune_failures(batch)
         WHEN 'flush_counters'  THEN taskguard._flush_counters()
+        WHEN 'rollup'          THEN taskguard._rollup(batch)
         WHEN 'alerts'          THEN taskguard._check_alerts()
         WHEN 'notify'          THEN taskguard._send_pending_notifies()
     END;

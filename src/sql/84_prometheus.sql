@@ -1,0 +1,120 @@
+-- 84_prometheus.sql — taskguard.prometheus_metrics(): the dashboards in the
+-- Prometheus text exposition format (version 0.0.4).  Counters come from the
+-- monotonic totals (taskguard.failure_total, idempotency_counter), never from
+-- counts of rows that get pruned.  SECURITY INVOKER: a tenant-mapped role
+-- gets its tenant's numbers.
+
+-- A label value escaped for the exposition format (\ " and newline).
+CREATE FUNCTION taskguard._prom_label(value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+SELECT '"' || replace(replace(replace(coalesce(value, ''), E'\\', E'\\\\'), '"', E'\\"'),
+                      E'\n', E'\\n') || '"'
+$$;
+
+-- A sample value: integers as such, others with up to 6 decimals.
+CREATE FUNCTION taskguard._prom_value(value numeric)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+SELECT CASE WHEN value IS NULL THEN 'NaN'
+            WHEN value = trunc(value) THEN trunc(value)::text
+            ELSE round(value, 6)::text END
+$$;
+
+-- One metric family: HELP and TYPE lines, then its samples (may be none).
+CREATE FUNCTION taskguard._prom_family(name text, type text, help text, samples text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+SELECT format(E'# HELP %s %s\n# TYPE %s %s\n', name,
+              replace(replace(help, E'\\', E'\\\\'), E'\n', E'\\n'), name, type)
+       || coalesce(samples, '')
+$$;
+
+CREATE FUNCTION taskguard.prometheus_metrics()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+AS $$
+WITH totals AS MATERIALIZED (
+    SELECT t.task_name, t.failure_type, t.priority, t.failures, t.retries, t.retry_sum,
+           t.abandoned
+      FROM taskguard._failure_totals t),
+h AS MATERIALIZED (SELECT * FROM taskguard._health_inputs),
+idem AS MATERIALIZED (
+    SELECT coalesce(sum(i.checks), 0) AS checks, coalesce(sum(i.duplicates), 0) AS duplicates
+      FROM taskguard.idempotency_stats i)
+SELECT
+  taskguard._prom_family('task_failure_total', 'counter',
+      'Failed task attempts, by failure type and task name.',
+      (SELECT string_agg(format(E'task_failure_total{failure_type=%s,task_name=%s} %s\n',
+                                taskguard._prom_label(x.failure_type::text),
+                                taskguard._prom_label(x.task_name), x.n),
+                         '' ORDER BY x.failure_type, x.task_name)
+         FROM (SELECT t.failure_type, t.task_name, sum(t.failures) AS n
+                 FROM totals t GROUP BY 1, 2 HAVING sum(t.failures) > 0) x))
+  || taskguard._prom_family('task_retry', 'summary',
+      'Retries scheduled after a failure, by task name and priority: _count is the number of retries, _sum the sum of their retry numbers (1 = first retry).',
+      (SELECT string_agg(format(E'task_retry_sum{task_name=%1$s,priority=%2$s} %3$s\ntask_retry_count{task_name=%1$s,priority=%2$s} %4$s\n',
+                                taskguard._prom_label(x.task_name),
+                                taskguard._prom_label(x.priority::text), x.s, x.n),
+                         '' ORDER BY x.task_name, x.priority)
+         FROM (SELECT t.task_name, t.priority, sum(t.retries) AS n, sum(t.retry_sum) AS s
+                 FROM totals t GROUP BY 1, 2 HAVING sum(t.retries) > 0) x))
+  || taskguard._prom_family('task_abandoned_total', 'counter',
+      'Dead-letter records that became ABANDONED, by failure type and task name.',
+      (SELECT string_agg(format(E'task_abandoned_total{failure_type=%s,task_name=%s} %s\n',
+                                taskguard._prom_label(x.failure_type::text),
+                                taskguard._prom_label(x.task_name), x.n),
+                         '' ORDER BY x.failure_type, x.task_name)
+         FROM (SELECT t.failure_type, t.task_name, sum(t.abandoned) AS n
+                 FROM totals t GROUP BY 1, 2 HAVING sum(t.abandoned) > 0) x))
+  || taskguard._prom_family('dlq_queue_depth', 'gauge',
+      'Open dead-letter records (PENDING, RETRYING or ABANDONED).',
+      format(E'dlq_queue_depth %s\n', h.dlq_depth))
+  || taskguard._prom_family('dlq_records', 'gauge',
+      'Dead-letter records kept, by status.',
+      (SELECT string_agg(format(E'dlq_records{status=%s} %s\n',
+                                taskguard._prom_label(s::text),
+                                coalesce((SELECT sum(c.records) FROM taskguard._dlq_counts c
+                                           WHERE c.status = s), 0)),
+                         '' ORDER BY s)
+         FROM unnest(enum_range(NULL::taskguard.dlq_status)) s))
+  || taskguard._prom_family('idempotency_hit_rate_percent', 'gauge',
+      'Share of idempotency checks that found a duplicate, in percent.',
+      format(E'idempotency_hit_rate_percent %s\n', taskguard._prom_value(h.idempotency_hit_rate_pct)))
+  || taskguard._prom_family('idempotency_checks_total', 'counter',
+      'Idempotency checks made.', format(E'idempotency_checks_total %s\n', idem.checks))
+  || taskguard._prom_family('idempotency_duplicates_total', 'counter',
+      'Idempotency checks that found a duplicate.',
+      format(E'idempotency_duplicates_total %s\n', idem.duplicates))
+  || taskguard._prom_family('schedule_health_score', 'gauge',
+      'Schedule health score, 0-100 (100 = no hotspots, duplicates, overlaps or invalid schedules).',
+      format(E'schedule_health_score %s\n', coalesce(h.schedule_health, 100)))
+  || taskguard._prom_family('circuit_breaker_state', 'gauge',
+      'Circuit breaker state by service: 0 closed, 1 half-open, 2 open.',
+      (SELECT string_agg(format(E'circuit_breaker_state{service_name=%s} %s\n',
+                                taskguard._prom_label(b.service),
+                                CASE b.state WHEN 'open' THEN 2 WHEN 'half_open' THEN 1 ELSE 0 END),
+                         '' ORDER BY b.service)
+         FROM taskguard.breaker_status b))
+  || taskguard._prom_family('taskguard_tasks', 'gauge', 'Tasks by status (ready, running).',
+      format(E'taskguard_tasks{status="ready"} %s\ntaskguard_tasks{status="running"} %s\n',
+             h.ready, h.running))
+  || taskguard._prom_family('taskguard_failures_last_hour', 'gauge',
+      'Failed attempts in the last hour.', format(E'taskguard_failures_last_hour %s\n', h.failures_1h))
+  || taskguard._prom_family('taskguard_health_score', 'gauge',
+      'The dashboard health score, 0-100.',
+      format(E'taskguard_health_score %s\n',
+             taskguard.health_score(h.dlq_depth, h.abandoned_24h, h.open_breakers,
+                                    h.schedule_health, h.idempotency_hit_rate_pct,
+                                    h.retry_success_pct)))
+  || taskguard._prom_family('taskguard_alert', 'gauge',
+      'Alerts that are on (1), by alert and level.',
+      (SELECT string_agg(format(E'taskguard_alert{alert=%s,level=%s} 1\n',
+                                taskguard._prom_label(a.alert), taskguard._prom_label(a.level::text)),
+                         '' ORDER BY a.alert)
+         FROM taskguard.alerts a))
+FROM h, idem
+$$;
