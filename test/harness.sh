@@ -38,9 +38,12 @@ chmod 755 "$work"
 tg_private_install "$work/inst"
 port=$(tg_pick_port)
 case "$mode" in
-test|soak)
+test)
     tg_init_cluster "$work/pg" "$port" "taskguard.naptime = 200" "fsync = off" \
         "synchronous_commit = off" "full_page_writes = off" ;;
+soak)  # a busy queue database as README "Operating a busy queue" advises
+    tg_init_cluster "$work/pg" "$port" "taskguard.naptime = 200" "fsync = off" \
+        "synchronous_commit = off" "full_page_writes = off" "autovacuum_naptime = 10s" ;;
 *)  # benches: default durability settings
     tg_init_cluster "$work/pg" "$port" ;;
 esac
