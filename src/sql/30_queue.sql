@@ -384,13 +384,17 @@ AS $$
 DECLARE
     v_n int;
 BEGIN
+    -- ARRAY(): the pick runs once (an InitPlan).  As `IN (subquery)` a plan
+    -- cached while the table was small could rescan the subquery for every row
+    -- (a nested-loop semi join over two seq scans): minutes at 20,000 tasks,
+    -- with the scheduler's snapshot holding back vacuum all the while.
     DELETE FROM taskguard.task t
-     WHERE t.id IN (
+     WHERE t.id = ANY (ARRAY(
         SELECT p.id FROM taskguard.task p
          WHERE p.status IN ('succeeded', 'cancelled')
            AND p.finished_at < now() - taskguard._setting_interval('taskguard.task_retention', '1 day')
          LIMIT batch
-         FOR UPDATE SKIP LOCKED);
+         FOR UPDATE SKIP LOCKED));
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;
 END
