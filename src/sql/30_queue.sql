@@ -184,6 +184,11 @@ CREATE FUNCTION taskguard.claim(queue text DEFAULT 'default', worker text DEFAUL
     batch int DEFAULT 1, lease interval DEFAULT '5 minutes')
 RETURNS SETOF taskguard.task
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
+-- One plan for every call.  With `LIMIT batch` the generic plan's estimate
+-- is 10% of the table, so the plan cache found it dearer than a custom plan
+-- and planned the claim afresh on every call (a quarter of a worker's
+-- backend CPU at batch 1); the plan below is the right one for any batch.
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     IF queue IS NULL THEN
@@ -212,11 +217,12 @@ BEGIN
     allowed AS (
         SELECT p.id FROM picked p
          WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service))
+    -- = ANY(ARRAY()): found by primary key whatever the estimate of batch
+    -- (joined to the CTE, a generic plan hashed it against a seq scan).
     UPDATE taskguard.task t
        SET status = 'running', attempts = t.attempts + 1, started_at = now(),
            worker = claim.worker, lease_expires_at = now() + lease
-      FROM allowed
-     WHERE t.id = allowed.id
+     WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
     RETURNING t.*;
 END
 $$;
