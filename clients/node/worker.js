@@ -70,13 +70,16 @@ class Worker {
         this.handlers = opts.handlers || {};
         this.concurrency = opts.concurrency || 10;
         this.batch = opts.batch || 1;
-        this.prefetch = opts.prefetch ?? Math.max(this.batch, this.concurrency);
         this.completeBatch = opts.completeBatch || 1;
-        this.piggyback = opts.piggyback ?? true;
+        this.piggyback = (opts.piggyback ?? true) && this.batch === 1 && this.completeBatch === 1;
+        // Tasks held beyond the busy slots.  Batched: up to two batches, so the
+        // next claim is out while a full batch still waits.  Single with
+        // piggyback: none, each slot claims its next task as it completes.
+        this.prefetch = opts.prefetch ?? (this.batch > 1 ? 2 * this.batch : this.piggyback ? 0 : this.concurrency);
         this.leaseSeconds = opts.leaseSeconds || 300;
         this.heartbeatMs = opts.heartbeatMs || Math.floor(this.leaseSeconds * 1000 / 3);
         this.pollInterval = opts.pollInterval ?? 1000;
-        this.maxClaimsInFlight = opts.maxClaimsInFlight || (this.batch === 1 ? this.concurrency : 1);
+        this.maxClaimsInFlight = opts.maxClaimsInFlight || (this.batch === 1 ? this.concurrency : 2);
         this.onError = opts.onError || ((err) => console.error('taskguard worker:', err.stack || err));
         this.onTaskStart = opts.onTaskStart || null;
         this.pool = opts.pool || new this.pg.Pool({
@@ -119,12 +122,13 @@ class Worker {
     }
 
     // Claim while there is room in slots + buffer and no short claim said "empty".
-    // A batched worker waits until half a batch is wanted, so claims stay large.
+    // A batched worker claims full batches only (unless it holds nothing), so
+    // claims stay large.
     fill() {
         while (!this.stopping && !this.drained && this.claimsInFlight < this.maxClaimsInFlight) {
             const held = this.running + this.buffer.length + this.claimedAhead;
             const n = Math.min(this.batch, this.concurrency + this.prefetch - held);
-            if (n <= 0 || (n < this.batch / 2 && held > 0)) break;
+            if (n <= 0 || (n < this.batch && held > 0)) break;
             this.claim(n);
         }
         this.dispatch();
@@ -223,7 +227,7 @@ class Worker {
             else if (!this.flushTimer) this.flushTimer = setImmediate(() => { this.flushTimer = null; this.flush(); });
             return;
         }
-        if (this.piggyback && this.batch === 1 && this.canClaimOne()) {
+        if (this.piggyback && this.canClaimOne()) {
             this.claim(1, { task, result });
             return;
         }
