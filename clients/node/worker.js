@@ -73,9 +73,9 @@ class Worker {
         this.completeBatch = opts.completeBatch || 1;
         this.piggyback = (opts.piggyback ?? true) && this.batch === 1 && this.completeBatch === 1;
         // Tasks held beyond the busy slots.  Batched: up to two batches, so the
-        // next claim is out while a full batch still waits.  Single with
-        // piggyback: none, each slot claims its next task as it completes.
-        this.prefetch = opts.prefetch ?? (this.batch > 1 ? 2 * this.batch : this.piggyback ? 0 : this.concurrency);
+        // next claim is out while a full batch still waits.  Single: one more
+        // per slot, so a slot starts its next task while its claim is out.
+        this.prefetch = opts.prefetch ?? (this.batch > 1 ? 2 * this.batch : this.concurrency);
         this.leaseSeconds = opts.leaseSeconds || 300;
         this.heartbeatMs = opts.heartbeatMs || Math.floor(this.leaseSeconds * 1000 / 3);
         this.pollInterval = opts.pollInterval ?? 1000;
@@ -95,6 +95,7 @@ class Worker {
         this.pendingDone = [];     // [id, attempt] waiting for complete_many
         this.flushes = new Set();  // completion calls in flight
         this.drained = false;      // last claim found fewer than asked for
+        this.probing = true;       // woken from empty: one claim until one comes back full
         this.wakeGen = 0;          // a wake-up during a claim overrules its "empty"
         this.stopping = false;
         this.stats = { claimed: 0, succeeded: 0, failed: 0, lost: 0, claimCalls: 0 };
@@ -117,6 +118,7 @@ class Worker {
     // New work may be there: claim again even if the last claim came back short.
     wake() {
         this.wakeGen++;
+        if (this.drained) this.probing = true;
         this.drained = false;
         this.fill();
     }
@@ -125,7 +127,8 @@ class Worker {
     // A batched worker claims full batches only (unless it holds nothing), so
     // claims stay large.
     fill() {
-        while (!this.stopping && !this.drained && this.claimsInFlight < this.maxClaimsInFlight) {
+        while (!this.stopping && !this.drained && this.claimsInFlight < this.maxClaimsInFlight
+               && !(this.probing && this.claimsInFlight > 0)) {
             const held = this.running + this.buffer.length + this.claimedAhead;
             const n = Math.min(this.batch, this.concurrency + this.prefetch - held);
             if (n <= 0 || (n < this.batch && held > 0)) break;
@@ -170,6 +173,7 @@ class Worker {
         }
         if (done) this.completeOne(done.task, done.result);   // the statement failed: complete alone
         if (rows === null || (rows.length < n && gen === this.wakeGen)) this.drained = true;
+        else if (rows.length === n) this.probing = false;
         rows = rows || [];
         this.stats.claimed += rows.length;
         for (const row of rows) this.buffer.push(row);
