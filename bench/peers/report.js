@@ -23,15 +23,18 @@ const roundRatio = (key) => median(rounds.map((n) => {
 
 const f0 = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
-console.log(`\n| system | version | enqueue 1-by-1 jobs/s | enqueue batch 1000 jobs/s | single jobs/s | batched jobs/s | latency median ms (n) |`);
-console.log('|---|---|---:|---:|---:|---:|---:|');
+const us = (x) => (Number.isFinite(x) ? Math.round(x * 1000).toString() : '–');
+console.log(`\n| system | version | enqueue 1-by-1 jobs/s | enqueue batch 1000 jobs/s | single jobs/s | batched jobs/s | latency median ms (n) | CPU µs/job single | CPU µs/job batched |`);
+console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const s of names) {
     const v = (by(s)[0] || {}).version || '(this branch)';
     const lat = latencies(s);
     console.log(`| ${s} | ${v} | ${f0(med(s, 'enqueue_single'))} | ${f0(med(s, 'enqueue_batched'))} | ${f0(med(s, 'single'))} | ` +
-                `${f0(med(s, 'batched'))} | ${f1(median(lat))} (${lat.length}) |`);
+                `${f0(med(s, 'batched'))} | ${f1(median(lat))} (${lat.length}) | ` +
+                `${us(med(s, 'single_cpu_ms_per_job'))} | ${us(med(s, 'batched_cpu_ms_per_job'))} |`);
 }
-console.log(`| taskguard, single without piggyback | | | | ${f0(med('taskguard', 'single_strict'))} | | |`);
+console.log(`| taskguard, single without piggyback | | | | ${f0(med('taskguard', 'single_strict'))} | | | ` +
+            `${us(med('taskguard', 'single_strict_cpu_ms_per_job'))} | |`);
 for (const r of by('raw')) console.log(`raw SKIP LOCKED claim-and-mark (pgbench, ${r.clients} clients): ${f0(r.tps)} tx/s`);
 console.log(`rounds: ${rounds.length}; single/batched: median over rounds; latency: median of the pooled samples\n`);
 
@@ -42,6 +45,15 @@ for (const s of names) {
     }
     console.log(`metric: ${k}_latency_median_ms ${f1(median(latencies(s)))}`);
 }
+for (const s of names) {
+    for (const m of ['single', 'batched']) {
+        const v = med(s, `${m}_cpu_ms_per_job`);
+        if (Number.isFinite(v)) console.log(`metric: ${s.replace(/-/g, '_')}_${m}_cpu_us_per_job ${Math.round(v * 1000)}`);
+    }
+}
+const cpuRatio = (m) => Math.min(...peers.map((p) => med(p, `${m}_cpu_ms_per_job`))) / med('taskguard', `${m}_cpu_ms_per_job`);
+console.log(`ratio: taskguard_cpu_efficiency_vs_best_peer_single ${cpuRatio('single').toFixed(2)}`);
+console.log(`ratio: taskguard_cpu_efficiency_vs_best_peer_batched ${cpuRatio('batched').toFixed(2)}`);
 console.log(`metric: taskguard_single_strict_jobs_per_s ${Math.round(med('taskguard', 'single_strict'))}`);
 const bestLat = Math.min(...peers.map((p) => median(latencies(p))));
 console.log(`ratio: taskguard_vs_best_peer_single ${roundRatio('single').toFixed(2)}`);

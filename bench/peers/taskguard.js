@@ -20,8 +20,8 @@ async function drain(queue, single, piggyback = true) {
     await db.connect();
     await w.start();
     const rate = await clock.until(db,
-        `SELECT NOT EXISTS (SELECT FROM taskguard.task WHERE queue = $1 AND status = 'ready')
-            AND NOT EXISTS (SELECT FROM taskguard.task WHERE status = 'running' AND queue = $1) AS done`, [queue]);
+        `SELECT NOT EXISTS (SELECT FROM taskguard.task WHERE queue = '${queue}' AND status = 'ready')
+            AND NOT EXISTS (SELECT FROM taskguard.task WHERE status = 'running' AND queue = '${queue}') AS done`, []);
     await w.stop();
     await w.pool.end();
     await db.end();
