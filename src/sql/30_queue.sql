@@ -192,6 +192,11 @@ CREATE FUNCTION taskguard.claim(queue text DEFAULT 'default', worker text DEFAUL
     batch int DEFAULT 1, lease interval DEFAULT '5 minutes')
 RETURNS SETOF taskguard.task
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
+-- One plan for every call.  With `LIMIT batch` the generic plan's estimate
+-- is 10% of the table, so the plan cache found it dearer than a custom plan
+-- and planned the claim afresh on every call (a quarter of a worker's
+-- backend CPU at batch 1); the plan below is the right one for any batch.
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     IF queue IS NULL THEN
@@ -220,11 +225,12 @@ BEGIN
     allowed AS (
         SELECT p.id FROM picked p
          WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service))
+    -- = ANY(ARRAY()): found by primary key whatever the estimate of batch
+    -- (joined to the CTE, a generic plan hashed it against a seq scan).
     UPDATE taskguard.task t
        SET status = 'running', attempts = t.attempts + 1, started_at = now(),
            worker = claim.worker, lease_expires_at = now() + lease
-      FROM allowed
-     WHERE t.id = allowed.id
+     WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
     RETURNING t.*;
 END
 $$;
@@ -392,13 +398,17 @@ AS $$
 DECLARE
     v_n int;
 BEGIN
+    -- ARRAY(): the pick runs once (an InitPlan).  As `IN (subquery)` a plan
+    -- cached while the table was small could rescan the subquery for every row
+    -- (a nested-loop semi join over two seq scans): minutes at 20,000 tasks,
+    -- with the scheduler's snapshot holding back vacuum all the while.
     DELETE FROM taskguard.task t
-     WHERE t.id IN (
+     WHERE t.id = ANY (ARRAY(
         SELECT p.id FROM taskguard.task p
          WHERE p.status IN ('succeeded', 'cancelled')
            AND p.finished_at < now() - taskguard._setting_interval('taskguard.task_retention', '1 day')
          LIMIT batch
-         FOR UPDATE SKIP LOCKED);
+         FOR UPDATE SKIP LOCKED));
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;
 END
