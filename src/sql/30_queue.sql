@@ -224,14 +224,17 @@ BEGIN
     -- ready, its attempts untouched).  A volatile CTE runs once per row.
     allowed AS (
         SELECT p.id FROM picked p
-         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service))
+         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
     -- = ANY(ARRAY()): found by primary key whatever the estimate of batch
     -- (joined to the CTE, a generic plan hashed it against a seq scan).
-    UPDATE taskguard.task t
-       SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-           worker = claim.worker, lease_expires_at = now() + lease
-     WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
-    RETURNING t.*;
+    claimed AS (
+        UPDATE taskguard.task t
+           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+               worker = claim.worker, lease_expires_at = now() + lease
+         WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
+        RETURNING t.*)
+    -- handed out in claim order, so a worker runs the most urgent first
+    SELECT c.* FROM claimed c ORDER BY c.priority_score DESC, c.run_at, c.id;
 END
 $$;
 

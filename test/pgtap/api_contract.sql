@@ -5,7 +5,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(49);
+SELECT plan(61);
 
 CREATE TEMP TABLE spec_function (name text, args text, result text);
 INSERT INTO spec_function VALUES
@@ -43,6 +43,8 @@ INSERT INTO spec_function VALUES
     ('schedule_load', 'horizon interval DEFAULT ''24:00:00''::interval, bucket interval DEFAULT ''00:01:00''::interval, capacity integer DEFAULT NULL::integer', 'TABLE(bucket_start timestamp with time zone, starting integer, running integer, utilization real, hotspot boolean)'),
     ('schedule_suggestions', '', 'TABLE(job text, current_schedule text, suggested_schedule text, peak_before real, peak_after real)'),
     ('tick', '', 'jsonb'),
+    ('grant_access', 'role name, access text', 'void'),
+    ('prometheus_metrics', '', 'text'),
     ('validate_schedules', 'check_duplicates boolean DEFAULT true', 'TABLE(job text, problem text, detail text)');
 
 -- one test per SPEC function: the signature as pg_get_function_arguments prints it
@@ -79,6 +81,36 @@ SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['id', 'queue', 'task_name', 'args', '
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['id', 'task_id', 'task_ref', 'task_name', 'args', 'queue', 'tenant', 'service', 'status', 'failure_type', 'confidence', 'remediation', 'error_type', 'message', 'context', 'retry_count', 'max_retries', 'priority', 'first_failed_at', 'last_failed_at', 'next_retry_at', 'resolved_at', 'resolution']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.dead_letter'::regclass AND attnum > 0),
           '{}'::text[], 'taskguard.dead_letter has every SPEC §5 column');
+
+-- the SPEC §11 views (the API of psql, Grafana and Prometheus) with their SPEC columns
+SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['running', 'ready', 'dlq_depth', 'abandoned_24h', 'failures_1h', 'idempotency_hit_rate_pct', 'open_breakers', 'schedule_health', 'health_score']) c
+                 EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.dashboard'::regclass AND attnum > 0),
+          '{}'::text[], 'view taskguard.dashboard has the SPEC columns (running, ready, dlq_depth, abandoned_24h, failures_1h, idempotency_hit_rate_pct, open_breakers, schedule_health, health_score)');
+SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['alert', 'level', 'value', 'threshold', 'detail']) c
+                 EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.alerts'::regclass AND attnum > 0),
+          '{}'::text[], 'view taskguard.alerts has the SPEC columns (alert, level, value, threshold, detail)');
+SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['time']) c
+                 EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.failure_trend'::regclass AND attnum > 0),
+          '{}'::text[], 'view taskguard.failure_trend has the SPEC columns (time)');
+SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['task_name', 'checks', 'duplicates', 'hit_rate_pct', 'last_duplicate_at']) c
+                 EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.idempotency_stats'::regclass AND attnum > 0),
+          '{}'::text[], 'view taskguard.idempotency_stats has the SPEC columns (task_name, checks, duplicates, hit_rate_pct, last_duplicate_at)');
+SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['id', 'status', 'failure_type', 'last_failed_at']) c
+                 EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.dlq'::regclass AND attnum > 0),
+          '{}'::text[], 'view taskguard.dlq has the SPEC columns (id, status, failure_type, last_failed_at)');
+SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['failure_type']) c
+                 EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.failure_distribution'::regclass AND attnum > 0),
+          '{}'::text[], 'view taskguard.failure_distribution has the SPEC columns (failure_type)');
+SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['failure_type']) c
+                 EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.retry_effectiveness'::regclass AND attnum > 0),
+          '{}'::text[], 'view taskguard.retry_effectiveness has the SPEC columns (failure_type)');
+SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['service', 'state']) c
+                 EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.breaker_status'::regclass AND attnum > 0),
+          '{}'::text[], 'view taskguard.breaker_status has the SPEC columns (service, state)');
+SELECT has_view('taskguard', 'schedule_hotspots', 'view taskguard.schedule_hotspots exists');
+SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['pid']) c
+                 EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.scheduler_status'::regclass AND attnum > 0),
+          '{}'::text[], 'view taskguard.scheduler_status has the SPEC columns (pid)');
 
 SELECT * FROM finish();
 ROLLBACK;
