@@ -133,12 +133,13 @@ BEGIN
     GET DIAGNOSTICS v_n = ROW_COUNT;
 
     -- Forget tasks that finished or were pruned.
+    -- (= ANY(ARRAY()): the pick runs once, never rescanned per row)
     DELETE FROM taskguard.task_escalation x
-     WHERE x.task_id IN (
+     WHERE x.task_id = ANY (ARRAY(
         SELECT e.task_id FROM taskguard.task_escalation e
           LEFT JOIN taskguard.task t ON t.id = e.task_id
          WHERE t.id IS NULL OR t.status IN ('succeeded', 'cancelled')
-         LIMIT greatest(batch, 1));
+         LIMIT greatest(batch, 1)));
     RETURN v_n;
 END
 $$;

@@ -579,13 +579,15 @@ BEGIN
          WHERE x.time < now() - taskguard._setting_interval('taskguard.event_retention', '30 days')
          ORDER BY x.time LIMIT batch));
     GET DIAGNOSTICS v_events = ROW_COUNT;
+    -- = ANY(ARRAY()): the pick runs once, whatever plan was cached while the
+    -- table was small (as IN (subquery) it could be rescanned per row).
     DELETE FROM taskguard.dead_letter d
-     WHERE d.id IN (
+     WHERE d.id = ANY (ARRAY(
         SELECT x.id FROM taskguard.dead_letter x
          WHERE x.status = 'RESOLVED'
            AND x.resolved_at < now() - taskguard._setting_interval('taskguard.dlq_retention', '30 days')
          ORDER BY x.resolved_at LIMIT batch
-         FOR UPDATE SKIP LOCKED);
+         FOR UPDATE SKIP LOCKED));
     GET DIAGNOSTICS v_records = ROW_COUNT;
     RETURN v_events + v_records;
 END
