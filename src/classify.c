@@ -45,6 +45,7 @@
 #include "utils/syscache.h"
 
 #include "classify.h"
+#include "taskguard.h"
 
 PG_FUNCTION_INFO_V1(taskguard_classify);
 PG_FUNCTION_INFO_V1(taskguard_classify_invalidate);
@@ -372,21 +373,6 @@ ClassifyLoadRules(void)
 	}
 }
 
-/* The owner of a relation, or InvalidOid. */
-static Oid
-ClassifyRelOwner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-		ReleaseSysCache(tup);
-	}
-	return owner;
-}
-
 /*
  * Read both tables as their owner, so that classify() works for any role
  * that may call it, whatever its privileges on the configuration tables.
@@ -394,14 +380,9 @@ ClassifyRelOwner(Oid relid)
 static void
 ClassifyLoadTables(void)
 {
-	Oid			owner = ClassifyRelOwner(cache.rule_relid);
-	Oid			save_userid;
-	int			save_sec;
+	TgSavedUser saved;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	if (OidIsValid(owner))
-		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
+	TgActAsRelOwner(cache.rule_relid, &saved);
 	PG_TRY();
 	{
 		ClassifyLoadPolicies();
@@ -409,7 +390,7 @@ ClassifyLoadTables(void)
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		TgRestoreUser(&saved);
 	}
 	PG_END_TRY();
 }

@@ -8,12 +8,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 
 #include "taskguard.h"
 
@@ -201,4 +203,34 @@ _PG_init(void)
 	shmem_startup_hook = TgShmemStartup;
 
 	SchedulerRegisterLauncher();
+}
+
+/*
+ * Act as the owner of relid (when it exists) until TgRestoreUser(): the
+ * per-backend configuration caches read their tables this way, so that any
+ * role that may call a function can fill them, whatever its own privileges
+ * on the tables.  Restricted: no temp objects, no SET ROLE meanwhile.
+ */
+void
+TgActAsRelOwner(Oid relid, TgSavedUser *saved)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	if (OidIsValid(owner))
+		SetUserIdAndSecContext(owner, saved->sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+}
+
+/* Back to the user TgActAsRelOwner() saved. */
+void
+TgRestoreUser(const TgSavedUser *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }

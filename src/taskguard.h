@@ -32,6 +32,16 @@ extern bool tg_shmem_ready;
 extern LWLock *TgLock(TgLockId id);
 extern void TgRequireShmem(const char *what);
 
+/* The user a backend acted as before TgActAsRelOwner(). */
+typedef struct TgSavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} TgSavedUser;
+
+extern void TgActAsRelOwner(Oid relid, TgSavedUser *saved);
+extern void TgRestoreUser(const TgSavedUser *saved);
+
 /* Each capability that keeps shared state provides a size and an init. */
 extern Size QueueShmemSize(void);
 extern void QueueShmemInit(void);

@@ -30,6 +30,8 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+#include "taskguard.h"
+
 PG_FUNCTION_INFO_V1(taskguard_tenant_scope);
 PG_FUNCTION_INFO_V1(taskguard_tenant_member_changed);
 
@@ -55,37 +57,17 @@ TenantRelcacheCallback(Datum arg, Oid relid)
 	}
 }
 
-/* The owner of a relation, or InvalidOid. */
-static Oid
-TenantRelOwner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-		ReleaseSysCache(tup);
-	}
-	return owner;
-}
-
 /* The sorted tenants of userid, or NULL; the query runs as the table owner. */
 static ArrayType *
 TenantLoad(Oid relid, Oid userid)
 {
-	Oid			owner = TenantRelOwner(relid);
 	Oid			types[1] = {NAMEOID};
 	Datum		values[1];
-	Oid			save_userid;
-	int			save_sec;
-	ArrayType  *scope = NULL;
+	TgSavedUser saved;
+	ArrayType  *volatile scope = NULL;
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(userid, false)));
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	if (OidIsValid(owner))
-		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
+	TgActAsRelOwner(relid, &saved);
 	PG_TRY();
 	{
 		bool		isnull;
@@ -110,7 +92,7 @@ TenantLoad(Oid relid, Oid userid)
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		TgRestoreUser(&saved);
 	}
 	PG_END_TRY();
 	return scope;
