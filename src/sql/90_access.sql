@@ -159,41 +159,45 @@ BEGIN
 END
 $$;
 
+-- GRANT (or REVOKE) the privileges of an access level, statement by
+-- statement, built from quoted catalog names and %I of the role only.  Runs
+-- as grant_access's/revoke_access's owner when called from them.
+CREATE FUNCTION taskguard._access_apply(role name, access text, grant_it boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_step record;
+BEGIN
+    PERFORM taskguard._access_check(role, access);
+    FOR v_step IN SELECT * FROM taskguard._access_plan(access) LOOP
+        IF grant_it THEN
+            EXECUTE format('GRANT %s ON %s TO %I', v_step.privileges, v_step.object, role);
+        ELSE
+            EXECUTE format('REVOKE %s ON %s FROM %I', v_step.privileges, v_step.object, role);
+        END IF;
+    END LOOP;
+END
+$$;
+
 -- Grant an access level to a role (SPEC §12).  Granting again is harmless, and
 -- picks up objects added since.  SECURITY DEFINER so that admins (who may
 -- execute it) can grant levels without owning the objects; the statements are
 -- built from quoted catalog names and quote_ident(role) only.
 CREATE FUNCTION taskguard.grant_access(role name, access text)
 RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_step record;
-BEGIN
-    PERFORM taskguard._access_check(role, access);
-    FOR v_step IN SELECT * FROM taskguard._access_plan(access) LOOP
-        EXECUTE format('GRANT %s ON %s TO %I', v_step.privileges, v_step.object, role);
-    END LOOP;
-END
-$$;
+AS $$ SELECT taskguard._access_apply(role, access, true) $$;
 
 -- Take an access level back: the privileges grant_access(role, access) gave.
 -- (Privileges another level also gives go too; grant that level again.)
 CREATE FUNCTION taskguard.revoke_access(role name, access text)
 RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_step record;
-BEGIN
-    PERFORM taskguard._access_check(role, access);
-    FOR v_step IN SELECT * FROM taskguard._access_plan(access) LOOP
-        EXECUTE format('REVOKE %s ON %s FROM %I', v_step.privileges, v_step.object, role);
-    END LOOP;
-END
-$$;
+AS $$ SELECT taskguard._access_apply(role, access, false) $$;
 
 -- Row security on every table with a tenant column.  The policy's two
 -- sub-selects are init plans: the caller's tenants are looked up once per
