@@ -7,10 +7,10 @@
  * tables (task_config, customer_tier, priority_queue) are read once per backend
  * into a cache and re-read only after a relcache invalidation of one of them:
  * statement triggers on those tables (priority_config_changed) send one on
- * every change, and DROP/ALTER send their own.  retry_policy belongs to the
- * failure capability and has no such trigger, so its priority adjustment is
- * looked up per call, and only when the context names a failure_type; when
- * the table does not exist the SPEC's values are used.
+ * every change, and DROP/ALTER send their own.  retry_policy's
+ * priority_adjustment column is cached the same way (its own trigger,
+ * retry_policy_invalidate, sends the invalidation); when the table does not
+ * exist the SPEC's values are used.
  *
  * No shared state, no locks.
  */

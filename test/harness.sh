@@ -38,12 +38,11 @@ chmod 755 "$work"
 tg_private_install "$work/inst"
 port=$(tg_pick_port)
 case "$mode" in
-test)
+test|soak)
+    # the soak runs a busy queue database as README "Operating a busy queue" advises
+    busy=(); [ "$mode" = soak ] && busy=("autovacuum_naptime = 10s")
     tg_init_cluster "$work/pg" "$port" "taskguard.naptime = 200" "fsync = off" \
-        "synchronous_commit = off" "full_page_writes = off" ;;
-soak)  # a busy queue database as README "Operating a busy queue" advises
-    tg_init_cluster "$work/pg" "$port" "taskguard.naptime = 200" "fsync = off" \
-        "synchronous_commit = off" "full_page_writes = off" "autovacuum_naptime = 10s" ;;
+        "synchronous_commit = off" "full_page_writes = off" "${busy[@]}" ;;
 *)  # benches: default durability settings
     tg_init_cluster "$work/pg" "$port" ;;
 esac
