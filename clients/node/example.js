@@ -66,7 +66,7 @@ async function main() {
     const stop = async () => {
         await worker.stop();
         const s = worker.stats;
-        console.log(`claimed ${s.claimed} succeeded ${s.succeeded} failed ${s.failed} lost ${s.lost} claim_calls ${s.claimCalls}`);
+        console.log(`claimed ${s.claimed} succeeded ${s.succeeded} failed ${s.failed} lost ${s.lost} claim_calls ${s.claimCalls} complete_calls ${s.completeCalls} piggybacked ${s.piggybacked}`);
     };
     if (drain) {
         // idle (a claim came back short, all settled) and nothing left in the table

@@ -12,7 +12,7 @@ if [ ! -d "$dir/node_modules/pg" ]; then
 fi
 Q=node_client
 export PGDATABASE=${DB:-taskguard}
-q "DELETE FROM taskguard.task WHERE queue IN ('$Q', '${Q}_listen')" >/dev/null
+q "DELETE FROM taskguard.task WHERE queue IN ('$Q', '${Q}_listen', '${Q}_single')" >/dev/null
 
 q "SELECT count(*) FROM (SELECT taskguard.enqueue('send_email', jsonb_build_object('to', 'u' || i || '@example.com'), '$Q')
    FROM generate_series(1, 300) i) s" >/dev/null
@@ -60,6 +60,21 @@ is "$(q "SELECT (d.context->>'stack') LIKE 'TypeError: resize%' FROM taskguard.d
          JOIN taskguard.task t ON t.id = d.task_id WHERE t.queue = '$Q' AND t.task_name = 'resize'")" t \
    "the stack goes to the context"
 
+# batch 1: every complete() rides with the next claim() (one commit a task);
+# only the last task of each slot may complete alone.  Regression: a prefetch
+# buffer once left no room for the claim, so all 400 went alone.
+q "SELECT count(*) FROM (SELECT taskguard.enqueue('send_email', jsonb_build_object('to', 's' || i || '@example.com'),
+   '${Q}_single') FROM generate_series(1, 400) i) s" >/dev/null
+out=$(cd "$dir" && timeout 60 node example.js --queue "${Q}_single" --batch 1 --complete-batch 1 --drain 2>&1)
+ok $? "a batch-1 worker drains its queue"
+echo "$out" | sed 's/^/# /'
+is "$(q "SELECT count(*) FROM taskguard.task WHERE queue = '${Q}_single' AND status = 'succeeded'")" 400 \
+   "all 400 batch-1 tasks succeeded"
+piggy=$(echo "$out" | sed -n 's/.* piggybacked \([0-9]*\).*/\1/p')
+alone=$(echo "$out" | sed -n 's/.* complete_calls \([0-9]*\).*/\1/p')
+ok "$([ "${piggy:-0}" -ge 390 ] && [ "$((piggy + alone))" -eq 400 ]; echo $?)" \
+   "batch 1: at least 390 of 400 completions rode with a claim (piggybacked ${piggy:-?}, alone ${alone:-?})"
+
 # LISTEN: an idle worker that polls once a minute still runs a new task at once
 log=$TG_WORK/client_node_listen.log
 (cd "$dir" && exec node example.js --queue "${Q}_listen" --poll 60000) >"$log" 2>&1 &
@@ -73,5 +88,5 @@ tg_wait_for 5 "SELECT status = 'succeeded' FROM taskguard.task WHERE id = $id"
 ok $? "a task enqueued while the worker idles runs within 5 s (NOTIFY, not the 60 s poll)"
 kill -TERM "$wpid"; wait "$wpid"
 ok $? "SIGTERM stops the worker cleanly"
-q "DELETE FROM taskguard.task WHERE queue IN ('$Q', '${Q}_listen')" >/dev/null
+q "DELETE FROM taskguard.task WHERE queue IN ('$Q', '${Q}_listen', '${Q}_single')" >/dev/null
 done_testing
