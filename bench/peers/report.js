@@ -35,6 +35,13 @@ for (const s of names) {
 }
 console.log(`| taskguard, single without piggyback | | | | ${f0(med('taskguard', 'single_strict'))} | | | ` +
             `${us(med('taskguard', 'single_strict_cpu_ms_per_job'))} | |`);
+if (by('floor').length) {
+    const lat = latencies('floor');
+    console.log(`| floor: bare table, no queue features | | | | ${f0(med('floor', 'single'))} | | ${f1(median(lat))} (${lat.length}) | ` +
+                `${us(med('floor', 'single_cpu_ms_per_job'))} | |`);
+    console.log(`| floor, claim then mark done (2 statements a job) | | | | ${f0(med('floor', 'single_strict'))} | | | ` +
+                `${us(med('floor', 'single_strict_cpu_ms_per_job'))} | |`);
+}
 for (const r of by('raw')) console.log(`raw SKIP LOCKED claim-and-mark (pgbench, ${r.clients} clients): ${f0(r.tps)} tx/s`);
 console.log(`rounds: ${rounds.length}; single/batched: median over rounds; latency: median of the pooled samples\n`);
 
@@ -63,3 +70,21 @@ console.log(`ratio: taskguard_strict_vs_best_peer_single ${(median(rounds.map((n
     return get('taskguard', 'single_strict') / Math.max(...peers.map((p) => get(p, 'single')));
 }))).toFixed(2)}`);
 console.log(`ratio: taskguard_latency_vs_best_peer ${(median(latencies('taskguard')) / bestLat).toFixed(2)}`);
+
+// Against the floor: how close taskguard is, and whether a goal (2x the best
+// peer's jobs/s, half its latency) is above what a bare table does at all.
+if (by('floor').length) {
+    const perRound = (fn) => median(rounds.map((n) => {
+        const get = (sys, key) => (rows.find((r) => r.round === n && r.system === sys) || {})[key];
+        return fn(get);
+    }));
+    const floorLat = median(latencies('floor'));
+    console.log(`metric: floor_single_jobs_per_s ${Math.round(med('floor', 'single'))}`);
+    console.log(`metric: floor_single_strict_jobs_per_s ${Math.round(med('floor', 'single_strict'))}`);
+    console.log(`metric: floor_latency_median_ms ${f1(floorLat)}`);
+    console.log(`ratio: taskguard_vs_floor_single ${perRound((g) => g('taskguard', 'single') / g('floor', 'single')).toFixed(2)}`);
+    console.log(`ratio: goal_2x_best_peer_vs_floor_single ${perRound((g) => 2 * Math.max(...peers.map((p) => g(p, 'single')))
+        / g('floor', 'single')).toFixed(2)}`);
+    console.log(`ratio: taskguard_latency_vs_floor ${(median(latencies('taskguard')) / floorLat).toFixed(2)}`);
+    console.log(`ratio: goal_half_best_peer_latency_vs_floor ${(0.5 * bestLat / floorLat).toFixed(2)}`);
+}

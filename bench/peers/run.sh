@@ -9,6 +9,11 @@
 # fetch; then enqueue -> handler-start latency with LISTEN at low load.  The
 # systems take turns within each round, in a rotating order; ratios are the
 # median of the per-round ratios.  Prints metric: and ratio: lines.
+#
+# Each round also runs floor.js: the single-mode and latency workloads on a
+# bare table with no queue features, from the same Node driver.  No system can
+# beat it, so it says whether a goal is there to be had on this machine
+# (`ratio: goal_2x_best_peer_vs_floor_single` above 1: it is not).
 set -euo pipefail
 cd "$(dirname "$0")"
 rounds=${PEERS_ROUNDS:-3}
@@ -34,20 +39,23 @@ echo "node $(node --version), $(psql -X -At -d taskguard -c "SELECT version()" |
      "fsync=$(psql -X -At -d taskguard -c 'SHOW fsync')," \
      "shared_buffers=$(psql -X -At -d taskguard -c 'SHOW shared_buffers')"
 
-systems=(taskguard graphile pgboss)
+# floor.js: the same workload on a bare table with no queue features (the floor)
+systems=(taskguard graphile pgboss floor)
 for round in $(seq 1 "$rounds"); do
     full=0; [ "$round" = 1 ] && full=1
-    for k in 0 1 2; do
-        s=${systems[$(( (k + round - 1) % 3 ))]}
+    for k in 0 1 2 3; do
+        s=${systems[$(( (k + round - 1) % 4 ))]}
         t0=$(date +%s)
         PEERS_FULL=$full PEERS_ROUND=$round node "$s.js" | sed "s/^{/{\"round\":$round,/" >>"$out"
         echo "round $round: $s done in $(( $(date +%s) - t0 )) s ($(uptime | sed 's/.*load/load/'))"
     done
 done
 
-# The floor: a bare SKIP LOCKED claim-and-mark, one transaction a job.
+# The floor in C: a bare SKIP LOCKED claim-and-mark, one transaction a job,
+# from pgbench (the ready rows indexed, as any queue has them).
 psql -X -q -d peers -c "CREATE TABLE bench_peers_raw (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     status text NOT NULL DEFAULT 'ready', payload jsonb NOT NULL DEFAULT '{}', locked_at timestamptz)" \
+  -c "CREATE INDEX ON bench_peers_raw (id) WHERE status = 'ready'" \
   -c "INSERT INTO bench_peers_raw (payload) SELECT '{}' FROM generate_series(1, 200000)" -c "VACUUM ANALYZE bench_peers_raw"
 for cl in 1 16; do
     tps=$("$PGBENCH" -n -M prepared -c $cl -j 2 -T 5 -f sql/raw_claim.sql peers 2>&1 | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
