@@ -211,6 +211,27 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
+    -- One task (a worker's single mode): the same pick, breaker check and
+    -- update as below in one UPDATE, without the CTEs, the array and the sort
+    -- (7 % less CPU a task at batch 1, measured in bench/README.md run D).
+    -- The probe of a half-open breaker is taken for the picked row only; a row
+    -- whose service has no probe left is not updated and stays ready.
+    IF batch = 1 THEN
+        RETURN QUERY
+        UPDATE taskguard.task t
+           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+               worker = claim.worker, lease_expires_at = now() + lease
+         WHERE t.id = (SELECT p.id FROM taskguard.task p
+                        WHERE p.queue = claim.queue AND p.status = 'ready' AND p.run_at <= now()
+                          AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                        ORDER BY p.priority_score DESC, p.run_at, p.id
+                        LIMIT 1
+                        FOR UPDATE SKIP LOCKED)
+           AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
+        RETURNING t.*;
+        RETURN;
+    END IF;
+
     RETURN QUERY
     WITH picked AS (
         SELECT t.id, t.service FROM taskguard.task t

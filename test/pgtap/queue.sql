@@ -4,7 +4,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(30);
+SELECT plan(37);
 
 -- claim order: priority score, then run_at, then id
 SELECT taskguard.enqueue('low',  '{}', 'tap_q', now() - interval '3 min', 'LOW')   AS low_id \gset
@@ -34,6 +34,45 @@ SELECT ok((SELECT lease_expires_at = now() + interval '5 minutes' FROM taskguard
 SELECT taskguard.enqueue('tie', '{}', 'tap_tie', now(), 'HIGH') AS tie1 \gset
 SELECT taskguard.enqueue('tie', '{}', 'tap_tie', now(), 'HIGH') AS tie2 \gset
 SELECT is((SELECT id FROM taskguard.claim('tap_tie')), :tie1::bigint, 'ties go to the lower id');
+
+-- batch 1 has its own statement (no CTEs, no sort): the same order, one a call
+SELECT taskguard.enqueue('low',  '{}', 'tap_b1', now() - interval '3 min', 'LOW') AS b1_low,
+       taskguard.enqueue('crit', '{}', 'tap_b1', now() - interval '1 min', 'CRITICAL') AS b1_crit,
+       taskguard.enqueue('med_old', '{}', 'tap_b1', now() - interval '2 min', 'MEDIUM') AS b1_med_old,
+       taskguard.enqueue('med_new', '{}', 'tap_b1', now() - interval '1 min', 'MEDIUM') AS b1_med_new,
+       taskguard.enqueue('later', '{}', 'tap_b1', now() + interval '1 hour', 'CRITICAL') AS b1_later \gset
+SELECT results_eq(
+    $$SELECT (SELECT task_name FROM taskguard.claim('tap_b1', 'w' || g, 1)) FROM generate_series(1, 5) g$$,
+    $$VALUES ('crit'::text), ('med_old'), ('med_new'), ('low'), (NULL)$$,
+    'batch 1: one task a call in claim order, and not the one whose run_at is ahead');
+SELECT is((SELECT string_agg(task_name || ' ' || worker || ' ' || attempts, ', ' ORDER BY worker)
+             FROM taskguard.task WHERE queue = 'tap_b1' AND status = 'running'
+              AND lease_expires_at = now() + interval '5 minutes'),
+          'crit w1 1, med_old w2 1, med_new w3 1, low w4 1',
+          'batch 1: each task claimed once, by its caller, attempts 1, the default lease');
+-- ... and the circuit breakers: an open service is skipped, a half-open one
+-- gives out its one probe and then nothing (breaker state is shared memory,
+-- not rolled back: services of their own, reset at the end)
+SELECT taskguard.breaker_force('tap_b1_pay', 'open') AS forced \gset
+SELECT taskguard.enqueue('charge', '{}', 'tap_b1_brk', now() - interval '1 min', 'CRITICAL',
+                         service => 'tap_b1_pay') AS charge1 \gset
+SELECT taskguard.enqueue('plain', '{}', 'tap_b1_brk', now(), 'LOW') AS plain1 \gset
+SELECT is((SELECT id FROM taskguard.claim('tap_b1_brk', 'w', 1)), :plain1::bigint,
+          'batch 1 passes over a task whose breaker is open');
+SELECT is((SELECT row(status, attempts)::text FROM taskguard.task WHERE id = :charge1), row('ready', 0)::text,
+          'that task stays ready, its attempts untouched');
+INSERT INTO taskguard.breaker_config VALUES ('tap_b1_probe', 1, '1 minute', '0', 1, 1);
+SELECT taskguard.breaker_record('tap_b1_probe', false) AS recorded,
+       (SELECT count(taskguard.enqueue('call', '{}', 'tap_b1_prb', service => 'tap_b1_probe'))
+          FROM generate_series(1, 2)) AS probes_enqueued \gset
+SELECT is((SELECT count(*)::int FROM taskguard.claim('tap_b1_prb', 'w', 1)), 1,
+          'batch 1 on a half-open service gets the probe');
+SELECT is((SELECT count(*)::int FROM taskguard.claim('tap_b1_prb', 'w', 1)), 0,
+          'the next batch-1 claim gets nothing: no probe left');
+SELECT is((SELECT string_agg(status || ' ' || attempts, ', ' ORDER BY status) FROM taskguard.task
+            WHERE queue = 'tap_b1_prb'), 'ready 0, running 1', 'the task without a probe stays ready, attempts 0');
+SELECT taskguard.breaker_force('tap_b1_pay', 'auto') AS f1, taskguard.breaker_reset('tap_b1_pay') AS r1,
+       taskguard.breaker_reset('tap_b1_probe') AS r2 \gset
 
 -- heartbeat extends the lease of the caller's attempt only
 SELECT ok(taskguard.heartbeat(:crit_id, '1 hour', attempt => 1), 'heartbeat of the current attempt succeeds');
