@@ -213,7 +213,8 @@ BEGIN
 
     -- One task (a worker's single mode): the same pick, breaker check and
     -- update as below in one UPDATE, without the CTEs, the array and the sort
-    -- (7 % less CPU a task at batch 1, measured in bench/README.md run D).
+    -- (7 % less CPU a task in four A/B runs of the single-mode statement,
+    -- 4 % over the whole peers benchmark: bench/README.md run E).
     -- The probe of a half-open breaker is taken for the picked row only; a row
     -- whose service has no probe left is not updated and stays ready.
     IF batch = 1 THEN
