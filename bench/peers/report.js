@@ -44,6 +44,14 @@ if (by('floor').length) {
 }
 for (const r of by('raw')) console.log(`raw SKIP LOCKED claim-and-mark (pgbench, ${r.clients} clients): ${f0(r.tps)} tx/s`);
 console.log(`rounds: ${rounds.length}; single/batched: median over rounds; latency: median of the pooled samples\n`);
+// the spread behind the medians
+for (const n of rounds) {
+    console.log(`round ${n}: ` + [...names, 'floor'].map((sys) => {
+        const r = rows.find((x) => x.round === n && x.system === sys);
+        return r ? `${sys} ${f0(r.single)} / ${f0(r.batched)}` : null;
+    }).filter(Boolean).join('; ') + ' (single / batched jobs/s)');
+}
+console.log('');
 
 for (const s of names) {
     const k = s.replace(/-/g, '_');
