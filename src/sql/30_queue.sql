@@ -214,7 +214,10 @@ BEGIN
     -- One task (a worker's single mode): the same pick, breaker check and
     -- update as below in one UPDATE, without the CTEs, the array and the sort
     -- (7 % less CPU a task in four A/B runs of the single-mode statement,
-    -- 4 % over the whole peers benchmark: bench/README.md run E).
+    -- 4 % over the whole peers benchmark: bench/README.md run E).  Kept apart
+    -- on purpose: one statement for every batch (this UPDATE with
+    -- = ANY(ARRAY(... LIMIT batch)) in a CTE, for the sort) was no faster at
+    -- batch 1 than the general path below.
     -- The probe of a half-open breaker is taken for the picked row only; a row
     -- whose service has no probe left is not updated and stays ready.
     IF batch = 1 THEN
