@@ -14,10 +14,12 @@ const med = (sys, key) => {
 };
 const latencies = (sys) => by(sys).flatMap((r) => (r.latency ? r.latency.samples_ms : []));
 const rounds = [...new Set(rows.filter((r) => r.round).map((r) => r.round))];
+// one system's row of round n ({} when it did not run)
+const at = (n, sys) => rows.find((r) => r.round === n && r.system === sys) || {};
 
 // per-round ratio of taskguard to the best peer of that round
 const roundRatio = (key) => median(rounds.map((n) => {
-    const get = (sys) => (rows.find((r) => r.round === n && r.system === sys) || {})[key];
+    const get = (sys) => at(n, sys)[key];
     return get('taskguard') / Math.max(...peers.map(get));
 }));
 
@@ -47,8 +49,8 @@ console.log(`rounds: ${rounds.length}; single/batched: median over rounds; laten
 // the spread behind the medians
 for (const n of rounds) {
     console.log(`round ${n}: ` + [...names, 'floor'].map((sys) => {
-        const r = rows.find((x) => x.round === n && x.system === sys);
-        return r ? `${sys} ${f0(r.single)} / ${f0(r.batched)}` : null;
+        const r = at(n, sys);
+        return r.system ? `${sys} ${f0(r.single)} / ${f0(r.batched)}` : null;
     }).filter(Boolean).join('; ') + ' (single / batched jobs/s)');
 }
 console.log('');
@@ -74,7 +76,7 @@ const bestLat = Math.min(...peers.map((p) => median(latencies(p))));
 console.log(`ratio: taskguard_vs_best_peer_single ${roundRatio('single').toFixed(2)}`);
 console.log(`ratio: taskguard_vs_best_peer_batched ${roundRatio('batched').toFixed(2)}`);
 console.log(`ratio: taskguard_strict_vs_best_peer_single ${(median(rounds.map((n) => {
-    const get = (sys, key) => (rows.find((r) => r.round === n && r.system === sys) || {})[key];
+    const get = (sys, key) => at(n, sys)[key];
     return get('taskguard', 'single_strict') / Math.max(...peers.map((p) => get(p, 'single')));
 }))).toFixed(2)}`);
 console.log(`ratio: taskguard_latency_vs_best_peer ${(median(latencies('taskguard')) / bestLat).toFixed(2)}`);
@@ -83,7 +85,7 @@ console.log(`ratio: taskguard_latency_vs_best_peer ${(median(latencies('taskguar
 // peer's jobs/s, half its latency) is above what a bare table does at all.
 if (by('floor').length) {
     const perRound = (fn) => median(rounds.map((n) => {
-        const get = (sys, key) => (rows.find((r) => r.round === n && r.system === sys) || {})[key];
+        const get = (sys, key) => at(n, sys)[key];
         return fn(get);
     }));
     const floorLat = median(latencies('floor'));
