@@ -9,9 +9,14 @@ C_SOURCES   = $(sort $(wildcard src/*.c))
 OBJS        = $(C_SOURCES:.c=.o)
 
 # The install script is the capability pieces in src/sql, in file-name order.
+# Released install scripts are kept unchanged in releases/ (never rebuilt);
+# each update script is the pieces of src/sql/update/FROM--TO/, in file-name
+# order.  README "Releases and upgrades" says how to add a version.
 SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
-DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))
+UPDATE_DIRS = $(sort $(wildcard src/sql/update/*--*))
+UPDATE_SCRIPTS = $(patsubst src/sql/update/%,$(EXTENSION)--%.sql,$(UPDATE_DIRS))
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql $(UPDATE_SCRIPTS)
+DATA        = $(wildcard releases/$(EXTENSION)--*.sql)
 
 REGRESS     = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=. --load-extension=taskguard
@@ -26,12 +31,18 @@ PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(DATA_built): $(SQL_PARTS) taskguard.control
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) taskguard.control
 	@{ echo '-- generated from src/sql/*.sql by make; edit those files'; \
 	   printf '%s\n' '\echo Use "CREATE EXTENSION taskguard" to load this file. \quit'; \
 	   for f in $(SQL_PARTS); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
 
-.PHONY: test demo bench bench-peers fuzz fuzz-short soak unit
+.SECONDEXPANSION:
+$(UPDATE_SCRIPTS): $(EXTENSION)--%.sql: $$(sort $$(wildcard src/sql/update/%/*.sql))
+	@{ echo '-- generated from src/sql/update/$*/*.sql by make; edit those files'; \
+	   printf '%s\n' '\echo Use "ALTER EXTENSION taskguard UPDATE TO '"'"'$(lastword $(subst --, ,$*))'"'"'" to load this file. \quit'; \
+	   for f in $(sort $(wildcard src/sql/update/$*/*.sql)); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
+
+.PHONY: test demo bench bench-peers fuzz fuzz-short soak unit check-release
 
 test:
 	bash test/harness.sh test
@@ -57,3 +68,8 @@ fuzz:
 
 fuzz-short:
 	bash test/fuzz/run.sh 10
+
+# Fails when src/sql changed without a new version and its update script
+# (test/check_release.sh says what it compares).
+check-release:
+	bash test/check_release.sh

@@ -1,0 +1,3 @@
+-- 0.1.0 → 0.2.0.  Each piece of this directory is one change, in the order
+-- the pieces' names give; after them the schema equals a fresh 0.2.0 install
+-- (test/t/upgrade.sh compares the two).

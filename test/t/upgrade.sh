@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Releases and upgrades (README "Releases and upgrades"):
+# - every C symbol a released install script names exists in the library, so
+#   a 0.1.0 schema keeps working between `make install` and ALTER EXTENSION;
+# - a 0.1.0 schema on the new library runs the queue, the DLQ and tick();
+# - install 0.1.0, fill every table, ALTER EXTENSION taskguard UPDATE: the
+#   schema equals a fresh install fact for fact (test/lib/schema_signature.sql),
+#   no row is lost, and the functions work on the old rows;
+# - updating twice in a row is refused cleanly (already at the version).
+# Runs in the harness's cluster, in databases of its own.
+. "$(dirname "$0")/../lib/tap.sh"
+cd "$(dirname "$0")/../.."
+
+cur=$(sed -n "s/^default_version = '\(.*\)'/\1/p" taskguard.control)
+lib=$("$TG_BIN/pg_config" --pkglibdir)/taskguard.so
+
+# 1. symbols named by released scripts are still exported
+missing=""
+for f in releases/taskguard--*.sql; do
+    for sym in $(grep -o "'MODULE_PATHNAME', *'[a-z_0-9]*'" "$f" | sed "s/.*'\([a-z_0-9]*\)'$/\1/" | sort -u); do
+        nm -D --defined-only "$lib" | grep -qw "$sym" || missing="$missing $f:$sym"
+    done
+done
+is "$missing" "" "every C function a released script names is in the library"
+
+dbs="upg_old upg_fresh upg_v1"
+for d in $dbs; do psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $d" -c "CREATE DATABASE $d" >/dev/null; done
+trap 'for d in $dbs; do psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1; done' EXIT
+
+# 2. the 0.1.0 schema on the new library
+DB=upg_v1
+q "CREATE EXTENSION taskguard VERSION '0.1.0'" >/dev/null
+is "$(q "SELECT extversion FROM pg_extension WHERE extname = 'taskguard'")" "0.1.0" "0.1.0 installs from releases/"
+psql -X -q -v ON_ERROR_STOP=1 -d upg_v1 -f test/lib/fill_every_table.sql >/dev/null 2>&1
+ok $? "a 0.1.0 schema runs the whole API on the new library"
+is "$(q "SELECT (taskguard.classify('psycopg.OperationalError', 'server closed the connection')).failure_type")" \
+   "TRANSIENT_DATABASE" "classify works on a 0.1.0 schema"
+is "$(q "SELECT count(*) > 0 FROM taskguard.dashboard")" "t" "the dashboard answers on a 0.1.0 schema"
+
+# 3. update from 0.1.0 against a fresh install
+DB=upg_old
+q "CREATE EXTENSION taskguard VERSION '0.1.0'" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d upg_old -f test/lib/fill_every_table.sql >/dev/null || echo "# fill failed"
+counts_sql="SELECT string_agg(format('%s=%s', c.relname,
+               (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', c.oid::regclass), false, true, '')))[1]::text),
+               ' ' ORDER BY c.relname)
+          FROM pg_class c WHERE c.relnamespace = 'taskguard'::regnamespace AND c.relkind = 'r'"
+before=$(q "$counts_sql")
+q "ALTER EXTENSION taskguard UPDATE" >/dev/null
+ok $? "ALTER EXTENSION taskguard UPDATE from 0.1.0"
+is "$(q "SELECT extversion FROM pg_extension WHERE extname = 'taskguard'")" "$cur" "the update reaches $cur"
+after=$(q "$counts_sql")
+is "$after" "$before" "every row is still there after the update"
+
+DB=upg_fresh
+q "CREATE EXTENSION taskguard" >/dev/null
+sig_old=$(psql -X -At -d upg_old -f test/lib/schema_signature.sql)
+sig_fresh=$(psql -X -At -d upg_fresh -f test/lib/schema_signature.sql)
+diffs=$(diff <(echo "$sig_fresh") <(echo "$sig_old"))
+is "$diffs" "" "the updated schema equals a fresh $cur install ($(echo "$sig_fresh" | wc -l) facts)"
+[ -n "$diffs" ] && echo "$diffs" | head -40 | sed 's/^/# /'
+
+# 4. the functions work on the rows 0.1.0 wrote
+DB=upg_old
+tid=$(q "SELECT taskguard.enqueue('after-update', '{}', queue => 'upg')")
+is "$(q "SELECT count(*) FROM taskguard.claim('upg', 'w')")" "1" "claim after the update"
+is "$(q "SELECT (taskguard.fail($tid, 'TimeoutError', 'timed out')).failure_type")" "TRANSIENT_NETWORK" \
+   "fail after the update"
+is "$(q "SELECT count(*) FROM taskguard.dlq WHERE task_id = $tid")" "1" "its DLQ record is in the view"
+is "$(q "SELECT taskguard.tick() ? 'requeue_retries'")" "t" "tick() after the update"
+is "$(q "SELECT count(*) >= 4 FROM taskguard.dead_letter")" "t" "old DLQ records are still listed"
+is "$(q "SELECT taskguard.dlq_retry(ARRAY(SELECT id FROM taskguard.dead_letter WHERE status = 'ABANDONED'))")" "1" \
+   "an old ABANDONED record can be retried"
+psql -X -At -d upg_old -c "ALTER EXTENSION taskguard UPDATE" 2>&1 | grep -q "already"
+ok $? "a second update says the version is already installed"
+done_testing
