@@ -139,7 +139,7 @@ SELECT pg_temp.try($$SELECT taskguard.grant_access('tg_acc_worker', 'admin')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.dlq$$);
 SELECT pg_temp.try($$CREATE TRIGGER t BEFORE UPDATE ON taskguard.task
                      FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()$$);
--- the definer helper deletes only a task this transaction inserted for a taken key
+-- internal helpers are not the worker's to call (0.1.0 let it call this definer one)
 SELECT taskguard._task_discard(:t_w) AS discarded_committed_task;
 RESET ROLE;
 
@@ -172,6 +172,7 @@ SELECT id = :ta1 AS got_own, tenant FROM taskguard.claim('acct', 'wa', batch => 
 SELECT taskguard.complete(:tb1) AS complete_other, taskguard.cancel(:tb1) AS cancel_other,
        taskguard.heartbeat(:tb1) AS heartbeat_other,
        taskguard.fail(:tb1, 'ValueError') IS NULL AS fail_other;
+-- workers write no table directly (0.2.0): the functions are the only way
 WITH u AS (UPDATE taskguard.task SET priority_score = 4 WHERE id = :tb1 RETURNING 1)
 SELECT count(*) AS updated_other_task FROM u;
 WITH u AS (UPDATE taskguard.dead_letter SET status = 'ABANDONED' WHERE id = :fb1 RETURNING 1)
@@ -249,6 +250,7 @@ SELECT taskguard._tenant_scope() AS scope, array_agg(DISTINCT tenant) AS tenants
 SELECT taskguard.enqueue('first_tenant', queue => 'acct2') AS ft \gset
 SELECT tenant AS first_tenant FROM taskguard.task WHERE id = :ft;
 RESET ROLE;
+-- offboarding (its last mapping deleted) narrows it to nothing, never widens it
 DELETE FROM taskguard.tenant_member WHERE role = 'tg_acc_wa';
 SET ROLE tg_acc_wa;
 SELECT taskguard._tenant_scope() AS scope, array_agg(DISTINCT tenant) AS tenants FROM taskguard.task;

@@ -317,6 +317,27 @@ BreakerLookupRelids(void)
 	return OidIsValid(config_relid) && OidIsValid(saved_relid);
 }
 
+/*
+ * SPI as the owner of breaker_saved, under the pinned search_path: any role
+ * that may record an outcome reads the settings and saves state through the
+ * internal helpers, which it may not execute itself.  An error restores the
+ * user and the path with the (sub)transaction's abort.
+ */
+static void
+BreakerSpiConnect(TgSavedUser *saved)
+{
+	TgActAsRelOwner(saved_relid, saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+BreakerSpiFinish(const TgSavedUser *saved)
+{
+	SPI_finish();
+	TgRestoreUser(saved);
+}
+
 /* Column col of SPI result row as int4 (NULL → 0). */
 static int32
 SpiInt4(int row, int col)
@@ -343,6 +364,7 @@ BreakerConfigLoad(void)
 {
 	HASHCTL		info;
 	HTAB	   *cache;
+	TgSavedUser saved;
 
 	if (config_cache != NULL)
 	{
@@ -356,7 +378,7 @@ BreakerConfigLoad(void)
 						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	config_default = breaker_default_config;
 
-	SPI_connect();
+	BreakerSpiConnect(&saved);
 	if (SPI_execute("SELECT service, failure_threshold, window_us, cooldown_us,"
 					" half_open_max_calls, success_threshold"
 					" FROM taskguard._breaker_config_rows()", true, 0) != SPI_OK_SELECT)
@@ -380,7 +402,7 @@ BreakerConfigLoad(void)
 			e->cfg = cfg;
 		}
 	}
-	SPI_finish();
+	BreakerSpiFinish(&saved);
 	config_cache = cache;
 	config_valid = true;
 }
@@ -527,6 +549,7 @@ BreakerSaveSpi(const BreakerSnap *snap)
 	char		nulls[10];
 	bool		isnull;
 	bool		saved = false;
+	TgSavedUser user;
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(snap->key.service);
@@ -543,7 +566,7 @@ BreakerSaveSpi(const BreakerSnap *snap)
 	nulls[8] = isnull ? 'n' : ' ';
 	values[9] = Int64GetDatum((int64) snap->version);
 
-	SPI_connect();
+	BreakerSpiConnect(&user);
 	if (SPI_execute_with_args("SELECT taskguard._breaker_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
 							  10, types, values, nulls, false, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
@@ -552,7 +575,7 @@ BreakerSaveSpi(const BreakerSnap *snap)
 
 		saved = !isnull && DatumGetBool(d);
 	}
-	SPI_finish();
+	BreakerSpiFinish(&user);
 	return saved;
 }
 
@@ -641,8 +664,9 @@ BreakerLoadSaved(void)
 	BreakerEntry *s;
 	TimestampTz now = GetCurrentTimestamp();
 	int			skipped = 0;
+	TgSavedUser saved;
 
-	SPI_connect();
+	BreakerSpiConnect(&saved);
 	if (SPI_execute("SELECT taskguard._breaker_saved_max_version()", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read taskguard.breaker_saved");
 	maxver = (uint64) SpiInt8(0, 1, 0);
@@ -695,7 +719,7 @@ BreakerLoadSaved(void)
 			s->saved_relid = saved_relid;
 	}
 	LWLockRelease(TgLock(TG_LOCK_BREAKER));
-	SPI_finish();
+	BreakerSpiFinish(&saved);
 	if (skipped > 0)
 		ereport(LOG,
 				(errmsg("taskguard: %d saved circuit breakers did not fit into taskguard.max_breakers (%d)",

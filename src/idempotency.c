@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
@@ -32,6 +33,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -556,6 +558,20 @@ IdemCheckTtl(Interval *ttl)
 static SPIPlanPtr check_insert_plan = NULL;
 static SPIPlanPtr check_takeover_plan = NULL;
 
+/* taskguard.idempotency_record, whose owner records keys. */
+static Oid
+IdemRecordRelid(void)
+{
+	Oid			relid = get_relname_relid("idempotency_record",
+										  get_namespace_oid("taskguard", false));
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table taskguard.idempotency_record does not exist")));
+	return relid;
+}
+
 static SPIPlanPtr
 IdemPrepare(const char *sql)
 {
@@ -628,6 +644,7 @@ taskguard_idempotency_check(PG_FUNCTION_ARGS)
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Interval   *ttl;
 	bool		first;
+	TgSavedUser saved;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -643,10 +660,18 @@ taskguard_idempotency_check(PG_FUNCTION_ARGS)
 	nulls[2] = namelen > 0 ? ' ' : 'n';
 	values[3] = IntervalPGetDatum(ttl);
 
+	/*
+	 * As the table's owner, under the pinned search_path: workers hold no
+	 * write privilege on idempotency_record (SPEC §12).  The tenant comes
+	 * from _tenant_scope(), which judges the caller, not the owner.  An
+	 * error restores user and path with the transaction's abort.
+	 */
+	TgActAsRelOwner(IdemRecordRelid(), &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	first = IdemRecordKey(values, nulls);
 	SPI_finish();
+	TgRestoreUser(&saved);
 
 	CounterAdd(name ? VARDATA_ANY(name) : NULL, namelen, 1, first ? 0 : 1);
 	PG_RETURN_BOOL(first);

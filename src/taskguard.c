@@ -210,13 +210,23 @@ _PG_init(void)
  * per-backend configuration caches read their tables this way, so that any
  * role that may call a function can fill them, whatever its own privileges
  * on the tables.  Restricted: no temp objects, no SET ROLE meanwhile.
+ *
+ * The search_path is pinned to TG_PINNED_SEARCH_PATH (pg_temp last) for as
+ * long: statements run with the owner's rights must not resolve a type,
+ * function or operator in a schema the caller controls (a pg_temp.float8
+ * domain whose CHECK calls the caller's function, say).
  */
 void
 TgActAsRelOwner(Oid relid, TgSavedUser *saved)
 {
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	HeapTuple	tup;
 	Oid			owner = InvalidOid;
 
+	saved->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", TG_PINNED_SEARCH_PATH,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (HeapTupleIsValid(tup))
 	{
 		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
@@ -233,4 +243,5 @@ void
 TgRestoreUser(const TgSavedUser *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+	AtEOXact_GUC(true, saved->guc_level);
 }

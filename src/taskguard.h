@@ -37,7 +37,11 @@ typedef struct TgSavedUser
 {
 	Oid			userid;
 	int			sec_context;
+	int			guc_level;		/* GUC nest level of the pinned search_path */
 } TgSavedUser;
+
+/* What every statement run with more rights than its caller resolves names in. */
+#define TG_PINNED_SEARCH_PATH "pg_catalog, taskguard, pg_temp"
 
 extern void TgActAsRelOwner(Oid relid, TgSavedUser *saved);
 extern void TgRestoreUser(const TgSavedUser *saved);

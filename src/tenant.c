@@ -1,6 +1,15 @@
 /*
- * tenant.c — taskguard._tenant_scope(): the tenants the current user is
- * mapped to in taskguard.tenant_member (SPEC §12).
+ * tenant.c — taskguard._tenant_scope(): the tenants the caller may act for,
+ * from taskguard.tenant_member and taskguard.tenant_bound_role (SPEC §12).
+ *
+ * Fail closed.  The caller is judged as three roles: the session user (the
+ * login), the outer user (what SET ROLE chose; the caller of a SECURITY
+ * DEFINER function of ours) and the current user.  A role is bound when it
+ * has a mapping or ever had one (tenant_bound_role keeps it after its last
+ * mapping is deleted; not a superuser, who could undo that itself).  No
+ * bound role among the three: NULL, every tenant.
+ * Otherwise the tenants every bound one of them is mapped to (possibly
+ * none): SET ROLE to a group, or removing mappings, can only narrow it.
  *
  * Every row security policy of a tenant table, _effective_tenant,
  * _tenant_visible and idempotency_check ask this once per statement or per
@@ -34,12 +43,14 @@
 
 PG_FUNCTION_INFO_V1(taskguard_tenant_scope);
 PG_FUNCTION_INFO_V1(taskguard_tenant_member_changed);
+PG_FUNCTION_INFO_V1(taskguard_tenant_caller);
 
 static struct
 {
 	bool		valid;
-	Oid			userid;			/* whose scope */
+	Oid			roles[3];		/* whose scope: session, outer, current user */
 	Oid			relid;			/* taskguard.tenant_member when loaded */
+	Oid			bound_relid;	/* taskguard.tenant_bound_role */
 	ArrayType  *scope;			/* in TopMemoryContext; NULL = not mapped */
 }			tenant_cache;
 
@@ -50,23 +61,46 @@ static uint64 tenant_invalidations = 0;
 static void
 TenantRelcacheCallback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == tenant_cache.relid)
+	if (relid == InvalidOid || relid == tenant_cache.relid || relid == tenant_cache.bound_relid)
 	{
 		tenant_cache.valid = false;
 		tenant_invalidations++;
 	}
 }
 
-/* The sorted tenants of userid, or NULL; the query runs as the table owner. */
+/*
+ * The scope of the roles (see the banner); the query runs as the table
+ * owner, under the pinned search_path.
+ */
+#define TENANT_SCOPE_SQL(bound_check) \
+	"WITH r AS (SELECT DISTINCT x.role FROM pg_catalog.unnest($1) AS x(role)), " \
+	"b AS (SELECT r.role FROM r " \
+	"       WHERE " bound_check \
+	"             EXISTS (SELECT FROM taskguard.tenant_member m WHERE m.role = r.role)) " \
+	"SELECT CASE WHEN (SELECT pg_catalog.count(*) FROM b) = 0 THEN NULL " \
+	"  ELSE COALESCE((SELECT pg_catalog.array_agg(g.tenant ORDER BY g.tenant) " \
+	"    FROM (SELECT m.tenant FROM taskguard.tenant_member m JOIN b ON b.role = m.role " \
+	"           GROUP BY m.tenant " \
+	"          HAVING pg_catalog.count(DISTINCT m.role) = (SELECT pg_catalog.count(*) FROM b)) g), " \
+	"    '{}'::pg_catalog.text[]) END"
+
+/* a superuser may widen its own scope anyway: only mappings bind it */
+#define TENANT_BOUND_CHECK \
+	"(EXISTS (SELECT FROM taskguard.tenant_bound_role t WHERE t.role = r.role) " \
+	" AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles a WHERE a.rolname = r.role AND a.rolsuper)) OR "
+
 static ArrayType *
-TenantLoad(Oid relid, Oid userid)
+TenantLoad(Oid relid, bool have_bound, const Oid *roles)
 {
-	Oid			types[1] = {NAMEOID};
+	Oid			types[1] = {NAMEARRAYOID};
 	Datum		values[1];
+	Datum		names[3];
 	TgSavedUser saved;
 	ArrayType  *volatile scope = NULL;
 
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(userid, false)));
+	for (int i = 0; i < 3; i++)
+		names[i] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(roles[i], false)));
+	values[0] = PointerGetDatum(construct_array(names, 3, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
 	TgActAsRelOwner(relid, &saved);
 	PG_TRY();
 	{
@@ -75,8 +109,7 @@ TenantLoad(Oid relid, Oid userid)
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT pg_catalog.array_agg(m.tenant ORDER BY m.tenant) "
-								  "FROM taskguard.tenant_member m WHERE m.role = $1",
+		if (SPI_execute_with_args(have_bound ? TENANT_SCOPE_SQL(TENANT_BOUND_CHECK) : TENANT_SCOPE_SQL(""),
 								  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
 			SPI_processed != 1)
 			elog(ERROR, "could not read taskguard.tenant_member");
@@ -98,38 +131,48 @@ TenantLoad(Oid relid, Oid userid)
 	return scope;
 }
 
+/* The relation taskguard.NAME; if required, an error when it is missing. */
+static Oid
+TenantRelid(const char *name, bool required)
+{
+	Oid			relid = get_relname_relid(name, get_namespace_oid("taskguard", false));
+
+	if (!OidIsValid(relid) && required)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table taskguard.%s does not exist", name),
+				 errhint("Run ALTER EXTENSION taskguard UPDATE.")));
+	return relid;
+}
+
 /*
- * taskguard._tenant_scope() RETURNS text[]: the current user's tenants,
- * sorted, or NULL when it is not mapped.
+ * taskguard._tenant_scope() RETURNS text[]: the caller's tenants, sorted, or
+ * NULL when no role it acts as is tenant-bound.
  */
 Datum
 taskguard_tenant_scope(PG_FUNCTION_ARGS)
 {
-	Oid			userid = GetUserId();
+	Oid			roles[3] = {GetSessionUserId(), GetOuterUserId(), GetUserId()};
 
 	if (!tenant_callback_registered)
 	{
 		CacheRegisterRelcacheCallback(TenantRelcacheCallback, (Datum) 0);
 		tenant_callback_registered = true;
 	}
-	if (!tenant_cache.valid || tenant_cache.userid != userid)
+	if (!tenant_cache.valid || memcmp(tenant_cache.roles, roles, sizeof(roles)) != 0)
 	{
-		Oid			relid = get_relname_relid("tenant_member",
-											  get_namespace_oid("taskguard", false));
 		uint64		seen = tenant_invalidations;
 		ArrayType  *scope;
 
-		if (!OidIsValid(relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("table taskguard.tenant_member does not exist")));
 		tenant_cache.valid = false;
-		tenant_cache.relid = relid;
-		scope = TenantLoad(relid, userid);
+		tenant_cache.relid = TenantRelid("tenant_member", true);
+		/* a 0.1.0 schema (before ALTER EXTENSION UPDATE) has no such table */
+		tenant_cache.bound_relid = TenantRelid("tenant_bound_role", false);
+		scope = TenantLoad(tenant_cache.relid, OidIsValid(tenant_cache.bound_relid), roles);
 		if (tenant_cache.scope != NULL)
 			pfree(tenant_cache.scope);
 		tenant_cache.scope = scope;
-		tenant_cache.userid = userid;
+		memcpy(tenant_cache.roles, roles, sizeof(roles));
 		/* an invalidation during the read: use this answer once, re-read next time */
 		tenant_cache.valid = (seen == tenant_invalidations);
 	}
@@ -150,4 +193,16 @@ taskguard_tenant_member_changed(PG_FUNCTION_ARGS)
 				 errmsg("taskguard._tenant_member_changed() must be called as a trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * taskguard._tenant_caller() RETURNS name: the role a call acts for — the
+ * outer user (SET ROLE's role), which inside our SECURITY DEFINER functions
+ * current_user no longer is.  For messages.
+ */
+Datum
+taskguard_tenant_caller(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(DirectFunctionCall1(namein,
+										CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
 }

@@ -81,14 +81,17 @@ run_shell() {
 
 case "$mode" in
 test)
+    # TG_SUITES picks suites (default all): unit regress pgtap shell fuzz;
+    # TG_TESTS=test/t/x.sh runs those shell tests only.
+    want() { case " ${TG_SUITES:-unit regress pgtap shell fuzz} " in *" $1 "*) return 0 ;; esac; return 1; }
     if [ -n "${TG_TESTS:-}" ]; then
         suite "shell tests" run_shell
     else
-        [ -f test/unit/run.sh ] && suite "unit tests (pure C)" bash test/unit/run.sh
-        suite "pg_regress" run_regress
-        suite "pgTAP" run_pgtap
-        suite "shell tests" run_shell
-        [ -f test/fuzz/run.sh ] && suite "fuzz (short)" bash test/fuzz/run.sh "${FUZZ_SECONDS:-5}"
+        want unit && [ -f test/unit/run.sh ] && suite "unit tests (pure C)" bash test/unit/run.sh
+        want regress && suite "pg_regress" run_regress
+        want pgtap && suite "pgTAP" run_pgtap
+        want shell && suite "shell tests" run_shell
+        want fuzz && [ -f test/fuzz/run.sh ] && suite "fuzz (short)" bash test/fuzz/run.sh "${FUZZ_SECONDS:-5}"
         grep -E 'TRAP:|terminated by signal (6|11)|PANIC' "$TG_LOGFILE" &&
             { tg_log "server log shows a crash"; failed=$((failed + 1)); }
     fi

@@ -1,10 +1,12 @@
 -- 05_tenant.sql — tenant mapping (SPEC §12): which tenants a role acts for.
 -- The row-level security built on it, and the grants, are in 90_access.sql.
 --
--- A role with no row here is not tenant-bound: it sees every row its access
--- level allows.  A mapped role sees and writes only its tenants' rows.  All
--- functions here read current_user, so they must never be SECURITY DEFINER
--- (inside one, current_user is the owner); they run as the caller.
+-- A role that never had a row here is not tenant-bound: it sees every row
+-- its access level allows.  A mapped role sees and writes only its tenants'
+-- rows, and so does a session whose login or SET ROLE role is mapped (the
+-- scope is judged from the session user, the outer user and the current
+-- user: src/tenant.c).  A role whose mappings are all deleted sees nothing,
+-- not everything (tenant_bound_role).
 
 CREATE TABLE taskguard.tenant_member (
     role   name NOT NULL,
@@ -31,13 +33,49 @@ CREATE TRIGGER tenant_member_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.tenant_member
     FOR EACH STATEMENT EXECUTE FUNCTION taskguard._tenant_member_changed();
 
+-- Every role ever mapped, so that offboarding (deleting a role's last
+-- mapping) narrows what it sees to nothing instead of widening it to every
+-- tenant.  To make a role unbound again on purpose, an admin deletes its row
+-- here (docs/security.md).
+CREATE TABLE taskguard.tenant_bound_role (
+    role  name PRIMARY KEY,
+    since timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('taskguard.tenant_bound_role', '');
+
+CREATE FUNCTION taskguard._tenant_member_bind()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, taskguard, pg_temp
+AS $$
+BEGIN
+    INSERT INTO taskguard.tenant_bound_role (role) VALUES (NEW.role) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER tenant_member_bind
+    AFTER INSERT OR UPDATE OF role ON taskguard.tenant_member
+    FOR EACH ROW EXECUTE FUNCTION taskguard._tenant_member_bind();
+
+CREATE TRIGGER tenant_bound_role_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.tenant_bound_role
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._tenant_member_changed();
+
+-- The role a call acts for (SET ROLE's role; inside a SECURITY DEFINER
+-- function current_user is the owner instead).  For messages.
+CREATE FUNCTION taskguard._tenant_caller()
+RETURNS name
+AS 'MODULE_PATHNAME', 'taskguard_tenant_caller'
+LANGUAGE C STABLE PARALLEL SAFE;
+
 -- Refuse a tenant the caller is not mapped to (insufficient_privilege).
 CREATE FUNCTION taskguard._tenant_refused(tenant text)
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
 BEGIN
-    RAISE EXCEPTION 'role "%" may not act for tenant "%"', current_user, tenant
+    RAISE EXCEPTION 'role "%" may not act for tenant "%"', taskguard._tenant_caller(), tenant
         USING ERRCODE = 'insufficient_privilege',
               DETAIL = 'The role is mapped to other tenants in taskguard.tenant_member.',
               HINT = 'Leave tenant NULL to act for the role''s own tenant.';

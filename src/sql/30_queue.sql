@@ -107,6 +107,8 @@ CREATE FUNCTION taskguard.enqueue(task_name text, args jsonb DEFAULT '{}',
     idempotency_key text DEFAULT NULL, max_attempts int DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 DECLARE
     v_id     bigint;
@@ -154,6 +156,8 @@ CREATE FUNCTION taskguard.enqueue_many(task_name text, args jsonb[],
     customer_tier text DEFAULT 'standard', service text DEFAULT NULL)
 RETURNS SETOF bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 DECLARE
     v_prio   taskguard.priority_result;
@@ -192,15 +196,24 @@ CREATE FUNCTION taskguard.claim(queue text DEFAULT 'default', worker text DEFAUL
     batch int DEFAULT 1, lease interval DEFAULT '5 minutes')
 RETURNS SETOF taskguard.task
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 -- One plan for every call.  With `LIMIT batch` the generic plan's estimate
 -- is 10% of the table, so the plan cache found it dearer than a custom plan
 -- and planned the claim afresh on every call (a quarter of a worker's
 -- backend CPU at batch 1); the plan below is the right one for any batch.
 SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+    -- the caller's tenants (NULL: all); the owner's rights bypass row security
+    v_scope text[] := taskguard._tenant_scope();
 BEGIN
     IF queue IS NULL THEN
         PERFORM taskguard._require(queue, 'queue');
+    END IF;
+    IF length(worker) > 200 THEN
+        RAISE EXCEPTION 'worker must be at most 200 characters, got %', length(worker)
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
         RAISE EXCEPTION 'batch must be between 1 and 10000, got %', batch
@@ -227,6 +240,7 @@ BEGIN
                worker = claim.worker, lease_expires_at = now() + lease
          WHERE t.id = (SELECT p.id FROM taskguard.task p
                         WHERE p.queue = claim.queue AND p.status = 'ready' AND p.run_at <= now()
+                          AND (v_scope IS NULL OR p.tenant = ANY (v_scope))
                           AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
                         ORDER BY p.priority_score DESC, p.run_at, p.id
                         LIMIT 1
@@ -240,6 +254,7 @@ BEGIN
     WITH picked AS (
         SELECT t.id, t.service FROM taskguard.task t
          WHERE t.queue = claim.queue AND t.status = 'ready' AND t.run_at <= now()
+           AND (v_scope IS NULL OR t.tenant = ANY (v_scope))
            AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
          ORDER BY t.priority_score DESC, t.run_at, t.id
          LIMIT batch
@@ -266,6 +281,8 @@ $$;
 CREATE FUNCTION taskguard.complete(task_id bigint, result jsonb DEFAULT NULL, attempt int DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -274,7 +291,7 @@ BEGIN
        SET status = 'succeeded', finished_at = now(), result = complete.result,
            lease_expires_at = NULL
      WHERE t.id = task_id AND t.status = 'running'
-       AND (attempt IS NULL OR t.attempts = attempt)
+       AND (attempt IS NULL OR t.attempts = attempt) AND taskguard._tenant_visible(t.tenant)
     RETURNING t.* INTO v_task;
     IF NOT FOUND THEN
         RETURN false;
@@ -292,6 +309,8 @@ $$;
 CREATE FUNCTION taskguard.complete_many(task_ids bigint[], attempts int[] DEFAULT NULL)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 DECLARE
     v_done int;
@@ -310,7 +329,7 @@ BEGIN
            SET status = 'succeeded', finished_at = now(), lease_expires_at = NULL
           FROM unnest(task_ids, complete_many.attempts) AS w(id, attempt)
          WHERE t.id = w.id AND t.status = 'running'
-           AND (w.attempt IS NULL OR t.attempts = w.attempt)
+           AND (w.attempt IS NULL OR t.attempts = w.attempt) AND taskguard._tenant_visible(t.tenant)
         RETURNING t.id, t.failure_id, t.service),
     dlq AS (
         SELECT taskguard._dlq_task_succeeded(d.id, d.failure_id)
@@ -328,6 +347,8 @@ CREATE FUNCTION taskguard.heartbeat(task_id bigint, lease interval DEFAULT '5 mi
                                     attempt int DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 BEGIN
     IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 year' THEN
@@ -337,7 +358,7 @@ BEGIN
     UPDATE taskguard.task t
        SET lease_expires_at = greatest(t.lease_expires_at, clock_timestamp() + lease)
      WHERE t.id = task_id AND t.status = 'running'
-       AND (attempt IS NULL OR t.attempts = attempt);
+       AND (attempt IS NULL OR t.attempts = attempt) AND taskguard._tenant_visible(t.tenant);
     RETURN FOUND;
 END
 $$;
@@ -346,6 +367,8 @@ $$;
 CREATE FUNCTION taskguard.cancel(task_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -353,6 +376,7 @@ BEGIN
     UPDATE taskguard.task t
        SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL
      WHERE t.id = task_id AND t.status IN ('ready', 'failed', 'running')
+       AND taskguard._tenant_visible(t.tenant)
     RETURNING t.* INTO v_task;
     IF NOT FOUND THEN
         RETURN false;
@@ -369,11 +393,14 @@ $$;
 CREATE FUNCTION taskguard.requeue(task_id bigint, priority taskguard.priority DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 DECLARE
     v_task taskguard.task;
 BEGIN
-    SELECT * INTO v_task FROM taskguard.task t WHERE t.id = task_id FOR UPDATE;
+    SELECT * INTO v_task FROM taskguard.task t
+     WHERE t.id = task_id AND taskguard._tenant_visible(t.tenant) FOR UPDATE;
     IF NOT FOUND OR v_task.status = 'running' THEN
         RETURN false;
     END IF;

@@ -77,6 +77,8 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 CREATE FUNCTION taskguard.idempotency_release(key text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 DECLARE
     v_live boolean;

@@ -162,6 +162,8 @@ CREATE FUNCTION taskguard.fail(task_id bigint, error_type text, message text DEF
     context jsonb DEFAULT '{}', attempt int DEFAULT NULL)
 RETURNS taskguard.failure_outcome
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -169,14 +171,17 @@ DECLARE
     v_rc   int := 0;
     v_out  taskguard.failure_outcome;
 BEGIN
-    SELECT * INTO v_task FROM taskguard.task t WHERE t.id = fail.task_id FOR UPDATE;
+    SELECT * INTO v_task FROM taskguard.task t
+     WHERE t.id = fail.task_id AND taskguard._tenant_visible(t.tenant) FOR UPDATE;
     IF NOT FOUND OR v_task.status <> 'running'
        OR (attempt IS NOT NULL AND v_task.attempts <> attempt) THEN
         RETURN NULL;
     END IF;
     IF v_task.failure_id IS NOT NULL THEN
         SELECT d.id, d.retry_count + 1 INTO v_rec, v_rc FROM taskguard.dead_letter d
-         WHERE d.id = v_task.failure_id AND d.status <> 'RESOLVED' FOR UPDATE;
+         WHERE d.id = v_task.failure_id AND d.status <> 'RESOLVED'
+           AND d.task_id = v_task.id AND d.tenant IS NOT DISTINCT FROM v_task.tenant
+         FOR UPDATE;
         v_rc := coalesce(v_rc, 0);
     END IF;
 
@@ -208,6 +213,8 @@ CREATE FUNCTION taskguard.record_failure(task_name text, args jsonb, error_type 
     task_ref text DEFAULT NULL)
 RETURNS taskguard.failure_outcome
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 DECLARE
     v_tenant text := taskguard._effective_tenant(tenant);
@@ -243,6 +250,8 @@ $$;
 CREATE FUNCTION taskguard.claim_due_retries(batch int DEFAULT 100)
 RETURNS SETOF taskguard.dead_letter
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 100
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 BEGIN
     IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
@@ -253,6 +262,7 @@ BEGIN
     WITH due AS (
         SELECT d.id FROM taskguard.dead_letter d
          WHERE d.status = 'PENDING' AND d.next_retry_at <= now() AND d.external
+           AND taskguard._tenant_visible(d.tenant)
            AND (d.service IS NULL OR NOT taskguard._breaker_is_open(d.service))
          ORDER BY d.next_retry_at, d.id
          LIMIT batch
@@ -333,7 +343,13 @@ AS $$ SELECT taskguard._dlq_resolve(ids, note) $$;
 CREATE FUNCTION taskguard.resolve(failure_id bigint, note text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
-AS $$ SELECT taskguard._dlq_resolve(ARRAY[failure_id], note) > 0 $$;
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+AS $$
+SELECT taskguard._dlq_resolve(ARRAY(SELECT d.id FROM taskguard.dead_letter d
+                                     WHERE d.id = $1 AND taskguard._tenant_visible(d.tenant)),
+                              note) > 0
+$$;
 
 CREATE FUNCTION taskguard.dlq_abandon(ids bigint[], reason text DEFAULT NULL)
 RETURNS int
@@ -522,7 +538,9 @@ BEGIN
                         THEN taskguard._retry_priority(d.priority_pinned, d.priority, d.task_name,
                                  t.customer_tier, d.failure_type, d.retry_count, t.enqueued_at) END AS p
               FROM taskguard.dead_letter d LEFT JOIN taskguard.task t ON t.id = d.task_id
+                   -- the link must hold both ways and within one tenant
                    CROSS JOIN LATERAL (SELECT CASE WHEN t.status = 'failed' AND t.failure_id = d.id
+                                                    AND t.tenant IS NOT DISTINCT FROM d.tenant
                                               THEN t.id END AS tid) w
              WHERE d.status = 'PENDING' AND d.next_retry_at <= now() AND NOT d.external
                AND (d.service IS NULL OR NOT taskguard._breaker_is_open(d.service))

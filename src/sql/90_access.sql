@@ -5,9 +5,9 @@
 --  * Nothing is granted to PUBLIC: no function, table, view, sequence or the
 --    schema (the end of this file).
 --  * taskguard.grant_access(role, 'worker' | 'reader' | 'admin') grants one
---    level.  Functions run as their caller (SECURITY INVOKER) unless noted, so
---    a role can never do more through a function than its table privileges
---    and row security let it do directly.
+--    level.  Workers and readers write no table: the worker calls that change
+--    state are SECURITY DEFINER (pinned search_path, every row scoped to the
+--    caller's tenants in the function); everything else runs as its caller.
 --  * Every table with a tenant column gets row-level security: a role mapped
 --    in taskguard.tenant_member sees and writes only its tenants' rows, in
 --    tables, security_invoker views and functions alike.  The bootstrap
@@ -15,50 +15,26 @@
 -- See docs/security.md.
 
 -- Functions of the worker level: the queue, failure, idempotency and breaker
--- calls, and the helpers they call (a helper runs as its caller, so calling
--- one directly is no more than its table privileges allow).
+-- calls, nothing else.  Workers write no table directly: the calls that
+-- change state are SECURITY DEFINER and scope every row they touch to the
+-- caller's tenants themselves; internal helpers (leading underscore) are not
+-- executable by workers or readers, so they cannot be called with forged
+-- arguments.  Forcing and resetting a breaker is an admin action.
 CREATE FUNCTION taskguard._access_worker_functions()
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 SELECT ARRAY[
-    -- §3 queue (requeue of a failed task is a one-record DLQ retry, through
-    -- _dlq_retry: the bulk dlq_retry stays an admin action)
+    -- §3 queue (requeue of a failed task is a one-record DLQ retry; the bulk
+    -- dlq_retry stays an admin action)
     'enqueue', 'enqueue_many', 'claim', 'complete', 'complete_many', 'fail',
     'heartbeat', 'cancel', 'requeue',
     -- §4, §5 failures (external-broker mode included), §7 priority
     'record_failure', 'claim_due_retries', 'resolve', 'classify', 'backoff',
     'retry_decision', 'calculate_priority', 'priority_level',
-    -- §8 idempotency, §6 breakers
+    -- §8 idempotency, §6 breakers (allow and record; force/reset are admin)
     'idempotency_key', 'idempotency_check', 'idempotency_release',
-    'breaker_allow', 'breaker_record', 'breaker_reset', 'breaker_force',
-    -- helpers of the above
-    '_require', '_check_enqueue', '_notify', '_priority_score', '_setting_interval',
-    '_escalation_bonus', '_idempotency_find', '_idempotency_bind', '_idempotency_digest',
-    '_idempotency_count', '_xact_owns', '_task_discard', '_breaker_is_open',
-    '_breaker_claimed', '_breaker_task_done', '_breaker_config_rows',
-    '_breaker_saved_rows', '_breaker_saved_max_version', '_breaker_save',
-    '_breaker_cooldown', '_dlq_record', '_dlq_context', '_dlq_task_succeeded',
-    '_dlq_task_cancelled', '_dlq_resolve', '_dlq_hold_tasks', '_policy_max_retries',
-    '_dlq_retry', '_retry_priority']
-$$;
-
--- Tables a worker writes (through the functions above), and how: every table
--- with a tenant column (tasks, records, events, keys, and tenant rollups other
--- files add — row security scopes them) may be inserted into and updated; of
--- those, only keys are deleted (idempotency_release).
-CREATE FUNCTION taskguard._access_worker_tables(
-    OUT table_oid oid, OUT privileges text)
-RETURNS SETOF record
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-SELECT c.oid, CASE WHEN c.oid = 'taskguard.idempotency_record'::regclass
-                   THEN 'INSERT, UPDATE, DELETE' ELSE 'INSERT, UPDATE' END
-  FROM pg_catalog.pg_class c
-  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant'
-       AND NOT a.attisdropped
- WHERE c.relnamespace = 'taskguard'::regnamespace AND c.relkind IN ('r', 'p')
-   AND c.oid <> 'taskguard.tenant_member'::regclass
+    'breaker_allow', 'breaker_record']
 $$;
 
 -- Functions of the reader level by name, besides those every view calls and
@@ -101,16 +77,9 @@ common AS (
     UNION ALL SELECT 'SELECT', 'TABLE ' || r.qname FROM rels r WHERE r.relkind IN ('r', 'p')
     UNION ALL SELECT 'EXECUTE', p.qname FROM procs p
                WHERE p.proname IN ('_tenant_scope', '_tenant_refused', '_effective_tenant',
-                                   '_tenant_visible')),
+                                   '_tenant_visible', '_tenant_caller')),
 worker AS (
     SELECT * FROM common
-    UNION ALL SELECT w.privileges, 'TABLE ' || r.qname
-      FROM taskguard._access_worker_tables() w JOIN rels r ON r.oid = w.table_oid
-    UNION ALL SELECT 'USAGE', 'SEQUENCE ' || s.oid::regclass::text
-      FROM taskguard._access_worker_tables() w JOIN rels r ON r.oid = w.table_oid
-      JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass
-           AND d.refobjid = r.oid AND d.classid = 'pg_catalog.pg_class'::regclass
-      JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
     UNION ALL SELECT 'EXECUTE', p.qname FROM procs p
      WHERE p.proname = ANY (taskguard._access_worker_functions())),
 reader AS (
@@ -250,24 +219,37 @@ CREATE POLICY member_update ON taskguard.tenant_member FOR UPDATE
 CREATE POLICY member_delete ON taskguard.tenant_member FOR DELETE
     USING ((SELECT taskguard._tenant_scope()) IS NULL);
 
+-- tenant_bound_role: the same rules (who was ever bound is not for others).
+ALTER TABLE taskguard.tenant_bound_role ENABLE ROW LEVEL SECURITY;
+CREATE POLICY bound_read ON taskguard.tenant_bound_role FOR SELECT
+    USING (role = current_user OR (SELECT taskguard._tenant_scope()) IS NULL);
+CREATE POLICY bound_write ON taskguard.tenant_bound_role FOR ALL
+    USING ((SELECT taskguard._tenant_scope()) IS NULL)
+    WITH CHECK ((SELECT taskguard._tenant_scope()) IS NULL);
+
 -- Views run with their owner's rights, which row security does not filter:
 -- every view that does not filter by tenant itself (_tenant_visible) runs
--- with its caller's rights instead.
+-- with its caller's rights instead.  One that does filter itself is a
+-- security barrier, so a caller's leaky function in a WHERE clause cannot
+-- run before the tenant filter and see other tenants' rows.
 DO $$
 DECLARE
-    v_view regclass;
+    v_view   regclass;
+    v_filter boolean;
 BEGIN
-    FOR v_view IN
-        SELECT c.oid::regclass FROM pg_catalog.pg_class c
-         WHERE c.relnamespace = 'taskguard'::regnamespace AND c.relkind = 'v'
-           AND NOT EXISTS (
+    FOR v_view, v_filter IN
+        SELECT c.oid::regclass, EXISTS (
                SELECT 1 FROM pg_catalog.pg_depend d
                  JOIN pg_catalog.pg_rewrite w ON d.classid = 'pg_catalog.pg_rewrite'::regclass
                       AND d.objid = w.oid
                 WHERE w.ev_class = c.oid AND d.refclassid = 'pg_catalog.pg_proc'::regclass
                   AND d.refobjid = 'taskguard._tenant_visible(text)'::regprocedure)
+          FROM pg_catalog.pg_class c
+         WHERE c.relnamespace = 'taskguard'::regnamespace AND c.relkind = 'v'
+         ORDER BY c.oid
     LOOP
-        EXECUTE format('ALTER VIEW %s SET (security_invoker = true)', v_view);
+        EXECUTE format('ALTER VIEW %s SET (%s = true)', v_view,
+                       CASE WHEN v_filter THEN 'security_barrier' ELSE 'security_invoker' END);
     END LOOP;
 END
 $$;

@@ -25,7 +25,9 @@ is "$missing" "" "every C function a released script names is in the library"
 
 dbs="upg_old upg_fresh upg_v1"
 for d in $dbs; do psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $d" -c "CREATE DATABASE $d" >/dev/null; done
-trap 'for d in $dbs; do psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1; done' EXIT
+trap 'for d in $dbs; do psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1; done
+      psql -X -q -d postgres -c "DROP ROLE IF EXISTS upg_worker" -c "DROP ROLE IF EXISTS upg_reader" \
+           -c "DROP ROLE IF EXISTS upg_admin" >/dev/null 2>&1' EXIT
 
 # 2. the 0.1.0 schema on the new library
 DB=upg_v1
@@ -41,6 +43,12 @@ is "$(q "SELECT count(*) > 0 FROM taskguard.dashboard")" "t" "the dashboard answ
 DB=upg_old
 q "CREATE EXTENSION taskguard VERSION '0.1.0'" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d upg_old -f test/lib/fill_every_table.sql >/dev/null || echo "# fill failed"
+# roles 0.1.0 gave levels to (0.1.0 workers could write the tables directly)
+q "DROP ROLE IF EXISTS upg_worker; DROP ROLE IF EXISTS upg_reader; DROP ROLE IF EXISTS upg_admin;
+   CREATE ROLE upg_worker; CREATE ROLE upg_reader; CREATE ROLE upg_admin;
+   SELECT taskguard.grant_access('upg_worker', 'worker'), taskguard.grant_access('upg_reader', 'reader'),
+          taskguard.grant_access('upg_admin', 'admin')" >/dev/null
+is "$(q "SELECT has_table_privilege('upg_worker', 'taskguard.task', 'UPDATE')")" "t" "a 0.1.0 worker may update task directly"
 counts_sql="SELECT string_agg(format('%s=%s', c.relname,
                (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', c.oid::regclass), false, true, '')))[1]::text),
                ' ' ORDER BY c.relname)
@@ -49,8 +57,24 @@ before=$(q "$counts_sql")
 q "ALTER EXTENSION taskguard UPDATE" >/dev/null
 ok $? "ALTER EXTENSION taskguard UPDATE from 0.1.0"
 is "$(q "SELECT extversion FROM pg_extension WHERE extname = 'taskguard'")" "$cur" "the update reaches $cur"
-after=$(q "$counts_sql")
-is "$after" "$before" "every row is still there after the update"
+# tables the update adds are left out of the comparison
+after=$(for kv in $(q "$counts_sql"); do case " $before" in *" ${kv%%=*}="*) printf '%s ' "$kv" ;; esac; done)
+is "${after% }" "$before" "every row is still there after the update"
+
+is "$(q "SELECT has_table_privilege('upg_worker', 'taskguard.task', 'UPDATE') OR
+                  has_table_privilege('upg_worker', 'taskguard.dead_letter', 'INSERT') OR
+                  has_function_privilege('upg_worker', 'taskguard.breaker_force(text, text)', 'EXECUTE') OR
+                  has_function_privilege('upg_worker', 'taskguard._task_discard(bigint)', 'EXECUTE')")" "f" \
+   "after the update that worker writes no table and calls no helper or breaker_force"
+is "$(q "SELECT has_function_privilege('upg_worker', 'taskguard.claim(text, text, integer, interval)', 'EXECUTE')
+              AND has_table_privilege('upg_reader', 'taskguard.dashboard', 'SELECT')
+              AND NOT has_function_privilege('upg_reader', 'taskguard.claim(text, text, integer, interval)', 'EXECUTE')
+              AND has_table_privilege('upg_admin', 'taskguard.task', 'DELETE')")" "t" \
+   "the worker keeps its calls, the reader its views, the admin everything"
+q "REVOKE ALL ON ALL TABLES IN SCHEMA taskguard FROM upg_worker, upg_reader, upg_admin;
+   REVOKE ALL ON ALL SEQUENCES IN SCHEMA taskguard FROM upg_worker, upg_reader, upg_admin;
+   REVOKE ALL ON ALL ROUTINES IN SCHEMA taskguard FROM upg_worker, upg_reader, upg_admin;
+   REVOKE ALL ON SCHEMA taskguard FROM upg_worker, upg_reader, upg_admin" >/dev/null
 
 DB=upg_fresh
 q "CREATE EXTENSION taskguard" >/dev/null
