@@ -10,16 +10,23 @@
 # once, saved breakers are open again, new ids continue above the old ones,
 # and tick() does its work (a due retry is put back on its queue).
 # Runs in the harness's cluster, in databases of its own (the harness's
-# scheduler works only in database taskguard, hence tick()).
+# scheduler works only in database taskguard, hence tick()); then, in a
+# cluster of its own whose taskguard.database is bk_app, restores the dump
+# under another name and renames it as docs/operations.md says: the
+# scheduler starts there by itself, reaps the old leases and requeues the
+# due retries.
 . "$(dirname "$0")/../lib/tap.sh"
 cd "$(dirname "$0")/../.."
 
 dbs="bk_src bk_custom bk_parallel bk_plain"
 restored="bk_custom bk_parallel bk_plain"
 dir=$(mktemp -d "${TG_WORK:-/tmp}/backup.XXXXXX")
+chmod 755 "$dir"     # the second cluster runs as postgres
 for d in $dbs; do psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $d" -c "CREATE DATABASE $d" >/dev/null 2>&1; done
+main_env="PGHOST=$PGHOST PGPORT=$PGPORT"
 cleanup() {
-    for d in $dbs; do psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1; done
+    tg_stop immediate     # the second cluster, if it was started
+    for d in $dbs; do env $main_env psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1; done
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -144,4 +151,38 @@ for d in $restored; do
     is "$(q "SELECT (SELECT sum(records) FROM taskguard.dlq_rollup) = (SELECT count(*) FROM taskguard.dead_letter)")" "t" \
        "$d: the rollups still agree with dead_letter"
 done
+
+# The scheduler resumes in a restored database once it has the configured
+# name.  A cluster of its own: the harness's scheduler database is taken.
+unset TG_DATA
+tg_init_cluster "$dir/sched" "$(tg_pick_port)" "shared_preload_libraries = 'taskguard'" \
+    "taskguard.database = 'bk_app'" "taskguard.naptime = 200" "fsync = off"
+tg_start
+psql -X -q -d postgres -c "CREATE DATABASE bk_app_restore" >/dev/null
+"$TG_BIN/pg_restore" --exit-on-error -d bk_app_restore "$dir/bk.dump"
+ok $? "pg_restore into bk_app_restore (second cluster)"
+DB=bk_app_restore
+is "$(q "SELECT passes IS NULL OR passes = 0 FROM taskguard.scheduler_status")" "t" \
+   "no scheduler pass while the database has another name"
+# a lease of the source's that has run out, and a retry that is due
+q "UPDATE taskguard.task SET lease_expires_at = now() - interval '1 second' WHERE status = 'running'" >/dev/null
+q "UPDATE taskguard.dead_letter SET next_retry_at = now() - interval '1 second'
+    WHERE status = 'PENDING' AND task_id IS NOT NULL" >/dev/null
+due=$(q "SELECT string_agg(task_id::text, ',') FROM taskguard.dead_letter WHERE status = 'PENDING' AND task_id IS NOT NULL")
+leased=$(q "SELECT string_agg(id::text, ',') FROM taskguard.task WHERE status = 'running'")
+psql -X -q -d postgres -c "ALTER DATABASE bk_app_restore RENAME TO bk_app" >/dev/null
+t0=$(date +%s.%N)
+DB=bk_app
+tg_wait_for 30 "SELECT passes > 0 FROM taskguard.scheduler_status"
+ok $? "the scheduler starts in bk_app after the rename"
+echo "# first scheduler pass $(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.1f') s after the rename"
+tg_wait_for 30 "SELECT count(*) = 0 FROM taskguard.task WHERE id IN ($leased) AND status = 'running'"
+ok $? "it reaps the leases that ran out (tasks $leased)"
+tg_wait_for 30 "SELECT bool_and(status = 'ready') FROM taskguard.task WHERE id IN ($due)"
+ok $? "it puts the due retries back on their queues (tasks $due)"
+tg_wait_for 30 "SELECT NOT EXISTS (SELECT 1 FROM taskguard.dlq_delta) AND NOT EXISTS (SELECT 1 FROM taskguard.event_delta)"
+ok $? "it folds the restored deltas"
+is "$(q "SELECT (SELECT sum(records) FROM taskguard.dlq_rollup) = (SELECT count(*) FROM taskguard.dead_letter)")" "t" \
+   "the rollups agree with dead_letter"
+is "$(q "SELECT last_error IS NULL FROM taskguard.scheduler_status")" "t" "no scheduler error"
 done_testing
