@@ -8,7 +8,8 @@
 # equals the source row for row (rows per table printed below), built-in
 # rows are there once and as edited, the rollups count each restored record
 # once, saved breakers are open again, new ids continue above the old ones,
-# and tick() does its work (a due retry is put back on its queue).
+# and tick() does its work (a due retry is put back on its queue).  A
+# database updated from 0.1.0 dumps and restores whole as well.
 # Runs in the harness's cluster, in databases of its own (the harness's
 # scheduler works only in database taskguard, hence tick()); then, in a
 # cluster of its own whose taskguard.database is bk_app, restores the dump
@@ -18,7 +19,7 @@
 . "$(dirname "$0")/../lib/tap.sh"
 cd "$(dirname "$0")/../.."
 
-dbs="bk_src bk_custom bk_parallel bk_plain"
+dbs="bk_src bk_custom bk_parallel bk_plain bk_v1 bk_v1_restored"
 restored="bk_custom bk_parallel bk_plain"
 dir=$(mktemp -d "${TG_WORK:-/tmp}/backup.XXXXXX")
 chmod 755 "$dir"     # the second cluster runs as postgres
@@ -151,6 +152,20 @@ for d in $restored; do
     is "$(q "SELECT (SELECT sum(records) FROM taskguard.dlq_rollup) = (SELECT count(*) FROM taskguard.dead_letter)")" "t" \
        "$d: the rollups still agree with dead_letter"
 done
+
+# A database updated from 0.1.0 (whose dumps lost the queue) is dumped whole too.
+DB=bk_v1
+q "CREATE EXTENSION taskguard VERSION '0.1.0'" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d bk_v1 -f test/lib/fill_every_table.sql >/dev/null &&
+    q "ALTER EXTENSION taskguard UPDATE" >/dev/null &&
+    "$TG_BIN/pg_dump" -Fc -d bk_v1 -f "$dir/v1.dump" &&
+    "$TG_BIN/pg_restore" --exit-on-error -d bk_v1_restored "$dir/v1.dump"
+ok $? "fill a 0.1.0 install, update it, dump it and restore it"
+v1_snap=$(snapshot bk_v1)
+is "$(diff <(echo "$v1_snap") <(snapshot bk_v1_restored))" "" \
+   "the restore of the updated database equals it row for row"
+is "$(echo "$v1_snap" | awk '$1 == "task" || $1 == "dead_letter" { print $1, $2 }' | tr '\n' ' ')" \
+   "dead_letter 5 task 8 " "(it has the tasks and DLQ records 0.1.0 dumps lost)"
 
 # The scheduler resumes in a restored database once it has the configured
 # name.  A cluster of its own: the harness's scheduler database is taken.
