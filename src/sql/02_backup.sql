@@ -2,9 +2,10 @@
 -- "Backups").  Every table is registered with pg_extension_config_dump
 -- right after its CREATE TABLE, whole (no condition), and so are the
 -- sequences behind ids; only metric_snapshot, a cache, is not.  A restore
--- runs CREATE EXTENSION first, then loads the dumped rows (pg_dump orders
--- the loads by the foreign keys between these tables: task before
--- dead_letter).  Two things must not happen while they load:
+-- runs CREATE EXTENSION first, then loads the dumped rows (a serial restore
+-- loads them in the order of the foreign keys between these tables, task
+-- before dead_letter; pg_restore -j does not: docs/operations.md gives the
+-- steps).  Two things must not happen while they load:
 --  * a built-in row (a default retry policy, the '*' breaker settings, a
 --    tier, a queue, a built-in alert threshold) failing on the key of the
 --    fresh copy CREATE EXTENSION has just made: the trigger function below
