@@ -21,6 +21,9 @@ INSERT INTO taskguard.customer_tier VALUES
     ('premium', '30 minutes', 0.5),
     ('standard', '2 hours', 0),
     ('basic', '8 hours', -0.5);
+SELECT pg_catalog.pg_extension_config_dump('taskguard.customer_tier', '');
+CREATE TRIGGER restore_builtin_row BEFORE INSERT ON taskguard.customer_tier
+    FOR EACH ROW EXECUTE FUNCTION taskguard._restore_builtin_row('tier');
 
 CREATE TABLE taskguard.priority_queue (
     priority taskguard.priority PRIMARY KEY,
@@ -29,6 +32,9 @@ CREATE TABLE taskguard.priority_queue (
 INSERT INTO taskguard.priority_queue VALUES
     ('CRITICAL', 'critical'), ('HIGH', 'high'), ('MEDIUM', 'default'),
     ('LOW', 'low'), ('DEFERRED', 'deferred');
+SELECT pg_catalog.pg_extension_config_dump('taskguard.priority_queue', '');
+CREATE TRIGGER restore_builtin_row BEFORE INSERT ON taskguard.priority_queue
+    FOR EACH ROW EXECUTE FUNCTION taskguard._restore_builtin_row('priority');
 
 CREATE FUNCTION taskguard.priority_level(score real)
 RETURNS taskguard.priority
@@ -77,6 +83,7 @@ CREATE TABLE taskguard.task_escalation (
     base_score      real NOT NULL,
     escalated_score real NOT NULL
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.task_escalation', '');
 
 -- Scheduler step: re-apply aging and SLA escalation to ready tasks, raising
 -- only those whose level changes, at most batch of them, skipping rows that

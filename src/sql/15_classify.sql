@@ -43,9 +43,11 @@ INSERT INTO taskguard.retry_policy (failure_type, remediation, retryable, max_re
     ('BUSINESS_LOGIC_VIOLATION', 'ESCALATE_TO_ADMIN', false, 0, NULL, NULL, 2.0, 'full', 'warning', 0),
     ('UNKNOWN', 'MANUAL_INVESTIGATION', true, 3, '10 seconds', '10 minutes', 2.0, 'full', 'warning', 0);
 
--- Only the per-task overrides are dumped: the default rows are re-created by
--- CREATE EXTENSION (edit them again after a restore; see docs/failures.md).
-SELECT pg_catalog.pg_extension_config_dump('taskguard.retry_policy', 'WHERE task_name IS NOT NULL');
+-- Dumped whole: a restore puts the default rows back as they were edited
+-- (02_backup.sql; docs/operations.md).
+SELECT pg_catalog.pg_extension_config_dump('taskguard.retry_policy', '');
+CREATE TRIGGER restore_builtin_row BEFORE INSERT ON taskguard.retry_policy
+    FOR EACH ROW EXECUTE FUNCTION taskguard._restore_builtin_row('failure_type', 'task_name');
 
 -- User classification rules (SPEC §4 layer 1); every non-NULL condition must hold.
 CREATE TABLE taskguard.classification_rule (

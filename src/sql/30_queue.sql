@@ -31,6 +31,7 @@ CREATE TABLE taskguard.task (
     last_error       text,
     failure_id       bigint          -- the open dead-letter record, if any
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.task', ''); SELECT pg_catalog.pg_extension_config_dump('taskguard.task_id_seq', '');
 
 -- A queue table churns: every task is inserted, updated two or three times
 -- and deleted within task_retention.  Vacuum it after 2 % of its rows are

@@ -17,6 +17,7 @@ CREATE TABLE taskguard.idempotency_record (
     expires_at timestamptz NOT NULL,
     PRIMARY KEY (tenant, key_digest)
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.idempotency_record', '');
 -- _idempotency_expire() finds expired rows through a BRIN index: rows arrive
 -- roughly in expiry order, and a BRIN costs next to nothing per insert where a
 -- second btree cost about a quarter of idempotency_check's throughput.
@@ -30,6 +31,7 @@ CREATE TABLE taskguard.idempotency_counter (
     duplicates        bigint NOT NULL DEFAULT 0,
     last_duplicate_at timestamptz
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.idempotency_counter', '');
 
 CREATE FUNCTION taskguard.idempotency_key(task_name text, args jsonb DEFAULT '{}')
 RETURNS text

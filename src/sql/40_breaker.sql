@@ -18,7 +18,9 @@ CREATE TABLE taskguard.breaker_config (
 );
 INSERT INTO taskguard.breaker_config
 VALUES ('*', 5, interval '60 seconds', interval '30 seconds', 3, 2);
-SELECT pg_catalog.pg_extension_config_dump('taskguard.breaker_config', 'WHERE service <> ''*''');
+SELECT pg_catalog.pg_extension_config_dump('taskguard.breaker_config', '');
+CREATE TRIGGER restore_builtin_row BEFORE INSERT ON taskguard.breaker_config
+    FOR EACH ROW EXECUTE FUNCTION taskguard._restore_builtin_row('service');
 
 -- Every backend re-reads breaker_config after a change commits.
 CREATE FUNCTION taskguard._breaker_config_changed()
@@ -72,6 +74,7 @@ CREATE TABLE taskguard.breaker_saved (
     changed_at   timestamptz,
     version      bigint NOT NULL
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.breaker_saved', '');
 
 -- Rows worth loading (not closed-and-automatic), open ones first.
 CREATE FUNCTION taskguard._breaker_saved_rows()

@@ -37,6 +37,7 @@ CREATE TABLE taskguard.dead_letter (
     priority_pinned boolean NOT NULL DEFAULT false,  -- dlq_retry(…, priority) was given
     dispatched_at   timestamptz     -- when claim_due_retries() last handed it out
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.dead_letter', ''); SELECT pg_catalog.pg_extension_config_dump('taskguard.dead_letter_id_seq', '');
 
 -- records change status at every retry: vacuum early, like the task table
 ALTER TABLE taskguard.dead_letter SET (autovacuum_vacuum_scale_factor = 0.02,
@@ -70,6 +71,7 @@ CREATE TABLE taskguard.failure_event (
     retry_count  int NOT NULL,
     action       text NOT NULL  -- retry | abandon
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.failure_event', '');
 CREATE INDEX failure_event_time_idx ON taskguard.failure_event (time);
 
 -- The effective max_retries of a type for a task (its retry_policy override or default).

@@ -12,6 +12,11 @@
 -- Tenants: every rollup is keyed by tenant ('' = no tenant); the views over
 -- them filter with taskguard._tenant_visible().
 --
+-- Backups: the rollups and the deltas are dumped with the extension's data
+-- and restored as they were; the insert triggers below do not fire while a
+-- dump loads (the WHEN clause: see 02_backup.sql), or the restored records
+-- and events would be counted a second time.
+--
 -- Locks: the triggers take none beyond their inserts; the step locks the
 -- delta rows it folds and the rollup rows it updates.
 
@@ -30,6 +35,7 @@ CREATE TABLE taskguard.dlq_rollup (
     confidence_sum float8 NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, status, failure_type, by_retry)
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.dlq_rollup', '');
 
 CREATE TABLE taskguard.dlq_delta (
     tenant         text NOT NULL,
@@ -41,6 +47,7 @@ CREATE TABLE taskguard.dlq_delta (
     retry_sum      bigint NOT NULL,
     confidence_sum float8 NOT NULL
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.dlq_delta', '');
 
 -- ---------------------------------------------------------------- failures
 
@@ -58,6 +65,7 @@ CREATE TABLE taskguard.failure_hourly (
     abandons     bigint NOT NULL DEFAULT 0,     -- attempts after which the record was abandoned
     PRIMARY KEY (all_tenants, bucket, tenant, failure_type)   -- all_tenants first: the views read one side
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.failure_hourly', '');
 
 -- Failed attempts and abandoned records per minute, for the dashboard's
 -- 1-hour and 24-hour windows; kept 25 hours.
@@ -68,6 +76,7 @@ CREATE TABLE taskguard.activity_minute (
     abandoned bigint NOT NULL DEFAULT 0,        -- records that became ABANDONED
     PRIMARY KEY (minute, tenant)
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.activity_minute', '');
 
 -- Monotonic totals for Prometheus counters: never pruned, never decreased.
 -- all_tenants rows as in failure_hourly.
@@ -84,6 +93,7 @@ CREATE TABLE taskguard.failure_total (
     abandoned    bigint NOT NULL DEFAULT 0,     -- records that became ABANDONED (any cause)
     PRIMARY KEY (all_tenants, tenant, task_name, failure_type, priority)
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.failure_total', '');
 
 -- Appended by the triggers; minute is the event's (or the abandonment's) minute.
 CREATE TABLE taskguard.event_delta (
@@ -98,6 +108,7 @@ CREATE TABLE taskguard.event_delta (
     abandons     bigint NOT NULL,
     abandoned    bigint NOT NULL
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.event_delta', '');
 
 -- Every tenant the rollups have seen, so that a view asks
 -- taskguard._tenant_visible() once per tenant, not once per rollup row.
@@ -105,6 +116,7 @@ CREATE TABLE taskguard.event_delta (
 CREATE TABLE taskguard.metric_tenant (
     tenant text PRIMARY KEY
 );
+SELECT pg_catalog.pg_extension_config_dump('taskguard.metric_tenant', '');
 
 -- ---------------------------------------------------------------- triggers
 
@@ -189,7 +201,10 @@ $$;
 
 CREATE TRIGGER dead_letter_rollup_insert AFTER INSERT ON taskguard.dead_letter
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._dlq_rollup_trigger();
+    FOR EACH STATEMENT
+    WHEN (pg_catalog.current_setting('search_path') NOT IN ('', '""')
+          OR pg_catalog.current_setting('check_function_bodies')::boolean)
+    EXECUTE FUNCTION taskguard._dlq_rollup_trigger();
 CREATE TRIGGER dead_letter_rollup_update AFTER UPDATE ON taskguard.dead_letter
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION taskguard._dlq_rollup_trigger();
@@ -230,7 +245,10 @@ $$;
 
 CREATE TRIGGER failure_event_rollup_insert AFTER INSERT ON taskguard.failure_event
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._event_rollup_trigger();
+    FOR EACH STATEMENT
+    WHEN (pg_catalog.current_setting('search_path') NOT IN ('', '""')
+          OR pg_catalog.current_setting('check_function_bodies')::boolean)
+    EXECUTE FUNCTION taskguard._event_rollup_trigger();
 CREATE TRIGGER failure_event_rollup_truncate AFTER TRUNCATE ON taskguard.failure_event
     FOR EACH STATEMENT EXECUTE FUNCTION taskguard._event_rollup_trigger();
 

@@ -26,8 +26,11 @@ INSERT INTO taskguard.alert_threshold (alert, level, comparison, threshold, buil
     ('schedule_health',      'critical', '<', 60, true),
     ('open_breakers',        'error',    '>', 0,  true),
     ('retry_success_rate',   'warning',  '<', 30, true);
--- Rows users add are dumped; the built-in ones are re-created by CREATE EXTENSION.
-SELECT pg_catalog.pg_extension_config_dump('taskguard.alert_threshold', 'WHERE NOT builtin');
+-- Dumped whole: a restore puts the built-in rows back as they were edited
+-- (02_backup.sql; docs/operations.md).
+SELECT pg_catalog.pg_extension_config_dump('taskguard.alert_threshold', '');
+CREATE TRIGGER restore_builtin_row BEFORE INSERT ON taskguard.alert_threshold
+    FOR EACH ROW EXECUTE FUNCTION taskguard._restore_builtin_row('alert', 'level');
 
 -- Alerts that are on, so that each start is announced once.
 CREATE TABLE taskguard.alert_state (
@@ -36,6 +39,9 @@ CREATE TABLE taskguard.alert_state (
     value      numeric,
     started_at timestamptz NOT NULL DEFAULT now()
 );
+-- Dumped: without it a restored database would announce every alert that
+-- is on as if it had just started.
+SELECT pg_catalog.pg_extension_config_dump('taskguard.alert_state', '');
 
 -- Values the scheduler computes each pass for the views (schedule health
 -- reads cron.job and evaluates a day of buckets: not per dashboard query).
@@ -44,6 +50,8 @@ CREATE TABLE taskguard.metric_snapshot (
     value       numeric,
     computed_at timestamptz NOT NULL DEFAULT now()
 );
+-- Not dumped: a cache the scheduler rewrites every pass, and readers ignore a
+-- value older than a minute.
 
 -- The schedule health score: the scheduler's value when under a minute old,
 -- else computed now.  SECURITY DEFINER: schedules are not per tenant, and a

@@ -2,8 +2,9 @@
 -- 0.1.0 API (which later versions keep): tasks in every status, DLQ records
 -- in every status, failure events, idempotency keys and counters, saved
 -- breakers, schedules, rules, tiers, task configuration, tenant mappings,
--- alert thresholds and the metric rollups.  Used by the upgrade and the
--- backup tests; run as a superuser with psql -v ON_ERROR_STOP=1.
+-- alert thresholds and state, escalations, and the metric rollups with
+-- deltas still to fold.  Used by the upgrade and the backup tests; run as a
+-- superuser with psql -v ON_ERROR_STOP=1.
 SET client_min_messages = warning;
 
 INSERT INTO taskguard.customer_tier (tier, sla, bonus) VALUES ('gold', '10 minutes', 0.75);
@@ -54,5 +55,10 @@ SELECT taskguard.idempotency_check('pay-42', '1 hour', 'charge');
 SELECT taskguard.idempotency_check('pay-42', '1 hour', 'charge');
 SELECT taskguard.breaker_record('stripe', false) FROM generate_series(1, 3);
 SELECT taskguard.breaker_force('ses', 'open');
+-- a ready task waiting for a day: the escalation step raises it
+UPDATE taskguard.task SET enqueued_at = now() - interval '1 day' WHERE args->>'n' = '2';
 SELECT taskguard.tick();
 SELECT taskguard.prometheus_metrics() IS NOT NULL;
+-- a failure after the scheduler's pass: its rollup deltas are not folded yet
+SELECT taskguard.record_failure('celery.refund', '{"order": 9}', 'TimeoutError', 'timed out',
+                                task_ref => 'celery-456');
