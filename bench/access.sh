@@ -17,6 +17,7 @@ cleanup() {
     P -c "DELETE FROM taskguard.task WHERE queue = 'bench'" \
       -c "DELETE FROM taskguard.idempotency_record WHERE tenant = 'bench_tenant'" \
       -c "DELETE FROM taskguard.tenant_member WHERE role = '$role'" \
+      -c "DELETE FROM taskguard.tenant_bound_role WHERE role = '$role'" \
       -c "DROP OWNED BY $role" -c "DROP ROLE $role" >/dev/null 2>&1 || true
     rm -rf "$dir"
 }

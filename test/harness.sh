@@ -76,7 +76,7 @@ run_pgtap() {
 run_shell() {
     ls test/t/*.sh >/dev/null 2>&1 || return 0
     export TG_WORK=$work
-    prove ${TG_VERBOSE:+-v} --exec bash ${TG_TESTS:-test/t/*.sh}
+    prove ${TG_VERBOSE:+-v} --failures --exec bash ${TG_TESTS:-test/t/*.sh}
 }
 
 case "$mode" in

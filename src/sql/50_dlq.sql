@@ -448,7 +448,9 @@ RETURNS int
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
 AS $$ SELECT taskguard._dlq_retry(ids, priority, spread) $$;
 
--- Delete records in the given statuses whose last activity is older than older_than.
+-- Delete records in the given statuses whose last activity is older than
+-- older_than.  A queue task still waiting on a purged record for its retry
+-- (status failed) would wait forever with no record: it is cancelled.
 CREATE FUNCTION taskguard.dlq_purge(older_than interval DEFAULT '30 days',
     statuses taskguard.dlq_status[] DEFAULT '{RESOLVED}')
 RETURNS bigint
@@ -471,7 +473,10 @@ BEGIN
            AND coalesce(d.resolved_at, d.last_failed_at) < now() - older_than
         RETURNING d.id, d.task_id),
     unlinked AS (
-        UPDATE taskguard.task t SET failure_id = NULL
+        UPDATE taskguard.task t
+           SET failure_id = NULL,
+               status = CASE WHEN t.status = 'failed' THEN 'cancelled' ELSE t.status END,
+               finished_at = CASE WHEN t.status = 'failed' THEN now() ELSE t.finished_at END
           FROM gone WHERE t.id = gone.task_id AND t.failure_id = gone.id
         RETURNING 1)
     SELECT count(*) INTO v_n FROM gone;

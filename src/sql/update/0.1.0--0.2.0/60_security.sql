@@ -744,3 +744,41 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- ---------------------------------------------------------------- dlq_purge
+-- class 6: a purged open record's waiting task is cancelled, not left failed forever
+-- Delete records in the given statuses whose last activity is older than
+-- older_than.  A queue task still waiting on a purged record for its retry
+-- (status failed) would wait forever with no record: it is cancelled.
+CREATE OR REPLACE FUNCTION taskguard.dlq_purge(older_than interval DEFAULT '30 days',
+    statuses taskguard.dlq_status[] DEFAULT '{RESOLVED}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_n bigint;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a non-negative interval, got %', older_than
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF statuses IS NULL THEN
+        RAISE EXCEPTION 'statuses must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH gone AS (
+        DELETE FROM taskguard.dead_letter d
+         WHERE d.status = ANY(statuses)
+           AND coalesce(d.resolved_at, d.last_failed_at) < now() - older_than
+        RETURNING d.id, d.task_id),
+    unlinked AS (
+        UPDATE taskguard.task t
+           SET failure_id = NULL,
+               status = CASE WHEN t.status = 'failed' THEN 'cancelled' ELSE t.status END,
+               finished_at = CASE WHEN t.status = 'failed' THEN now() ELSE t.finished_at END
+          FROM gone WHERE t.id = gone.task_id AND t.failure_id = gone.id
+        RETURNING 1)
+    SELECT count(*) INTO v_n FROM gone;
+    RETURN v_n;
+END
+$$;
