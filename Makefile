@@ -31,6 +31,11 @@ PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies unless the server was configured with
+# --enable-depend: rebuild every object when any of our headers changes (a
+# struct that grew in a header, with stale objects, corrupts the stack).
+$(OBJS): $(wildcard src/*.h)
+
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) taskguard.control
 	@{ echo '-- generated from src/sql/*.sql by make; edit those files'; \
 	   printf '%s\n' '\echo Use "CREATE EXTENSION taskguard" to load this file. \quit'; \

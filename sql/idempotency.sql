@@ -140,7 +140,7 @@ SELECT taskguard.idempotency_check('s-1', task_name => 'idem_stats') AS dup;
 SELECT task_name, checks, duplicates, hit_rate_pct, last_duplicate_at IS NOT NULL AS has_last
   FROM taskguard.idempotency_stats WHERE task_name IN ('idem_stats', 'idem_t', 'idem_job') ORDER BY 1;
 SELECT (taskguard.tick()->>'flush_counters')::int > 0 AS flushed;
-SELECT count(*) AS live_after_flush FROM taskguard._idempotency_live_counters() WHERE task_name = 'idem_stats';
+SELECT count(*) AS live_after_flush FROM taskguard._idempotency_tenant_counters() WHERE task_name = 'idem_stats';
 SELECT checks, duplicates FROM taskguard.idempotency_counter WHERE task_name = 'idem_stats';
 SELECT taskguard.idempotency_check('s-2', task_name => 'idem_stats') AS dup;
 SELECT task_name, checks, duplicates, hit_rate_pct
@@ -150,7 +150,7 @@ BEGIN;
 SELECT taskguard._flush_counters() > 0 AS flushed_in_tx;
 ROLLBACK;
 SELECT checks, duplicates FROM taskguard.idempotency_stats WHERE task_name = 'idem_stats';
-SELECT count(*) AS live_again FROM taskguard._idempotency_live_counters() WHERE task_name = 'idem_stats';
+SELECT count(*) AS live_again FROM taskguard._idempotency_tenant_counters() WHERE task_name = 'idem_stats';
 -- long task names count under their first 200 bytes
 SELECT taskguard.idempotency_check('long-name-1', task_name => repeat('n', 300)) AS first;
 SELECT length(task_name), checks FROM taskguard.idempotency_stats WHERE task_name LIKE 'nnnn%';
@@ -164,7 +164,7 @@ SELECT sum(checks) AS all_counted, bool_or(task_name = '(other)') AS has_other_b
        count(*) FILTER (WHERE task_name LIKE 'ovf\_%') < 1100 AS some_folded
   FROM taskguard.idempotency_stats WHERE task_name LIKE 'ovf\_%' OR task_name = '(other)';
 SELECT taskguard._flush_counters() > 0 AS flushed;
-SELECT count(*) AS live_left FROM taskguard._idempotency_live_counters();
+SELECT count(*) AS live_left FROM taskguard._idempotency_tenant_counters();
 SELECT sum(checks) AS all_flushed FROM taskguard.idempotency_counter
  WHERE task_name LIKE 'ovf\_%' OR task_name = '(other)';
 DELETE FROM taskguard.idempotency_counter WHERE task_name LIKE 'ovf\_%' OR task_name = '(other)';

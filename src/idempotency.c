@@ -8,7 +8,7 @@
  * unique index on (tenant, digest) decides races, a rolled-back check leaves
  * nothing behind, and an expired row is taken over in place.
  *
- * Counters: checks and duplicates per (database, task_name) live in a shared
+ * Counters: checks and duplicates per (database, tenant, task_name) live in a shared
  * hash table so that counting never makes a hot row.  The scheduler's
  * _flush_counters() takes them out (removing the entries) and adds them to
  * taskguard.idempotency_counter; if that transaction aborts, the taken counts
@@ -49,6 +49,7 @@ typedef struct CounterKey
 {
 	Oid			dbid;
 	uint32		overflow;		/* 1 for the "(other)" bucket */
+	char		tenant[COUNTER_TENANT_MAX + 1]; /* zero-padded; "" = no tenant */
 	char		name[COUNTER_NAME_MAX + 1]; /* zero-padded; "" = no task_name */
 } CounterKey;
 
@@ -82,6 +83,9 @@ PG_FUNCTION_INFO_V1(taskguard_idempotency_check);
 PG_FUNCTION_INFO_V1(taskguard_idempotency_count);
 PG_FUNCTION_INFO_V1(taskguard_idempotency_live_counters);
 PG_FUNCTION_INFO_V1(taskguard_idempotency_take_counters);
+PG_FUNCTION_INFO_V1(taskguard_idempotency_count_tenant);
+PG_FUNCTION_INFO_V1(taskguard_idempotency_tenant_counters);
+PG_FUNCTION_INFO_V1(taskguard_idempotency_take_tenant_counters);
 PG_FUNCTION_INFO_V1(taskguard_xact_owns);
 
 /* ---------------------------------------------------------------------
@@ -113,13 +117,20 @@ CounterShmemInit(void)
 								 &info, HASH_ELEM | HASH_BLOBS);
 }
 
-/* The zero-padded key of (this database, name); names are cut at a character boundary. */
+/*
+ * The zero-padded key of (this database, tenant, name); both are cut at a
+ * character boundary.  The overflow bucket keeps the tenant, so a full table
+ * never moves one tenant's counts into another's.
+ */
 static void
-CounterMakeKey(CounterKey *key, const char *name, int len, bool overflow)
+CounterMakeKey(CounterKey *key, const char *tenant, int tenantlen,
+			   const char *name, int len, bool overflow)
 {
 	memset(key, 0, sizeof(*key));
 	key->dbid = MyDatabaseId;
 	key->overflow = overflow ? 1 : 0;
+	if (tenantlen > 0)
+		memcpy(key->tenant, tenant, pg_mbcliplen(tenant, tenantlen, COUNTER_TENANT_MAX));
 	if (!overflow && len > 0)
 	{
 		len = pg_mbcliplen(name, len, COUNTER_NAME_MAX);
@@ -140,7 +151,7 @@ CounterEnter(CounterKey *key)
 		entry = hash_search(counter_hash, key, HASH_FIND, NULL);
 		if (entry != NULL)
 			return entry;
-		CounterMakeKey(key, NULL, 0, true);
+		CounterMakeKey(key, key->tenant, strlen(key->tenant), NULL, 0, true);
 	}
 	entry = hash_search(counter_hash, key, HASH_ENTER_NULL, &found);
 	if (entry != NULL && !found)
@@ -197,15 +208,16 @@ CounterAddKey(CounterKey *key, uint64 checks, uint64 duplicates, uint64 last_dup
 	}
 }
 
-/* Count checks and duplicates of task_name (len 0: no task_name). */
+/* Count checks and duplicates of task_name (len 0: none) for tenant (0: none). */
 void
-CounterAdd(const char *name, int len, int64 checks, int64 duplicates)
+CounterAdd(const char *tenant, int tenantlen, const char *name, int len,
+		   int64 checks, int64 duplicates)
 {
 	CounterKey	key;
 
 	if (counter_hash == NULL || (checks <= 0 && duplicates <= 0))
 		return;
-	CounterMakeKey(&key, name, len, false);
+	CounterMakeKey(&key, tenant, tenantlen, name, len, false);
 	CounterAddKey(&key, Max(checks, 0), Max(duplicates, 0),
 				  duplicates > 0 ? (uint64) GetCurrentTimestamp() : 0);
 }
@@ -288,28 +300,66 @@ CounterNameDatum(const CounterKey *key, bool *isnull)
 	return CStringGetTextDatum(key->name);
 }
 
-/* One (task_name, checks, duplicates, last_duplicate_at) row. */
+/*
+ * One ([tenant,] task_name, checks, duplicates, last_duplicate_at) row; the
+ * tenant column ('' = none) only in the 0.2.0 shape.
+ */
 static void
 CounterPutRow(ReturnSetInfo *rsinfo, const CounterKey *key, uint64 checks,
-			  uint64 duplicates, uint64 last_duplicate)
+			  uint64 duplicates, uint64 last_duplicate, bool with_tenant)
 {
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	int			c = 0;
 
-	values[0] = CounterNameDatum(key, &nulls[0]);
-	values[1] = Int64GetDatum((int64) checks);
-	values[2] = Int64GetDatum((int64) duplicates);
-	values[3] = TimestampTzGetDatum((TimestampTz) last_duplicate);
-	nulls[3] = (last_duplicate == 0);
+	if (with_tenant)
+		values[c++] = CStringGetTextDatum(key->tenant);
+	values[c] = CounterNameDatum(key, &nulls[c]);
+	c++;
+	values[c++] = Int64GetDatum((int64) checks);
+	values[c++] = Int64GetDatum((int64) duplicates);
+	values[c] = TimestampTzGetDatum((TimestampTz) last_duplicate);
+	nulls[c] = (last_duplicate == 0);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+static Datum CounterLive(FunctionCallInfo fcinfo, bool with_tenant);
+static Datum CounterTake(FunctionCallInfo fcinfo, bool with_tenant);
+
 /*
  * taskguard._idempotency_live_counters(): this database's counts not yet
- * flushed.  Empty when not preloaded.
+ * flushed, a row per tenant and task_name, without the tenant (0.1.0's shape).
  */
 Datum
 taskguard_idempotency_live_counters(PG_FUNCTION_ARGS)
+{
+	return CounterLive(fcinfo, false);
+}
+
+/* taskguard._idempotency_tenant_counters(): the same with the tenant first. */
+Datum
+taskguard_idempotency_tenant_counters(PG_FUNCTION_ARGS)
+{
+	return CounterLive(fcinfo, true);
+}
+
+/* taskguard._idempotency_take_counters(): 0.1.0's shape, see CounterTake(). */
+Datum
+taskguard_idempotency_take_counters(PG_FUNCTION_ARGS)
+{
+	return CounterTake(fcinfo, false);
+}
+
+/* taskguard._idempotency_take_tenant_counters(): with the tenant first. */
+Datum
+taskguard_idempotency_take_tenant_counters(PG_FUNCTION_ARGS)
+{
+	return CounterTake(fcinfo, true);
+}
+
+/* This database's counts not yet flushed.  Empty when not preloaded. */
+static Datum
+CounterLive(FunctionCallInfo fcinfo, bool with_tenant)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	HASH_SEQ_STATUS seq;
@@ -327,18 +377,18 @@ taskguard_idempotency_live_counters(PG_FUNCTION_ARGS)
 			continue;
 		CounterPutRow(rsinfo, &entry->key, pg_atomic_read_u64(&entry->checks),
 					  pg_atomic_read_u64(&entry->duplicates),
-					  pg_atomic_read_u64(&entry->last_duplicate));
+					  pg_atomic_read_u64(&entry->last_duplicate), with_tenant);
 	}
 	LWLockRelease(TgLock(TG_LOCK_COUNTERS));
 	PG_RETURN_VOID();
 }
 
 /*
- * taskguard._idempotency_take_counters(): this database's live counts,
- * removed from shared memory; they come back if the transaction aborts.
+ * This database's live counts, removed from shared memory; they come back
+ * if the transaction aborts.
  */
-Datum
-taskguard_idempotency_take_counters(PG_FUNCTION_ARGS)
+static Datum
+CounterTake(FunctionCallInfo fcinfo, bool with_tenant)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	HASH_SEQ_STATUS seq;
@@ -382,7 +432,7 @@ taskguard_idempotency_take_counters(PG_FUNCTION_ARGS)
 
 		counters_taken = lappend(counters_taken, t);
 		MemoryContextSwitchTo(old);
-		CounterPutRow(rsinfo, &t->key, t->checks, t->duplicates, t->last_duplicate);
+		CounterPutRow(rsinfo, &t->key, t->checks, t->duplicates, t->last_duplicate, with_tenant);
 	}
 	list_free(taken);
 	PG_RETURN_VOID();
@@ -390,7 +440,8 @@ taskguard_idempotency_take_counters(PG_FUNCTION_ARGS)
 
 /*
  * taskguard._idempotency_count(task_name text, checks int, duplicates int):
- * count for the enqueue path.  No-op when not preloaded.
+ * 0.1.0's count for the enqueue path, for the caller's first tenant.
+ * No-op when not preloaded.
  */
 Datum
 taskguard_idempotency_count(PG_FUNCTION_ARGS)
@@ -398,8 +449,27 @@ taskguard_idempotency_count(PG_FUNCTION_ARGS)
 	text	   *name = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	int32		checks = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
 	int32		duplicates = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
+	const char *tenant = TenantFirstOfCaller();
 
-	CounterAdd(name ? VARDATA_ANY(name) : NULL, name ? VARSIZE_ANY_EXHDR(name) : 0,
+	CounterAdd(tenant, strlen(tenant), name ? VARDATA_ANY(name) : NULL,
+			   name ? VARSIZE_ANY_EXHDR(name) : 0, checks, duplicates);
+	PG_RETURN_VOID();
+}
+
+/*
+ * taskguard._idempotency_count(task_name text, tenant text, checks int,
+ * duplicates int): count for the enqueue path, which knows the tenant.
+ */
+Datum
+taskguard_idempotency_count_tenant(PG_FUNCTION_ARGS)
+{
+	text	   *name = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	text	   *tenant = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	int32		checks = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
+	int32		duplicates = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
+
+	CounterAdd(tenant ? VARDATA_ANY(tenant) : NULL, tenant ? VARSIZE_ANY_EXHDR(tenant) : 0,
+			   name ? VARDATA_ANY(name) : NULL, name ? VARSIZE_ANY_EXHDR(name) : 0,
 			   checks, duplicates);
 	PG_RETURN_VOID();
 }
@@ -673,7 +743,12 @@ taskguard_idempotency_check(PG_FUNCTION_ARGS)
 	SPI_finish();
 	TgRestoreUser(&saved);
 
-	CounterAdd(name ? VARDATA_ANY(name) : NULL, namelen, 1, first ? 0 : 1);
+	{
+		const char *tenant = TenantFirstOfCaller();
+
+		CounterAdd(tenant, strlen(tenant), name ? VARDATA_ANY(name) : NULL, namelen,
+				   1, first ? 0 : 1);
+	}
 	PG_RETURN_BOOL(first);
 }
 

@@ -8,10 +8,12 @@
 
 /* Longest task_name kept by a counter; longer names count under their prefix. */
 #define COUNTER_NAME_MAX 200
+#define COUNTER_TENANT_MAX 63
 
 /* Longest key stored verbatim next to its digest. */
 #define IDEM_KEY_STORE_MAX 1024
 
-extern void CounterAdd(const char *name, int len, int64 checks, int64 duplicates);
+extern void CounterAdd(const char *tenant, int tenantlen, const char *name, int len,
+					   int64 checks, int64 duplicates);
 
 #endif

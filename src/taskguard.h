@@ -46,6 +46,9 @@ typedef struct TgSavedUser
 extern void TgActAsRelOwner(Oid relid, TgSavedUser *saved);
 extern void TgRestoreUser(const TgSavedUser *saved);
 
+/* tenant.c: the caller's first tenant, '' for none. */
+extern const char *TenantFirstOfCaller(void);
+
 /* Each capability that keeps shared state provides a size and an init. */
 extern Size QueueShmemSize(void);
 extern void QueueShmemInit(void);

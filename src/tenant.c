@@ -2,9 +2,10 @@
  * tenant.c — taskguard._tenant_scope(): the tenants the caller may act for,
  * from taskguard.tenant_member and taskguard.tenant_bound_role (SPEC §12).
  *
- * Fail closed.  The caller is judged as three roles: the session user (the
- * login), the outer user (what SET ROLE chose; the caller of a SECURITY
- * DEFINER function of ours) and the current user.  A role is bound when it
+ * Fail closed.  The caller is judged as up to three roles: the session user
+ * (the login), the outer user (what SET ROLE chose; the caller of a SECURITY
+ * DEFINER function of ours) and the current user when it is another,
+ * non-superuser role (an application's own definer function).  A role is bound when it
  * has a mapping or ever had one (tenant_bound_role keeps it after its last
  * mapping is deleted; not a superuser, who could undo that itself).  No
  * bound role among the three: NULL, every tenant.
@@ -13,8 +14,8 @@
  *
  * Every row security policy of a tenant table, _effective_tenant,
  * _tenant_visible and idempotency_check ask this once per statement or per
- * row, so the answer is cached per backend: for one user id, until a relcache
- * invalidation of tenant_member (its statement trigger sends one on every
+ * row, so the answer is cached per backend: for one set of roles, until a relcache
+ * invalidation of tenant_member or tenant_bound_role (a statement trigger sends one on every
  * change, and DROP/ALTER send their own; other backends see it at their next
  * transaction, this one at its next command).
  *
@@ -100,6 +101,7 @@ TenantLoad(Oid relid, bool have_bound, const Oid *roles)
 
 	for (int i = 0; i < 3; i++)
 		names[i] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(roles[i], false)));
+	/* (the roles may repeat: the query takes them DISTINCT) */
 	values[0] = PointerGetDatum(construct_array(names, 3, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
 	TgActAsRelOwner(relid, &saved);
 	PG_TRY();
@@ -154,6 +156,15 @@ taskguard_tenant_scope(PG_FUNCTION_ARGS)
 {
 	Oid			roles[3] = {GetSessionUserId(), GetOuterUserId(), GetUserId()};
 
+	/*
+	 * The current user counts only when it is another, non-superuser role:
+	 * inside our SECURITY DEFINER functions it is the (superuser) owner, and
+	 * the answer, and the one-entry cache, must be the same there as in the
+	 * caller's own statements.
+	 */
+	if (roles[2] == roles[1] || superuser_arg(roles[2]))
+		roles[2] = roles[1];
+
 	if (!tenant_callback_registered)
 	{
 		CacheRegisterRelcacheCallback(TenantRelcacheCallback, (Datum) 0);
@@ -179,6 +190,32 @@ taskguard_tenant_scope(PG_FUNCTION_ARGS)
 	if (tenant_cache.scope == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_ARRAYTYPE_P(DatumGetArrayTypePCopy(PointerGetDatum(tenant_cache.scope)));
+}
+
+/*
+ * The caller's first tenant ('' for none or unbound): what idempotency keys
+ * and counters are scoped by (_effective_tenant(NULL) in SQL).  A palloc'd
+ * copy.
+ */
+const char *
+TenantFirstOfCaller(void)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+	Datum		d;
+	ArrayType  *scope;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	d = taskguard_tenant_scope(fcinfo);
+	if (fcinfo->isnull)
+		return "";
+	scope = DatumGetArrayTypeP(d);
+	deconstruct_array(scope, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0 || nulls[0])
+		return "";
+	return TextDatumGetCString(elems[0]);
 }
 
 /* Statement trigger on tenant_member: every backend re-reads the mapping. */

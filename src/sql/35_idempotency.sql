@@ -24,12 +24,15 @@ SELECT pg_catalog.pg_extension_config_dump('taskguard.idempotency_record', '');
 CREATE INDEX idempotency_record_expires_idx ON taskguard.idempotency_record
     USING brin (expires_at) WITH (pages_per_range = 32, autosummarize = on);
 
--- Flushed check counters; '' = checks made without a task_name.
+-- Flushed check counters per tenant and task_name; '' = checks made without
+-- a task_name, or without a tenant.  Row security by tenant (90_access.sql).
 CREATE TABLE taskguard.idempotency_counter (
-    task_name         text PRIMARY KEY,
+    task_name         text NOT NULL,
     checks            bigint NOT NULL DEFAULT 0,
     duplicates        bigint NOT NULL DEFAULT 0,
-    last_duplicate_at timestamptz
+    last_duplicate_at timestamptz,
+    tenant            text NOT NULL DEFAULT '',
+    CONSTRAINT idempotency_counter_pkey PRIMARY KEY (tenant, task_name)
 );
 SELECT pg_catalog.pg_extension_config_dump('taskguard.idempotency_counter', '');
 
@@ -50,26 +53,29 @@ AS 'MODULE_PATHNAME', 'taskguard_idempotency_check'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Count checks/duplicates of a task_name in shared memory (no-op unpreloaded).
-CREATE FUNCTION taskguard._idempotency_count(task_name text, checks int, duplicates int)
+-- Count checks and duplicates for the enqueue path, which knows the tenant.
+CREATE FUNCTION taskguard._idempotency_count(task_name text, tenant text, checks int,
+                                             duplicates int)
 RETURNS void
-AS 'MODULE_PATHNAME', 'taskguard_idempotency_count'
+AS 'MODULE_PATHNAME', 'taskguard_idempotency_count_tenant'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION taskguard._idempotency_live_counters(
-    OUT task_name text, OUT checks bigint, OUT duplicates bigint,
+-- Counts not yet flushed, a row per tenant ('' = none) and task_name.
+CREATE FUNCTION taskguard._idempotency_tenant_counters(
+    OUT tenant text, OUT task_name text, OUT checks bigint, OUT duplicates bigint,
     OUT last_duplicate_at timestamptz)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME', 'taskguard_idempotency_live_counters'
+AS 'MODULE_PATHNAME', 'taskguard_idempotency_tenant_counters'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 20;
 
-CREATE FUNCTION taskguard._idempotency_take_counters(
-    OUT task_name text, OUT checks bigint, OUT duplicates bigint,
+-- The same, taken out of shared memory (put back if the transaction aborts).
+CREATE FUNCTION taskguard._idempotency_take_tenant_counters(
+    OUT tenant text, OUT task_name text, OUT checks bigint, OUT duplicates bigint,
     OUT last_duplicate_at timestamptz)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME', 'taskguard_idempotency_take_counters'
+AS 'MODULE_PATHNAME', 'taskguard_idempotency_take_tenant_counters'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 20;
 
--- Was this row version written by the calling transaction?
 CREATE FUNCTION taskguard._xact_owns(x xid)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'taskguard_xact_owns'
@@ -99,6 +105,10 @@ END
 $$;
 
 -- Checks and duplicates per task_name: flushed totals plus live counts.
+-- Per task_name over the caller's tenants (a tenant-bound reader sees its
+-- own counts only).  Filters by tenant itself, so it is a security barrier
+-- (90_access.sql): the live counters come from shared memory, where row
+-- security does not reach.
 CREATE VIEW taskguard.idempotency_stats AS
 SELECT nullif(s.task_name, '') AS task_name,
        sum(s.checks)::bigint AS checks,
@@ -106,17 +116,14 @@ SELECT nullif(s.task_name, '') AS task_name,
        coalesce(round(100.0 * sum(s.duplicates) / nullif(sum(s.checks), 0), 2), 0)
            AS hit_rate_pct,
        max(s.last_duplicate_at) AS last_duplicate_at
-  FROM (SELECT c.task_name, c.checks, c.duplicates, c.last_duplicate_at
+  FROM (SELECT c.tenant, c.task_name, c.checks, c.duplicates, c.last_duplicate_at
           FROM taskguard.idempotency_counter c
         UNION ALL
-        SELECT coalesce(l.task_name, ''), l.checks, l.duplicates, l.last_duplicate_at
-          FROM taskguard._idempotency_live_counters() l) s
+        SELECT l.tenant, coalesce(l.task_name, ''), l.checks, l.duplicates, l.last_duplicate_at
+          FROM taskguard._idempotency_tenant_counters() l) s
+ WHERE taskguard._tenant_visible(nullif(s.tenant, ''))
  GROUP BY s.task_name;
 
--- enqueue hook: the task that already owns key within its TTL, or NULL to go
--- ahead.  Counts one check for task_name (and a duplicate when found).  A key
--- taken by idempotency_check() in this same transaction, with no task yet, is
--- "go ahead": check-then-enqueue with one key enqueues once.
 CREATE FUNCTION taskguard._idempotency_find(key text, tenant text, task_name text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -128,14 +135,14 @@ BEGIN
     IF key = '' THEN
         RAISE EXCEPTION 'idempotency_key must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM taskguard._idempotency_count(task_name, 1, 0);
+    PERFORM taskguard._idempotency_count(task_name, tenant, 1, 0);
     SELECT r.task_id, taskguard._xact_owns(r.xmin) INTO v_task, v_mine
       FROM taskguard.idempotency_record r
      WHERE r.tenant = coalesce(_idempotency_find.tenant, '')
        AND r.key_digest = taskguard._idempotency_digest(_idempotency_find.key)
        AND r.expires_at > now();
     IF v_task IS NOT NULL THEN
-        PERFORM taskguard._idempotency_count(task_name, 0, 1);
+        PERFORM taskguard._idempotency_count(task_name, tenant, 0, 1);
     END IF;
     RETURN v_task;
 END
@@ -176,7 +183,7 @@ BEGIN
     SELECT r.task_id INTO v_owner FROM taskguard.idempotency_record r
      WHERE r.tenant = v_tenant AND r.key_digest = v_digest;
     PERFORM taskguard._task_discard(_idempotency_bind.task_id);
-    PERFORM taskguard._idempotency_count(task_name, 0, 1);
+    PERFORM taskguard._idempotency_count(task_name, v_tenant, 0, 1);
     RETURN v_owner;
 END
 $$;
@@ -233,11 +240,12 @@ DECLARE
     v_n int;
 BEGIN
     INSERT INTO taskguard.idempotency_counter AS c
-           (task_name, checks, duplicates, last_duplicate_at)
-    SELECT coalesce(l.task_name, ''), sum(l.checks), sum(l.duplicates), max(l.last_duplicate_at)
-      FROM taskguard._idempotency_take_counters() l
-     GROUP BY 1
-    ON CONFLICT (task_name) DO UPDATE
+           (tenant, task_name, checks, duplicates, last_duplicate_at)
+    SELECT coalesce(l.tenant, ''), coalesce(l.task_name, ''), sum(l.checks), sum(l.duplicates),
+           max(l.last_duplicate_at)
+      FROM taskguard._idempotency_take_tenant_counters() l
+     GROUP BY 1, 2
+    ON CONFLICT ON CONSTRAINT idempotency_counter_pkey DO UPDATE
        SET checks = c.checks + EXCLUDED.checks,
            duplicates = c.duplicates + EXCLUDED.duplicates,
            last_duplicate_at = greatest(c.last_duplicate_at, EXCLUDED.last_duplicate_at);

@@ -53,7 +53,8 @@ login() {  # login LOGIN SQL: a session of LOGIN itself (trust authentication in
 # functions, an aggregate.  Their bodies record who ran them.
 plant="
 CREATE FUNCTION evil.snitch() RETURNS boolean LANGUAGE plpgsql AS
-  \$f\$ BEGIN INSERT INTO public.captured VALUES (current_user, 'ran'); RETURN true; END \$f\$;
+  \$f\$ DECLARE c pg_catalog.text; BEGIN GET DIAGNOSTICS c = PG_CONTEXT;
+  INSERT INTO public.captured VALUES (current_user, c); RETURN true; END \$f\$;
 CREATE FUNCTION evil.upper(text) RETURNS text LANGUAGE sql AS \$f\$ SELECT CASE WHEN evil.snitch() THEN \$1 END \$f\$;
 CREATE FUNCTION evil.lower(text) RETURNS text LANGUAGE sql AS \$f\$ SELECT CASE WHEN evil.snitch() THEN \$1 END \$f\$;
 CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql AS \$f\$ SELECT CASE WHEN evil.snitch() THEN pg_catalog.now() END \$f\$;
@@ -106,6 +107,7 @@ out=$(psql -X -q -d attack -c "SET ROLE att_worker" \
       -c "SET search_path = pg_temp, evil, pg_catalog" \
       -c "$(echo "$plant" | grep 'pg_temp')" -c "$worker_calls" -c "$calls" 2>&1)
 is "$(q "$elevated")" "0" "no planted object ran with more rights in the worker's calls"
+q "SELECT who || ': ' || what FROM public.captured WHERE who NOT IN ('att_reader', 'att_worker')" | sed 's/^/# captured /'
 is "$(q "SELECT string_agg(DISTINCT who, ',') FROM public.captured WHERE who NOT IN ('att_reader', 'att_worker')")" "" \
    "nobody ran them as the owner"
 # the planted objects do work when called on purpose (the test would catch a capture)
@@ -132,7 +134,7 @@ for sql in \
     "SELECT setval('taskguard.task_id_seq', 1)" \
     "SELECT taskguard._breaker_save('svc', 'open', 'auto', 1, 0, now(), 1, now(), now(), 9223372036854775807)" \
     "SELECT taskguard._task_discard($bolt)" \
-    "SELECT taskguard._idempotency_count('job', 2147483647, 2147483647)" \
+    "SELECT taskguard._idempotency_count('job', 'bolt', 2147483647, 2147483647)" \
     "SELECT taskguard._dlq_retry(ARRAY[1], NULL, NULL)" \
     "SELECT taskguard._tick_step('prune_tasks', 1000)" \
     "SELECT taskguard._prune_tasks(1000)" \
@@ -198,6 +200,21 @@ rm -f /tmp/attack_leak.$$
 is "$(q "SELECT count(*) FROM pg_class WHERE relnamespace = 'taskguard'::regnamespace AND relkind = 'v'
          AND NOT coalesce('security_barrier=true' = ANY (reloptions) OR 'security_invoker=true' = ANY (reloptions), false)")" "0" \
    "every view is either security_invoker or a security barrier"
+
+# idempotency counters are per tenant: bolt's task names and counts stay bolt's
+as att_bolt "SELECT taskguard.idempotency_check('k-' || g, '1 hour', 'bolt_secret_job') FROM generate_series(1, 3) g" >/dev/null
+q "SELECT taskguard.grant_access('att_worker', 'reader'), taskguard.grant_access('att_bolt', 'reader')" >/dev/null
+is "$(as att_worker "SELECT count(*) FROM taskguard.idempotency_stats WHERE task_name = 'bolt_secret_job'")" "0" \
+   "another tenant's idempotency counters are not in idempotency_stats (live)"
+is "$(as att_bolt "SELECT checks FROM taskguard.idempotency_stats WHERE task_name = 'bolt_secret_job'")" "3" \
+   "its own tenant sees them"
+q "SELECT taskguard._flush_counters()" >/dev/null
+is "$(as att_worker "SELECT count(*) FROM taskguard.idempotency_stats WHERE task_name = 'bolt_secret_job'")" "0" \
+   "nor once flushed to idempotency_counter"
+is "$(as att_worker "SELECT count(*) FROM taskguard.idempotency_counter WHERE tenant = 'bolt'")" "0" \
+   "idempotency_counter rows are under row security"
+is "$(q "SELECT checks FROM taskguard.idempotency_stats WHERE task_name = 'bolt_secret_job'")" "3" \
+   "an unbound role sees every tenant's counts"
 
 # ---------------------------------------------------------------- nothing gained
 is "$(q "SELECT count(*) FROM pg_roles WHERE rolname IN ('att_reader','att_worker','att_bolt','att_grp','acme_login') AND rolsuper")" "0" \
