@@ -4,12 +4,13 @@
  *
  * classify() matches the first TG_MATCH_PREFIX bytes of every message against
  * every rule, for every failure, in workers and in the scheduler, so a rule
- * whose match time can explode is refused when it is written:
+ * whose compile or match time can explode is refused when it is written:
+ *  - more than TG_PATTERN_MAX_BYTES bytes: compile time grows faster than
+ *    the length (a 100 kB literal took 73 s to compile);
+ *  - an expanded size (pattern_guard.c) over TG_PATTERN_MAX_EXPANDED: the
+ *    automaton, its compile time and its matching cost grow with it;
  *  - back-references (\1 … \9): they make PostgreSQL's engine backtrack, in
- *    time exponential in the text (5 s on 1.2 KB was seen);
- *  - nested repetition whose bounds multiply beyond TG_PATTERN_MAX_REPEAT
- *    (pattern_guard.c): the automaton, its compile time and its matching
- *    cost grow with that product.
+ *    time exponential in the text (5 s on 1.2 KB was seen).
  * Rules already stored that break these (written before 0.2.0) are skipped
  * by the classify cache with a WARNING.  No shared state, no locks.
  */
@@ -48,12 +49,15 @@ ClassifyRuleHasBackref(const char *pattern, int len)
 const char *
 ClassifyRulePatternProblem(const char *pattern, int len)
 {
-	long		product = tg_pattern_repeat_product(pattern, len);
+	long		size;
 
-	/* the product first: it is cheap, and compiling a huge one is not */
-	if (product > TG_PATTERN_MAX_REPEAT)
-		return psprintf("its nested repetition bounds multiply to %ld, more than %d",
-						product, TG_PATTERN_MAX_REPEAT);
+	/* the cheap checks first: compiling a huge pattern is what we avoid */
+	if (len > TG_PATTERN_MAX_BYTES)
+		return psprintf("it is %d bytes long, more than %d", len, TG_PATTERN_MAX_BYTES);
+	size = tg_pattern_expanded_size(pattern, len);
+	if (size > TG_PATTERN_MAX_EXPANDED)
+		return psprintf("written out with its repetition bounds expanded it is %ld atoms, more than %d",
+						size, TG_PATTERN_MAX_EXPANDED);
 	if (ClassifyRuleHasBackref(pattern, len))
 		return pstrdup("it uses a back-reference (\\1 … \\9)");
 	return NULL;
@@ -79,7 +83,7 @@ taskguard_check_message_pattern(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("message_pattern is refused: %s", problem),
 				 errdetail("A rule's match time must stay bounded: classify() matches every rule against every failure."),
-				 errhint("Remove back-references, and keep the product of nested {m,n} bounds at or below %d (see docs/failures.md).",
-						 TG_PATTERN_MAX_REPEAT)));
+				 errhint("Use at most %d bytes, no back-references, and at most %d atoms with every {m,n} written out (see docs/failures.md).",
+						 TG_PATTERN_MAX_BYTES, TG_PATTERN_MAX_EXPANDED)));
 	PG_RETURN_BOOL(true);
 }

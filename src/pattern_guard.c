@@ -1,5 +1,5 @@
 /*
- * pattern_guard.c — the repetition product of a regex (see pattern_guard.h).
+ * pattern_guard.c — the expanded size of a regex (see pattern_guard.h).
  * One pass over the text with a stack of groups; no allocation, no locks.
  */
 #include "pattern_guard.h"
@@ -12,15 +12,17 @@
 static long
 GuardMul(long a, long b)
 {
-	if (a > TG_PATTERN_REPEAT_SATURATED / (b > 0 ? b : 1))
-		return TG_PATTERN_REPEAT_SATURATED;
+	if (b > 0 && a > TG_PATTERN_SATURATED / b)
+		return TG_PATTERN_SATURATED;
 	return a * b;
 }
 
 static long
-GuardMax(long a, long b)
+GuardAdd(long a, long b)
 {
-	return a > b ? a : b;
+	if (a > TG_PATTERN_SATURATED - b)
+		return TG_PATTERN_SATURATED;
+	return a + b;
 }
 
 /* Index just after the bracket expression that starts at p[i] == '['. */
@@ -50,6 +52,19 @@ GuardSkipBracket(const char *p, size_t len, size_t i)
 			j++;
 	}
 	return j + 1;
+}
+
+/* Index after a group's (?: (?= (?! (?<= (?<! prefix, if any, at p[i]. */
+static size_t
+GuardSkipGroupPrefix(const char *p, size_t len, size_t i)
+{
+	if (i + 1 >= len || p[i] != '?')
+		return i;
+	if (p[i + 1] == ':' || p[i + 1] == '=' || p[i + 1] == '!')
+		return i + 2;
+	if (p[i + 1] == '<' && i + 2 < len && (p[i + 2] == '=' || p[i + 2] == '!'))
+		return i + 3;
+	return i;
 }
 
 /*
@@ -94,60 +109,64 @@ GuardParseBound(const char *p, size_t len, size_t i, long *bound)
 }
 
 long
-tg_pattern_repeat_product(const char *p, size_t len)
+tg_pattern_expanded_size(const char *p, size_t len)
 {
-	long		inner[GUARD_MAX_DEPTH];	/* largest product inside each open group */
+	long		sum[GUARD_MAX_DEPTH];	/* expanded size so far of each open group */
 	int			depth = 0;
-	long		last = 1;		/* product of the atom a quantifier would apply to */
-	long		result;
+	long		last = 0;		/* size of the atom a quantifier would apply to */
+	long		total;
 	size_t		i = 0;
 
-	inner[0] = 1;
+	sum[0] = 0;
 	while (i < len)
 	{
 		char		c = p[i];
 		long		bound;
 		size_t		next;
 
-		if (c == '\\')
-		{
-			last = 1;
-			i += 2;
-		}
-		else if (c == '[')
-		{
-			last = 1;
-			i = GuardSkipBracket(p, len, i);
-		}
-		else if (c == '(')
+		if (c == '(')
 		{
 			if (depth + 1 >= GUARD_MAX_DEPTH)
-				return TG_PATTERN_REPEAT_SATURATED;
-			inner[++depth] = 1;
-			last = 1;
-			i++;
+				return TG_PATTERN_SATURATED;
+			sum[++depth] = 0;
+			last = 0;
+			i = GuardSkipGroupPrefix(p, len, i + 1);
+			continue;
 		}
-		else if (c == ')')
+		if (c == ')')
 		{
-			last = depth > 0 ? inner[depth--] : 1;
-			inner[depth] = GuardMax(inner[depth], last);
+			last = depth > 0 ? sum[depth--] : 0;
+			sum[depth] = GuardAdd(sum[depth], last);
 			i++;
+			continue;
 		}
-		else if (c == '{' && (next = GuardParseBound(p, len, i, &bound)) > 0)
+		if (c == '{' && (next = GuardParseBound(p, len, i, &bound)) > 0)
 		{
-			inner[depth] = GuardMax(inner[depth], GuardMul(last, bound));
-			last = 1;
+			/* what it applies to is counted once already */
+			sum[depth] = GuardAdd(sum[depth], GuardMul(last, bound - 1));
+			last = 0;
 			i = next;
+			continue;
 		}
-		else
+		if (c == '*' || c == '+' || c == '?' || c == '|')
 		{
-			/* *, +, ? count 1: the product so far is already recorded */
-			last = 1;
+			last = 0;
 			i++;
+			continue;
 		}
+		/* an atom */
+		if (c == '\\')
+			i += 2;
+		else if (c == '[')
+			i = GuardSkipBracket(p, len, i);
+		else
+			i++;
+		last = 1;
+		sum[depth] = GuardAdd(sum[depth], 1);
 	}
-	result = 1;
+	/* groups left open count as closed */
+	total = 0;
 	for (int d = 0; d <= depth; d++)
-		result = GuardMax(result, inner[d]);
-	return result;
+		total = GuardAdd(total, sum[d]);
+	return total;
 }

@@ -66,9 +66,10 @@ CREATE TABLE taskguard.classification_rule (
 );
 SELECT pg_catalog.pg_extension_config_dump('taskguard.classification_rule', '');
 
--- A message_pattern whose match time can explode is refused when written
--- (invalid_parameter_value): back-references, or nested repetition bounds
--- that multiply beyond 1000 (src/classify_rule.c, docs/failures.md).
+-- A message_pattern whose compile or match time can explode is refused when
+-- written (invalid_parameter_value): over 1000 bytes, over 2000 atoms with
+-- every {m,n} written out, or with back-references (src/classify_rule.c,
+-- docs/failures.md).
 CREATE FUNCTION taskguard._check_message_pattern(pattern text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'taskguard_check_message_pattern'
