@@ -38,6 +38,10 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -156,8 +160,8 @@ PG_FUNCTION_INFO_V1(taskguard_breaker_live);
 PG_FUNCTION_INFO_V1(taskguard_breaker_config_changed);
 PG_FUNCTION_INFO_V1(taskguard_breaker_table);
 
-/* tenant.c: taskguard._tenant_scope() */
-extern Datum taskguard_tenant_scope(PG_FUNCTION_ARGS);
+/* Charged for breakers made by roles whose scope is empty (fail-closed roles). */
+#define BREAKER_NO_TENANT_NAME "(no tenant)"
 
 /* Hash capacity: the breakers plus one load entry per database. */
 static int
@@ -262,30 +266,35 @@ BreakerRequireArg(FunctionCallInfo fcinfo, int argno, const char *name)
 }
 
 /*
- * Who the caller is charged as: the first tenant of taskguard._tenant_scope(),
- * or no one.  Runs SQL (cached per backend), so never under our lock.
+ * Who the caller is charged as: the first tenant of taskguard._tenant_scope()
+ * (called through the function manager, so whatever tenant.c decides is what
+ * counts), or no one for an unmapped role.  An empty scope (a role that sees
+ * no tenant) is charged as one tenant of its own.  Runs SQL (cached per
+ * backend), so never under our lock.
  */
 static void
 BreakerCallerOwner(BreakerOwner *owner)
 {
+	List	   *fname = list_make2(makeString("taskguard"), makeString("_tenant_scope"));
+	Oid			fn = LookupFuncName(fname, 0, NULL, false);
+	FmgrInfo	flinfo;
 	LOCAL_FCINFO(scope_fcinfo, 0);
 	Datum		d;
-	ArrayType  *arr;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
 
 	owner->hash = 0;
 	owner->tenant = NULL;
-	InitFunctionCallInfoData(*scope_fcinfo, NULL, 0, InvalidOid, NULL, NULL);
-	d = taskguard_tenant_scope(scope_fcinfo);
+	fmgr_info(fn, &flinfo);
+	InitFunctionCallInfoData(*scope_fcinfo, &flinfo, 0, InvalidOid, NULL, NULL);
+	d = FunctionCallInvoke(scope_fcinfo);
 	if (scope_fcinfo->isnull)
 		return;
-	arr = DatumGetArrayTypeP(d);
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	if (n < 1 || nulls[0])
-		return;
-	owner->tenant = TextDatumGetCString(elems[0]);
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	owner->tenant = (n > 0 && !nulls[0]) ? TextDatumGetCString(elems[0]) :
+		pstrdup(BREAKER_NO_TENANT_NAME);
 	owner->hash = hash_bytes_extended((const unsigned char *) owner->tenant,
 									  strlen(owner->tenant), 0);
 	if (owner->hash == 0)
