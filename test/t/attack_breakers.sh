@@ -73,6 +73,8 @@ echo "$m" | grep -q '^taskguard_alert{alert="breaker_table_full",level="error"} 
 ok $? "prometheus: the alert breaker_table_full is on"
 is "$(q "SELECT level || ' ' || value FROM taskguard.alerts WHERE alert = 'breaker_table_full'")" "error 1003" \
    "alerts: breaker_table_full, error, with the number refused"
+ok $(tg_wait_for 15 "SELECT EXISTS (SELECT 1 FROM taskguard.alert_state WHERE alert = 'breaker_table_full')"; echo $?) \
+   "the scheduler's alerts step takes it up (NOTIFY taskguard_alerts)"
 
 # an idle breaker of its own makes room for the tenant's next one
 q "SELECT taskguard.breaker_reset('flood2')" >/dev/null
