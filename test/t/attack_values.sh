@@ -69,6 +69,15 @@ refuses "INSERT INTO taskguard.breaker_config (service, cooldown) VALUES ('s', '
 refuses "SELECT taskguard.backoff(1, '1 second', '1 hour', 'NaN')" 22023 "backoff multiplier NaN: invalid_parameter_value"
 refuses "SELECT taskguard.priority_level('NaN')" 22023 "priority_level(NaN): invalid_parameter_value"
 
+# ---- (b) negative intervals as arguments (already refused; kept refused)
+refuses "SELECT taskguard.idempotency_check('k', '-1 hour')" 22023 "idempotency_check ttl -1 hour"
+refuses "SELECT taskguard.idempotency_check('k', '0')" 22023 "idempotency_check ttl 0"
+refuses "SELECT taskguard.enqueue('j', run_at => 'infinity')" 22023 "enqueue run_at infinity"
+refuses "SELECT count(*) FROM taskguard.claim('default', 'w', lease => '-1 hour')" 22023 "claim lease -1 hour"
+refuses "SELECT taskguard.heartbeat(1, '1000000 years')" 22023 "heartbeat lease 1,000,000 years"
+refuses "SELECT taskguard.dlq_retry('{1}', spread => '-1 hour')" 22023 "dlq_retry spread -1 hour"
+refuses "SELECT taskguard.dlq_purge('-1 day')" 22023 "dlq_purge older_than -1 day"
+
 # ---- (b) negative interval settings
 for g in task_retention event_retention dlq_retention idempotency_ttl dispatch_timeout; do
     refuses "ALTER SYSTEM SET taskguard.$g = '-1 hour'" 22023 "taskguard.$g = '-1 hour': invalid_parameter_value"
