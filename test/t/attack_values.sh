@@ -149,6 +149,28 @@ is "$(q "SELECT message FROM taskguard.dlq_export WHERE task_ref = '''-ref'")" "
 is "$(q "SELECT count(*) FROM taskguard.dlq_export")" "$(q "SELECT count(*) FROM taskguard.dlq")" \
    "dlq_export has the rows of dlq"
 
+# ---- roles granted under 0.1.0 keep working after the update
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS attack_values_upg" -c "CREATE DATABASE attack_values_upg" >/dev/null
+DB=attack_values_upg
+q "CREATE EXTENSION taskguard VERSION '0.1.0'" >/dev/null
+q "DROP ROLE IF EXISTS tg_av_reader; DROP ROLE IF EXISTS tg_av_admin;
+   CREATE ROLE tg_av_reader LOGIN; CREATE ROLE tg_av_admin LOGIN" >/dev/null 2>&1
+q "SELECT taskguard.grant_access('tg_av_reader', 'reader'), taskguard.grant_access('tg_av_admin', 'admin')" >/dev/null
+q "ALTER EXTENSION taskguard UPDATE" >/dev/null
+ok $? "0.1.0 with a reader and an admin updates"
+psql -X -At -U tg_av_reader -d attack_values_upg -c "SELECT taskguard.prometheus_metrics()" 2>&1 |
+    grep -q '^taskguard_breaker_slots'
+ok $? "  the reader still gets prometheus_metrics(), with the breaker table"
+is "$(psql -X -At -U tg_av_reader -d attack_values_upg -c "SELECT count(*) FROM taskguard.dlq_export" 2>&1)" "0" \
+   "  the reader may export dlq_export"
+is "$(psql -X -At -U tg_av_admin -d attack_values_upg -c "\set VERBOSITY verbose" \
+      -c "INSERT INTO taskguard.classification_rule (message_pattern, failure_type) VALUES ('(a)\\1', 'UNKNOWN')" 2>&1 >/dev/null |
+      sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p')" "22023" "  the admin's back-reference rule is refused"
+is "$(psql -X -At -U tg_av_admin -d attack_values_upg -c "INSERT INTO taskguard.classification_rule (message_pattern, failure_type) VALUES ('card.*declined', 'UNKNOWN')" 2>&1)" \
+   "INSERT 0 1" "  and a sane rule accepted"
+DB=attack_values
+psql -X -q -d postgres -c "DROP DATABASE attack_values_upg" -c "DROP ROLE tg_av_reader" -c "DROP ROLE tg_av_admin" >/dev/null
+
 ! grep -E 'TRAP:|terminated by signal|PANIC' "$TG_LOGFILE" >/dev/null
 ok $? "no crash in the server log"
 done_testing

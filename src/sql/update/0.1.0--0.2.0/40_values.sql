@@ -225,3 +225,30 @@ REVOKE ALL ON FUNCTION taskguard._classification_rule_check() FROM PUBLIC;
 REVOKE ALL ON FUNCTION taskguard._breaker_table() FROM PUBLIC;
 REVOKE ALL ON FUNCTION taskguard.dlq_csv_safe(text) FROM PUBLIC;
 REVOKE ALL ON TABLE taskguard.dlq_export FROM PUBLIC;
+
+-- Roles granted a level under 0.1.0 get the new objects their level gives
+-- (what grant_access would give them now), so nothing they did stops working:
+-- every level the IMMUTABLE helpers; readers and admins (who read alerts)
+-- _breaker_table() and dlq_export; admins (who write rules) the rule trigger.
+DO $$
+DECLARE
+    v_role regrole;
+BEGIN
+    FOR v_role IN
+        SELECT DISTINCT a.grantee::regrole
+          FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+         WHERE n.nspname = 'taskguard' AND a.privilege_type = 'USAGE'
+           AND a.grantee <> n.nspowner AND a.grantee <> 0
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION taskguard._check_message_pattern(text), '
+                       'taskguard.dlq_csv_safe(text) TO %s', v_role);
+        IF pg_catalog.has_table_privilege(v_role, 'taskguard.alerts', 'SELECT') THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION taskguard._breaker_table() TO %s', v_role);
+            EXECUTE format('GRANT SELECT ON taskguard.dlq_export TO %s', v_role);
+        END IF;
+        IF pg_catalog.has_table_privilege(v_role, 'taskguard.classification_rule', 'INSERT') THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION taskguard._classification_rule_check() TO %s', v_role);
+        END IF;
+    END LOOP;
+END
+$$;
