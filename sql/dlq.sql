@@ -235,7 +235,8 @@ SELECT taskguard.record_failure(repeat('n', 4 * 1024 * 1024), '{}', 'E');
 SELECT action, failure_type FROM taskguard.record_failure('x', NULL, NULL, NULL, NULL);
 SELECT failure_id AS longtype FROM taskguard.record_failure('x', '{}', repeat('a.', 2 * 1024 * 1024) || 'ValueError') \gset
 SELECT failure_type, rule, length(error_type) AS stored_type_len FROM taskguard.dead_letter WHERE id = :longtype;
-SELECT action, next_retry_at FROM taskguard.record_failure('x', '{}', 'ConnectionError', NULL, '{"retry_after_seconds": "Infinity"}');
+-- Retry-After Infinity waits 30 days, not forever (issue 16)
+SELECT action, next_retry_at BETWEEN now() + interval '29 days' AND now() + interval '30 days' AS in_30_days FROM taskguard.record_failure('x', '{}', 'ConnectionError', NULL, '{"retry_after_seconds": "Infinity"}');
 SELECT failure_id AS nonobj FROM taskguard.record_failure('x', '{}', 'E', NULL, '[1,2]') \gset
 SELECT context FROM taskguard.dead_letter WHERE id = :nonobj;
 

@@ -80,8 +80,8 @@ SELECT d.delay, d.reason FROM taskguard.retry_decision('TRANSIENT_NETWORK', 0, '
 SELECT d.delay, d.reason FROM taskguard.retry_decision('TRANSIENT_NETWORK', 0, 'exact', '{"retry_after_seconds": "soon"}') d;
 SELECT d.delay, d.reason FROM taskguard.retry_decision('TRANSIENT_NETWORK', 0, 'exact', '{"retry_after_seconds": [1]}') d;
 SELECT d.delay, d.reason FROM taskguard.retry_decision('TRANSIENT_NETWORK', 0, 'exact', '[1]') d;
--- a huge Retry-After: interval capped, next_retry_at infinity
-SELECT d.delay, d.next_retry_at FROM taskguard.retry_decision('TRANSIENT_NETWORK', 0, 'exact', '{"retry_after_seconds": 1e30}') d;
+-- a huge Retry-After: capped at 30 days (issue 16: never 'not retried, not abandoned')
+SELECT d.delay, d.next_retry_at = now() + interval '30 days' AS in_30_days FROM taskguard.retry_decision('TRANSIENT_NETWORK', 0, 'exact', '{"retry_after_seconds": 1e30}') d;
 -- NULL failure_type counts as UNKNOWN, NULL retry_count as 0; a negative retry_count is refused
 SELECT d.should_retry, d.reason FROM taskguard.retry_decision(NULL, NULL) d;
 SELECT d.should_retry, d.reason FROM taskguard.retry_decision('UNKNOWN', 2147483647) d;

@@ -21,6 +21,15 @@
  * Settings come from taskguard.breaker_config, read once per backend and
  * re-read after a relcache invalidation of that table (its statement trigger
  * sends one on every change).
+ *
+ * The table is shared by every database and tenant, so a new breaker is
+ * charged to the tenant of the caller that allocates it (the first tenant of
+ * taskguard._tenant_scope(); roles mapped to none are not charged): one
+ * tenant holds at most taskguard.breaker_tenant_share percent of the table
+ * (at least BREAKER_TENANT_MIN).  Counting for breakers that exist is never
+ * limited.  Every refused allocation is counted in shared memory
+ * (taskguard._breaker_table(), the alert breaker_table_full and the
+ * Prometheus counters), so a full table never loses failures silently.
  */
 #include "postgres.h"
 
@@ -29,6 +38,10 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -37,6 +50,7 @@
 #include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -53,6 +67,23 @@
 #define BREAKER_MAX_DBS 64
 /* State writes remembered per transaction until it commits. */
 #define BREAKER_MAX_PENDING 64
+/* A tenant may always hold this many breakers, whatever its share. */
+#define BREAKER_TENANT_MIN 8
+
+/* Why BreakerEnter() allocated nothing. */
+typedef enum BreakerRefusal
+{
+	BREAKER_REFUSED_NONE = 0,
+	BREAKER_REFUSED_FULL,		/* no free slot and none idle */
+	BREAKER_REFUSED_SHARE		/* the caller's tenant holds its share */
+} BreakerRefusal;
+
+/* Who allocates a breaker: hash 0 = no tenant (not limited). */
+typedef struct BreakerOwner
+{
+	uint64		hash;
+	char	   *tenant;			/* for messages; NULL when hash is 0 */
+} BreakerOwner;
 
 typedef struct BreakerKey
 {
@@ -67,6 +98,7 @@ typedef struct BreakerEntry
 	uint64		version;		/* bumped on every change */
 	uint64		saved_version;	/* the newest version known to be in the table */
 	Oid			saved_relid;	/* load entry: the table it was loaded from */
+	uint64		owner;			/* BreakerOwner.hash of who allocated it */
 } BreakerEntry;
 
 typedef struct BreakerShared
@@ -74,6 +106,9 @@ typedef struct BreakerShared
 	int			nbreakers;		/* entries that are breakers (not load entries) */
 	int			ndbs;			/* load entries */
 	uint64		version;		/* last version handed out */
+	uint64		refused_full;	/* allocations refused: no room (cluster-wide) */
+	uint64		refused_share;	/* allocations refused: tenant share used up */
+	TimestampTz last_refused_at;	/* 0 = never */
 } BreakerShared;
 
 /* A copy of one entry, taken under the lock, to use after releasing it. */
@@ -123,6 +158,10 @@ PG_FUNCTION_INFO_V1(taskguard_breaker_task_done);
 PG_FUNCTION_INFO_V1(taskguard_breaker_maintain);
 PG_FUNCTION_INFO_V1(taskguard_breaker_live);
 PG_FUNCTION_INFO_V1(taskguard_breaker_config_changed);
+PG_FUNCTION_INFO_V1(taskguard_breaker_table);
+
+/* Charged for breakers made by roles whose scope is empty (fail-closed roles). */
+#define BREAKER_NO_TENANT_NAME "(no tenant)"
 
 /* Hash capacity: the breakers plus one load entry per database. */
 static int
@@ -224,6 +263,42 @@ BreakerRequireArg(FunctionCallInfo fcinfo, int argno, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"%s\" must not be NULL", name)));
+}
+
+/*
+ * Who the caller is charged as: the first tenant of taskguard._tenant_scope()
+ * (called through the function manager, so whatever tenant.c decides is what
+ * counts), or no one for an unmapped role.  An empty scope (a role that sees
+ * no tenant) is charged as one tenant of its own.  Runs SQL (cached per
+ * backend), so never under our lock.
+ */
+static void
+BreakerCallerOwner(BreakerOwner *owner)
+{
+	List	   *fname = list_make2(makeString("taskguard"), makeString("_tenant_scope"));
+	Oid			fn = LookupFuncName(fname, 0, NULL, false);
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(scope_fcinfo, 0);
+	Datum		d;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	owner->hash = 0;
+	owner->tenant = NULL;
+	fmgr_info(fn, &flinfo);
+	InitFunctionCallInfoData(*scope_fcinfo, &flinfo, 0, InvalidOid, NULL, NULL);
+	d = FunctionCallInvoke(scope_fcinfo);
+	if (scope_fcinfo->isnull)
+		return;
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	owner->tenant = (n > 0 && !nulls[0]) ? TextDatumGetCString(elems[0]) :
+		pstrdup(BREAKER_NO_TENANT_NAME);
+	owner->hash = hash_bytes_extended((const unsigned char *) owner->tenant,
+									  strlen(owner->tenant), 0);
+	if (owner->hash == 0)
+		owner->hash = 1;		/* 0 means "no tenant" */
 }
 
 /* A core time as a timestamptz Datum; BREAKER_NO_TIME becomes NULL. */
@@ -460,9 +535,12 @@ BreakerSnapOf(BreakerSnap *snap, const BreakerEntry *e)
 	snap->version = e->version;
 }
 
-/* Evict one idle breaker (any database), preferring one already saved. */
+/*
+ * Evict one idle breaker, preferring one already saved: of any database when
+ * owner is 0, else only one that owner allocated in this database.
+ */
 static bool
-BreakerEvictOne(TimestampTz now)
+BreakerEvictOne(TimestampTz now, uint64 owner)
 {
 	HASH_SEQ_STATUS st;
 	BreakerEntry *e;
@@ -472,6 +550,8 @@ BreakerEvictOne(TimestampTz now)
 	while ((e = hash_seq_search(&st)) != NULL)
 	{
 		if (e->key.service[0] == '\0' || !BreakerCoreIdle(&e->core, now))
+			continue;
+		if (owner != 0 && (e->owner != owner || e->key.dbid != MyDatabaseId))
 			continue;
 		victim = e;
 		if (e->version == e->saved_version)
@@ -487,32 +567,93 @@ BreakerEvictOne(TimestampTz now)
 	return true;
 }
 
-/* The entry of key, created if need be; NULL when full.  LW_EXCLUSIVE. */
+/* How many breakers one tenant may hold. */
+static int
+BreakerTenantLimit(void)
+{
+	return Max(BREAKER_TENANT_MIN, (int) ((int64) tg_max_breakers * tg_breaker_tenant_share / 100));
+}
+
+/* Breakers of this database that owner allocated.  Any lock mode. */
+static int
+BreakerOwnerCount(uint64 owner)
+{
+	HASH_SEQ_STATUS st;
+	BreakerEntry *e;
+	int			n = 0;
+
+	hash_seq_init(&st, breaker_hash);
+	while ((e = hash_seq_search(&st)) != NULL)
+		if (e->owner == owner && e->key.dbid == MyDatabaseId && e->key.service[0] != '\0')
+			n++;
+	return n;
+}
+
+/* Count a refused allocation, so that it shows.  LW_EXCLUSIVE. */
+static void
+BreakerCountRefusal(BreakerRefusal why, TimestampTz now)
+{
+	if (why == BREAKER_REFUSED_SHARE)
+		breaker_shared->refused_share++;
+	else
+		breaker_shared->refused_full++;
+	breaker_shared->last_refused_at = now;
+}
+
+/* May owner take one more slot?  Makes room among its own idle ones if need be. */
+static bool
+BreakerOwnerHasRoom(uint64 owner, TimestampTz now)
+{
+	if (owner == 0 || BreakerOwnerCount(owner) < BreakerTenantLimit())
+		return true;
+	return BreakerEvictOne(now, owner);
+}
+
+/*
+ * The entry of key, created for owner if need be; NULL (and *why, counted)
+ * when the table is full or owner's tenant holds its share.  LW_EXCLUSIVE.
+ */
 static BreakerEntry *
-BreakerEnter(const BreakerKey *key, TimestampTz now)
+BreakerEnter(const BreakerKey *key, TimestampTz now, uint64 owner, BreakerRefusal *why)
 {
 	BreakerEntry *e = hash_search(breaker_hash, key, HASH_FIND, NULL);
 	bool		found;
 
+	*why = BREAKER_REFUSED_NONE;
 	if (e != NULL)
 		return e;
-	if (breaker_shared->nbreakers >= tg_max_breakers && !BreakerEvictOne(now))
+	if (!BreakerOwnerHasRoom(owner, now))
+		*why = BREAKER_REFUSED_SHARE;
+	else if (breaker_shared->nbreakers >= tg_max_breakers && !BreakerEvictOne(now, 0))
+		*why = BREAKER_REFUSED_FULL;
+	else if ((e = hash_search(breaker_hash, key, HASH_ENTER_NULL, &found)) == NULL)
+		*why = BREAKER_REFUSED_FULL;
+	if (*why != BREAKER_REFUSED_NONE)
+	{
+		BreakerCountRefusal(*why, now);
 		return NULL;
-	e = hash_search(breaker_hash, key, HASH_ENTER_NULL, &found);
-	if (e == NULL)
-		return NULL;
+	}
 	BreakerCoreInit(&e->core);
 	e->version = 0;
 	e->saved_version = 0;
 	e->saved_relid = InvalidOid;
+	e->owner = owner;
 	breaker_shared->nbreakers++;
 	return e;
 }
 
-/* The clean error for a full table (the caller released the lock). */
+/* The clean error for a refused allocation (the caller released the lock). */
 static void
-BreakerRaiseFull(void)
+BreakerRaiseFull(BreakerRefusal why, const BreakerOwner *owner)
 {
+	if (why == BREAKER_REFUSED_SHARE)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many circuit breakers for tenant \"%s\": it holds all %d its share allows",
+						owner->tenant, BreakerTenantLimit()),
+				 errdetail("One tenant may hold taskguard.breaker_tenant_share (%d%%) of taskguard.max_breakers (%d), at least %d.",
+						   tg_breaker_tenant_share, tg_max_breakers, BREAKER_TENANT_MIN),
+				 errhint("Reuse service names, or ask an administrator to reset unused breakers.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("too many circuit breakers: all %d of taskguard.max_breakers are in use and none is idle",
@@ -665,6 +806,7 @@ BreakerLoadSaved(void)
 	TimestampTz now = GetCurrentTimestamp();
 	int			skipped = 0;
 	TgSavedUser saved;
+	BreakerRefusal why;
 
 	BreakerSpiConnect(&saved);
 	if (SPI_execute("SELECT taskguard._breaker_saved_max_version()", true, 1) != SPI_OK_SELECT)
@@ -694,7 +836,7 @@ BreakerLoadSaved(void)
 
 			if (e != NULL)
 				continue;		/* live state wins */
-			e = BreakerEnter(&snaps[i].key, now);
+			e = BreakerEnter(&snaps[i].key, now, 0, &why);
 			if (e == NULL)
 			{
 				skipped++;
@@ -836,6 +978,8 @@ BreakerRecord(const BreakerKey *key, bool success, bool raise_when_full)
 	TimestampTz now = GetCurrentTimestamp();
 	BreakerEntry *e;
 	BreakerSnap snap;
+	BreakerOwner owner = {0, NULL};
+	BreakerRefusal why = BREAKER_REFUSED_NONE;
 	int			changed;
 
 	LWLockAcquire(TgLock(TG_LOCK_BREAKER), LW_EXCLUSIVE);
@@ -845,15 +989,26 @@ BreakerRecord(const BreakerKey *key, bool success, bool raise_when_full)
 		LWLockRelease(TgLock(TG_LOCK_BREAKER));
 		return BREAKER_CLOSED;	/* a success on an unknown breaker changes nothing */
 	}
-	if (e == NULL && (e = BreakerEnter(key, now)) == NULL)
+	if (e == NULL)
+	{
+		/* a new breaker: learn whom to charge (SQL) without holding the lock */
+		LWLockRelease(TgLock(TG_LOCK_BREAKER));
+		BreakerCallerOwner(&owner);
+		LWLockAcquire(TgLock(TG_LOCK_BREAKER), LW_EXCLUSIVE);
+		e = BreakerEnter(key, now, owner.hash, &why);
+	}
+	if (e == NULL)
 	{
 		LWLockRelease(TgLock(TG_LOCK_BREAKER));
 		if (raise_when_full)
-			BreakerRaiseFull();
+			BreakerRaiseFull(why, &owner);
 		if (!warned_full)
 			ereport(LOG,
-					(errmsg("taskguard: no room for the circuit breaker of service \"%s\"; taskguard.max_breakers (%d) is full",
-							key->service, tg_max_breakers)));
+					(errmsg("taskguard: no room for the circuit breaker of service \"%s\": %s",
+							key->service, why == BREAKER_REFUSED_SHARE ?
+							"its tenant holds its share of taskguard.max_breakers" :
+							"taskguard.max_breakers is full"),
+					 errdetail("Refusals are counted in taskguard._breaker_table() and raise the alert breaker_table_full.")));
 		warned_full = true;
 		return -1;
 	}
@@ -941,6 +1096,8 @@ taskguard_breaker_force(PG_FUNCTION_ARGS)
 	int			mode;
 	int			changed = 0;
 	TimestampTz now = GetCurrentTimestamp();
+	BreakerOwner owner;
+	BreakerRefusal why = BREAKER_REFUSED_NONE;
 
 	TgRequireShmem("taskguard.breaker_force()");
 	BreakerCheckService(fcinfo, 0, &key);
@@ -952,13 +1109,15 @@ taskguard_breaker_force(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("mode must be 'open', 'disabled' or 'auto', got \"%.100s\"", modename)));
 	BreakerEnsureLoaded();
+	BreakerCallerOwner(&owner);
 
 	LWLockAcquire(TgLock(TG_LOCK_BREAKER), LW_EXCLUSIVE);
 	e = hash_search(breaker_hash, &key, HASH_FIND, NULL);
-	if (e == NULL && mode != BREAKER_AUTO && (e = BreakerEnter(&key, now)) == NULL)
+	if (e == NULL && mode != BREAKER_AUTO &&
+		(e = BreakerEnter(&key, now, owner.hash, &why)) == NULL)
 	{
 		LWLockRelease(TgLock(TG_LOCK_BREAKER));
-		BreakerRaiseFull();
+		BreakerRaiseFull(why, &owner);
 	}
 	if (e != NULL)
 	{
@@ -1130,4 +1289,34 @@ taskguard_breaker_config_changed(PG_FUNCTION_ARGS)
 				 errmsg("taskguard._breaker_config_changed() must be called as a trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * taskguard._breaker_table(): how full the cluster-wide breaker table is and
+ * how many allocations it refused since the server started.  No row when not
+ * preloaded.
+ */
+Datum
+taskguard_breaker_table(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		values[6];
+	bool		nulls[6] = {0};
+	TimestampTz last;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (!tg_shmem_ready || breaker_hash == NULL)
+		return (Datum) 0;
+	LWLockAcquire(TgLock(TG_LOCK_BREAKER), LW_SHARED);
+	values[0] = Int32GetDatum(tg_max_breakers);
+	values[1] = Int32GetDatum(breaker_shared->nbreakers);
+	values[2] = Int32GetDatum(BreakerTenantLimit());
+	values[3] = Int64GetDatum((int64) breaker_shared->refused_full);
+	values[4] = Int64GetDatum((int64) breaker_shared->refused_share);
+	last = breaker_shared->last_refused_at;
+	LWLockRelease(TgLock(TG_LOCK_BREAKER));
+	values[5] = TimestampTzGetDatum(last);
+	nulls[5] = (last == 0);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
 }

@@ -45,6 +45,7 @@
 #include "utils/syscache.h"
 
 #include "classify.h"
+#include "classify_rule.h"
 #include "taskguard.h"
 
 PG_FUNCTION_INFO_V1(taskguard_classify);
@@ -330,6 +331,24 @@ ClassifyCompileRegex(const char *pattern, int id)
 	return re;
 }
 
+/*
+ * A rule stored before its pattern was checked on write (classify_rule.c)
+ * whose match time can explode: skipped, with a warning.
+ */
+static bool
+ClassifyRuleUnsafe(const char *pattern, int id)
+{
+	const char *problem = ClassifyRulePatternProblem(pattern, strlen(pattern));
+
+	if (problem == NULL)
+		return false;
+	ereport(WARNING,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("taskguard.classification_rule %d: message_pattern is refused: %s; rule ignored",
+					id, problem)));
+	return true;
+}
+
 static void
 ClassifyLoadRules(void)
 {
@@ -359,8 +378,9 @@ ClassifyLoadRules(void)
 			r->type_pattern = cstring_to_text(v);
 			MemoryContextSwitchTo(old);
 		}
-		if ((v = ClassifyCol(tup, 3)) != NULL &&
-			(r->message_re = ClassifyCompileRegex(v, r->id)) == NULL)
+		if ((v = ClassifyCol(tup, 3)) != NULL && ClassifyRuleUnsafe(v, r->id))
+			continue;
+		if (v != NULL && (r->message_re = ClassifyCompileRegex(v, r->id)) == NULL)
 			continue;
 		if ((v = ClassifyCol(tup, 4)) != NULL)
 			strlcpy(r->sqlstate_prefix, v, sizeof(r->sqlstate_prefix));

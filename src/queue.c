@@ -15,6 +15,7 @@
 #include "commands/async.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/shmem.h"
@@ -25,7 +26,13 @@
 #include "taskguard.h"
 
 #define QUEUE_SLOTS 256
-#define QUEUE_NAME_MAX 200
+/*
+ * The payload is the queue name: up to 200 characters (enqueue's limit), so
+ * up to 200 × MAX_MULTIBYTE_CHAR_LEN bytes.  A longer name is cut at a
+ * character boundary, never inside a character (listeners decode it).
+ */
+#define QUEUE_NAME_CHARS 200
+#define QUEUE_NAME_MAX (QUEUE_NAME_CHARS * MAX_MULTIBYTE_CHAR_LEN)
 
 typedef struct QueueSlot
 {
@@ -94,6 +101,15 @@ QueueThrottleAllows(QueueSlot *slot)
 	return pg_atomic_compare_exchange_u64(&slot->last_sent, &last, (uint64) now);
 }
 
+/* Bytes of name that go into the payload: whole characters, at most QUEUE_NAME_MAX. */
+static int
+QueuePayloadLength(const char *name, int len)
+{
+	if (len <= QUEUE_NAME_MAX)
+		return len;
+	return pg_mbcliplen(name, len, QUEUE_NAME_MAX);
+}
+
 /*
  * taskguard._notify(queue text): NOTIFY taskguard, queue — throttled when
  * preloaded, direct otherwise.
@@ -108,7 +124,7 @@ taskguard_notify(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || !tg_notify)
 		PG_RETURN_VOID();
 	queue = PG_GETARG_TEXT_PP(0);
-	len = Min(VARSIZE_ANY_EXHDR(queue), QUEUE_NAME_MAX);
+	len = QueuePayloadLength(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue));
 	name = pnstrdup(VARDATA_ANY(queue), len);
 
 	if (queue_slots != NULL && tg_notify_interval_ms > 0)

@@ -128,7 +128,17 @@ taskguard_backoff(PG_FUNCTION_ARGS)
 		RetryBackoffSeconds(attempt, base, cap, multiplier, RetryParseJitter(jitter))));
 }
 
-/* context->>'retry_after_seconds' as seconds, or -1 when absent or unusable. */
+/*
+ * The longest Retry-After honoured: a larger one (up to Infinity or 1e308)
+ * waits this long, so the retry still happens and the record still reaches
+ * a conclusion instead of sitting at next_retry_at = infinity.
+ */
+#define RETRY_AFTER_MAX_SECONDS (30.0 * SECS_PER_DAY)
+
+/*
+ * context->>'retry_after_seconds' as seconds in [0, RETRY_AFTER_MAX_SECONDS],
+ * or -1 when absent or unusable (not a number, NaN, negative).
+ */
 static double
 RetryAfterSeconds(Jsonb *jb)
 {
@@ -149,7 +159,7 @@ RetryAfterSeconds(Jsonb *jb)
 	d = strtod(s, &end);
 	if (end == s || *end != '\0' || isnan(d) || d < 0)
 		return -1;
-	return d;
+	return Min(d, RETRY_AFTER_MAX_SECONDS);
 }
 
 /* now() + seconds, or infinity beyond the timestamp range. */

@@ -26,6 +26,7 @@ int			tg_naptime_ms = 1000;
 bool		tg_notify = true;
 int			tg_notify_interval_ms = 50;
 int			tg_max_breakers = 1024;
+int			tg_breaker_tenant_share = 10;
 int			tg_max_counters = 1024;
 int			tg_batch_size = 1000;
 int			tg_worker_capacity = 4;
@@ -99,11 +100,16 @@ TgRequireShmem(const char *what)
 				 errhint("Add taskguard to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
-/* Interval GUCs must parse as intervals; checked when set. */
+/*
+ * Interval GUCs must parse as intervals and must not be negative; checked
+ * when set.  A negative retention would delete finished rows at once and a
+ * negative idempotency TTL would let duplicates through.
+ */
 static bool
 CheckIntervalGuc(char **newval, void **extra, GucSource source)
 {
 	Datum		d;
+	Datum		zero;
 
 	if (*newval == NULL)
 		return true;
@@ -111,7 +117,6 @@ CheckIntervalGuc(char **newval, void **extra, GucSource source)
 	{
 		d = DirectFunctionCall3(interval_in, CStringGetDatum(*newval),
 								ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-		(void) d;
 	}
 	PG_CATCH();
 	{
@@ -120,6 +125,13 @@ CheckIntervalGuc(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	PG_END_TRY();
+	zero = DirectFunctionCall3(interval_in, CStringGetDatum("0"),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	if (DatumGetBool(DirectFunctionCall2(interval_lt, d, zero)))
+	{
+		GUC_check_errdetail("\"%s\" is negative; use an interval of at least 0.", *newval);
+		return false;
+	}
 	return true;
 }
 
@@ -167,6 +179,11 @@ DefineGucs(void)
 							"Circuit breakers kept in shared memory.",
 							NULL, &tg_max_breakers, 1024, 16, 1000000,
 							pm, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskguard.breaker_tenant_share",
+							"Percentage of taskguard.max_breakers one tenant may allocate.",
+							"At least 8 breakers per tenant whatever the percentage; roles mapped to no tenant are not limited.",
+							&tg_breaker_tenant_share, 10, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskguard.max_counters",
 							"Per-task_name counters kept in shared memory.",
 							NULL, &tg_max_counters, 1024, 16, 1000000,

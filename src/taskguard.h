@@ -14,6 +14,7 @@ extern int	tg_naptime_ms;
 extern bool tg_notify;
 extern int	tg_notify_interval_ms;
 extern int	tg_max_breakers;
+extern int	tg_breaker_tenant_share;
 extern int	tg_max_counters;
 extern int	tg_batch_size;
 extern int	tg_worker_capacity;

@@ -50,11 +50,16 @@ CREATE TYPE taskguard.priority_result AS (
     reasons  text[]);
 
 -- An interval-valued taskguard.* setting, with its default when the library
--- has not defined it in this session yet.
+-- has not defined it in this session yet.  The library's check refuses a
+-- negative value; one set before the library was loaded (a placeholder) is
+-- not checked, so a negative value here also means the default.
 CREATE FUNCTION taskguard._setting_interval(name text, fallback interval)
 RETURNS interval
 LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT coalesce(nullif(current_setting(name, true), '')::interval, fallback) $$;
+AS $$
+SELECT CASE WHEN nullif(current_setting(name, true), '')::interval >= interval '0'
+            THEN nullif(current_setting(name, true), '')::interval ELSE fallback END
+$$;
 
 -- Score of a level: DEFERRED 0 … CRITICAL 4.
 CREATE FUNCTION taskguard._priority_score(level taskguard.priority)

@@ -11,10 +11,15 @@ CREATE TABLE taskguard.task_config (
     service       text
 );
 
+-- bonus is a finite number in [-4, 4] (the score is clamped to [0, 4], so a
+-- larger one means nothing more; NaN would sort first in claim()); the SLA is
+-- not negative.
 CREATE TABLE taskguard.customer_tier (
     tier  text PRIMARY KEY,
     sla   interval NOT NULL,
-    bonus real NOT NULL DEFAULT 0
+    bonus real NOT NULL DEFAULT 0,
+    CONSTRAINT customer_tier_bonus_range CHECK (bonus BETWEEN -4 AND 4),
+    CONSTRAINT customer_tier_sla_not_negative CHECK (sla >= interval '0')
 );
 INSERT INTO taskguard.customer_tier VALUES
     ('enterprise', '15 minutes', 1.0),

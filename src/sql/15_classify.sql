@@ -67,6 +67,30 @@ CREATE TABLE taskguard.classification_rule (
         message_pattern, sqlstate_prefix, http_status_min, http_status_max) > 0)
 );
 SELECT pg_catalog.pg_extension_config_dump('taskguard.classification_rule', '');
+
+-- A message_pattern whose compile or match time can explode is refused when
+-- written (invalid_parameter_value): over 1000 bytes, over 2000 atoms with
+-- every {m,n} written out, or with back-references (src/classify_rule.c,
+-- docs/failures.md).
+CREATE FUNCTION taskguard._check_message_pattern(pattern text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'taskguard_check_message_pattern'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION taskguard._classification_rule_check()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM taskguard._check_message_pattern(NEW.message_pattern);
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER classification_rule_check
+    BEFORE INSERT OR UPDATE OF message_pattern ON taskguard.classification_rule
+    FOR EACH ROW EXECUTE FUNCTION taskguard._classification_rule_check();
 SELECT pg_catalog.pg_extension_config_dump('taskguard.classification_rule_id_seq', '');
 
 -- Any change to the rules or policies makes every backend reload its cache

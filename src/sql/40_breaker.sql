@@ -158,6 +158,16 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'taskguard_breaker_live'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 100;
 
+-- The cluster-wide breaker table: its size, slots in use, what one tenant
+-- may hold, and allocations refused since the server started (a refused
+-- allocation is a failure not counted).  No row when not preloaded.
+CREATE FUNCTION taskguard._breaker_table(
+    OUT capacity int, OUT in_use int, OUT tenant_limit int, OUT refused_full bigint,
+    OUT refused_share bigint, OUT last_refused_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'taskguard_breaker_table'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
+
 -- Live values where there are any, saved rows otherwise.
 CREATE VIEW taskguard.breaker_status AS
 SELECT coalesce(l.service, s.service) AS service,

@@ -275,11 +275,22 @@ m (alert, value, detail) AS (
         ('retry_success_rate', h.retry_success_pct,
          format('%s %% of transient failures recovered by a retry', h.retry_success_pct))
       ) v (alert, value, detail))
-SELECT DISTINCT ON (t.alert) t.alert, t.level, m.value, t.threshold, m.detail
+(SELECT DISTINCT ON (t.alert) t.alert, t.level, m.value, t.threshold, m.detail
   FROM taskguard.alert_threshold t JOIN m ON m.alert = t.alert
  WHERE t.enabled
    AND CASE t.comparison WHEN '>' THEN m.value > t.threshold ELSE m.value < t.threshold END
- ORDER BY t.alert, t.level DESC;
+ ORDER BY t.alert, t.level DESC)
+UNION ALL
+-- Circuit breaker allocations refused in the last 10 minutes (the shared
+-- table was full, or a tenant held its share): failures that were not
+-- counted.  No threshold: any refusal is an error.
+SELECT 'breaker_table_full', 'error'::taskguard.alert_level,
+       (b.refused_full + b.refused_share)::numeric, 0::numeric,
+       format('%s circuit breaker allocations refused since the server started (%s with the table full, %s over a tenant''s share), the last at %s; %s of %s slots in use (taskguard.max_breakers): failures of services without a breaker are not counted',
+              b.refused_full + b.refused_share, b.refused_full, b.refused_share,
+              b.last_refused_at, b.in_use, b.capacity)
+  FROM taskguard._breaker_table() b
+ WHERE b.last_refused_at > now() - interval '10 minutes';
 
 -- Scheduler step 'alerts': refresh the snapshot, forget alerts that ended,
 -- and NOTIFY taskguard_alerts (JSON) once for each alert that started or

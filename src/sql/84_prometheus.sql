@@ -99,6 +99,19 @@ SELECT
                                 CASE b.state WHEN 'open' THEN 2 WHEN 'half_open' THEN 1 ELSE 0 END),
                          '' ORDER BY b.service)
          FROM taskguard.breaker_status b))
+  || taskguard._prom_family('taskguard_breaker_table_full_total', 'counter',
+      'Circuit breaker allocations refused because taskguard.max_breakers was full (since the server started): failures not counted.',
+      (SELECT format(E'taskguard_breaker_table_full_total %s\n', b.refused_full)
+         FROM taskguard._breaker_table() b))
+  || taskguard._prom_family('taskguard_breaker_tenant_share_refused_total', 'counter',
+      'Circuit breaker allocations refused because the tenant held its taskguard.breaker_tenant_share (since the server started).',
+      (SELECT format(E'taskguard_breaker_tenant_share_refused_total %s\n', b.refused_share)
+         FROM taskguard._breaker_table() b))
+  || taskguard._prom_family('taskguard_breaker_slots', 'gauge',
+      'Circuit breaker slots of the cluster-wide table: in use and capacity (taskguard.max_breakers).',
+      (SELECT format(E'taskguard_breaker_slots{slots="used"} %s\ntaskguard_breaker_slots{slots="max"} %s\n',
+                     b.in_use, b.capacity)
+         FROM taskguard._breaker_table() b))
   || taskguard._prom_family('taskguard_tasks', 'gauge', 'Tasks by status (ready, running).',
       format(E'taskguard_tasks{status="ready"} %s\ntaskguard_tasks{status="running"} %s\n',
              h.ready, h.running))
