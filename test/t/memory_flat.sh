@@ -112,7 +112,7 @@ out=$dir/worker.out
   psql -X -q -At -v ON_ERROR_STOP=1 -d taskguard >"$out" 2>&1; echo $? >"$out.rc" ) &
 worker=$!
 
-ok "$(tg_wait_for 150 "SELECT passes >= $((p0 + passes)) FROM taskguard.scheduler_status"; echo $?)" \
+ok "$(tg_wait_for $((60 + passes / 10)) "SELECT passes >= $((p0 + passes)) FROM taskguard.scheduler_status"; echo $?)" \
    "scheduler ran $passes more passes"
 wait $worker
 t1=$(date +%s)
