@@ -84,7 +84,6 @@ BEGIN
             NULL;   -- e.g. an argument type this role may not name
         END;
     END LOOP;
-    RAISE NOTICE 'planted % functions', n;
 END
 $d$;
 
