@@ -391,8 +391,10 @@ CheckInstalledVersion(const char *installed)
 /*
  * Settings pinned for the life of the scheduler.  It runs as the bootstrap
  * superuser in a database whose owner may ALTER DATABASE ... SET anything
- * user-settable: a search_path with public or pg_temp first would let the
- * owner's objects capture the names our steps use, exit_on_error would turn
+ * user-settable.  Any search_path with public in it lets the owner's objects
+ * capture the names our steps use (an exact-type look-alike such as
+ * public.array_agg(bigint) beats the polymorphic original wherever public
+ * stands, and with public first even now() is taken); exit_on_error would turn
  * a failed step into a restart loop, a read-only or serializable default
  * would stop or slow every step.  PGC_S_SESSION outranks the database and
  * role defaults and still lets a function's own SET clause apply.
