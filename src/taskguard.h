@@ -62,5 +62,6 @@ extern void CounterShmemInit(void);
 
 /* scheduler.c */
 extern void SchedulerRegisterLauncher(void);
+extern void SchedulerDefineGucs(void);
 
 #endif
