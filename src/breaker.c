@@ -37,6 +37,7 @@
 #include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -865,6 +866,12 @@ taskguard_breaker_record(PG_FUNCTION_ARGS)
 	int			state;
 
 	TgRequireShmem("taskguard.breaker_record()");
+	/*
+	 * A standby's breakers would change in its own shared memory only (it
+	 * cannot save them) and come back wrong after a promotion: refuse, as
+	 * writes do there (25006 read_only_sql_transaction).
+	 */
+	PreventCommandDuringRecovery("taskguard.breaker_record()");
 	BreakerCheckService(fcinfo, 0, &key);
 	BreakerRequireArg(fcinfo, 1, "success");
 	BreakerEnsureLoaded();
@@ -883,6 +890,7 @@ taskguard_breaker_reset(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 
 	TgRequireShmem("taskguard.breaker_reset()");
+	PreventCommandDuringRecovery("taskguard.breaker_reset()");
 	BreakerCheckService(fcinfo, 0, &key);
 	BreakerEnsureLoaded();
 
@@ -919,6 +927,7 @@ taskguard_breaker_force(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 
 	TgRequireShmem("taskguard.breaker_force()");
+	PreventCommandDuringRecovery("taskguard.breaker_force()");
 	BreakerCheckService(fcinfo, 0, &key);
 	BreakerRequireArg(fcinfo, 1, "mode");
 	modename = text_to_cstring(PG_GETARG_TEXT_PP(1));
