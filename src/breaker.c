@@ -713,6 +713,13 @@ BreakerEnsureLoaded(void)
 
 	if (db_loaded)
 		return;
+	/*
+	 * Not on a standby: what it loaded would be taken for live state and hide
+	 * the rows the primary saves later, there and after a promotion (an open
+	 * breaker let calls through).  Its breaker_status shows the saved rows.
+	 */
+	if (RecoveryInProgress())
+		return;
 	if (!BreakerLookupRelids())
 		return;
 	BreakerKeyFor(&skey, "", 0);
@@ -853,6 +860,8 @@ taskguard_breaker_allow(PG_FUNCTION_ARGS)
 	BreakerKey	key;
 
 	TgRequireShmem("taskguard.breaker_allow()");
+	/* it may take a half-open probe, and a standby holds no live breakers */
+	PreventCommandDuringRecovery("taskguard.breaker_allow()");
 	BreakerCheckService(fcinfo, 0, &key);
 	BreakerEnsureLoaded();
 	PG_RETURN_BOOL(BreakerAllow(&key));

@@ -239,6 +239,8 @@ class Worker:
         try:
             for task in tasks:
                 self._run_one(task)
+                with self._held_lock:   # finished: no more heartbeats for it
+                    self._held.pop(task.id, None)
         finally:
             with self._held_lock:
                 for task in tasks:
