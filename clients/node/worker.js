@@ -108,6 +108,7 @@ class Worker {
         this.pollInterval = opts.pollInterval ?? 1000;
         this.maxClaimsInFlight = opts.maxClaimsInFlight || (this.batch === 1 ? this.concurrency : 2);
         this.onError = opts.onError || ((err) => console.error('taskguard worker:', err.stack || err));
+        this.onLog = opts.onLog || ((msg) => console.error(`taskguard worker: ${msg}`));  // reconnects
         this.onTaskStart = opts.onTaskStart || null;
         const dsns = opts.connectionStrings || opts.connectionString;
         this.connectionStrings = Array.isArray(dsns) && dsns.length > 0 ? dsns : [dsns];  // [undefined]: PG*
@@ -187,6 +188,11 @@ class Worker {
                 continue;
             }
             // a new server, or the same one back: a fresh pool, none of the old one's dead clients
+            if (this.closed) {      // stop() came meanwhile: keep nothing open
+                if (this.listener === client) this.listener = null;
+                client.end().catch(() => {});
+                return 'stopped';
+            }
             if (this.ownPool && (dsn !== this.connectionString || this.everConnected)) {
                 const old = this.pool;
                 this.pool = this.makePool(dsn);
@@ -205,7 +211,7 @@ class Worker {
         if (this.closed) return Promise.resolve(false);
         if (this.reconnecting) return this.reconnecting;
         this.connected = false;
-        this.onError(new Error(`taskguard worker: connection lost (${err && err.message}); reconnecting`));
+        this.onLog(`connection lost (${err && err.message}); reconnecting`);
         const old = this.listener;
         this.listener = null;
         if (old) old.end().catch(() => {});
@@ -221,11 +227,12 @@ class Worker {
             if (!problem) {
                 this.connected = true;
                 this.stats.reconnects++;
-                this.onError(new Error(`taskguard worker: reconnected after ${Date.now() - t0} ms`));
+                this.onLog(`reconnected after ${Date.now() - t0} ms`);
                 this.wake();
                 return true;
             }
-            this.onError(new Error(`taskguard worker: reconnect failed (${problem}); next try in ${delay} ms`));
+            if (this.closed) break;
+            this.onLog(`reconnect failed (${problem}); next try in ${delay} ms`);
             await sleep(delay);
             delay = Math.min(delay * 2, this.reconnectMaxMs);
         }

@@ -11,6 +11,7 @@ const worker = new Worker({
     connectionStrings: dsns, queue, workerName: name, leaseSeconds: Number(lease),
     concurrency: 2, batch: 1, pollInterval: 500, reconnectMaxMs: 1000,
     onError: (err) => console.error(new Date().toISOString(), err.message),
+    onLog: (msg) => console.error(new Date().toISOString(), msg),
     handlers: {
         async nap(args, ctx) {
             await new Promise((resolve) => setTimeout(resolve, args.ms || 10));
