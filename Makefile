@@ -22,7 +22,8 @@ REGRESS     = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=. --load-extension=taskguard
 
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter \
-              -Wno-missing-field-initializers -Wno-sign-compare
+              -Wno-missing-field-initializers -Wno-sign-compare \
+              -DTASKGUARD_VERSION='"$(EXTVERSION)"'
 ifdef WERROR
 PG_CPPFLAGS += -Werror
 endif

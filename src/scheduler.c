@@ -14,19 +14,30 @@
  *    pg_regress and plain DROP DATABASE work; WITH (FORCE) terminates it and
  *    the launcher brings it back once the database exists again.
  *
+ * The scheduler runs as the bootstrap superuser, so it trusts nothing the
+ * database owner may set: it pins search_path (pg_catalog, taskguard, pg_temp)
+ * and the settings that could stop or redirect its steps at connect, and runs
+ * every step under taskguard.step_timeout and taskguard.step_lock_timeout, so
+ * one stuck step is logged and the others still run.
+ *
+ * Neither process runs on a hot standby (they start once recovery has
+ * finished, i.e. after promotion) nor during pg_upgrade (IsBinaryUpgrade).
+ * Memory of a pass lives in PassContext, reset before every step.
+ *
  * Shared state: SchedulerShared (status for taskguard.scheduler_status) under
  * TG_LOCK_SCHEDULER.
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -42,9 +53,12 @@
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -60,6 +74,12 @@
 #define DROP_CHECK_MS 500
 /* Shortest time between two scheduler starts. */
 #define RELAUNCH_MS 1000
+/* What the scheduler resolves names with (security rule, docs/security.md). */
+#define SCHEDULER_SEARCH_PATH "pg_catalog, taskguard, pg_temp"
+
+#ifndef TASKGUARD_VERSION
+#error "TASKGUARD_VERSION must be defined (the Makefile passes taskguard.control's default_version)"
+#endif
 
 typedef struct SchedulerShared
 {
@@ -78,6 +98,13 @@ typedef struct SchedulerShared
 } SchedulerShared;
 
 static SchedulerShared *sched = NULL;
+
+/* GUCs of the scheduler (defined in SchedulerDefineGucs) */
+static int	tg_step_timeout_ms = 60 * 1000;
+static int	tg_step_lock_timeout_ms = 10 * 1000;
+
+/* Memory of the current pass: CurrentMemoryContext between transactions. */
+static MemoryContext PassContext = NULL;
 
 PGDLLEXPORT void taskguard_launcher_main(Datum arg);
 PGDLLEXPORT void taskguard_scheduler_main(Datum arg);
@@ -112,11 +139,32 @@ InitWorker(BackgroundWorker *w, const char *function, const char *type)
 	strlcpy(w->bgw_type, type, BGW_MAXLEN);
 }
 
+/* taskguard.step_timeout and taskguard.step_lock_timeout. */
+void
+SchedulerDefineGucs(void)
+{
+	DefineCustomIntVariable("taskguard.step_timeout",
+							"Longest time one transaction of a scheduler step may run (0: no limit).",
+							NULL, &tg_step_timeout_ms, 60 * 1000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("taskguard.step_lock_timeout",
+							"Longest time a scheduler step waits for one lock (0: no limit).",
+							NULL, &tg_step_lock_timeout_ms, 10 * 1000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
 void
 SchedulerRegisterLauncher(void)
 {
 	BackgroundWorker w;
 
+	/*
+	 * pg_upgrade starts both clusters with -b: the old cluster must not
+	 * change (its data is being copied) and the new one is being filled by
+	 * pg_restore, so there is nothing for the scheduler to do in either.
+	 */
+	if (IsBinaryUpgrade)
+		return;
 	InitWorker(&w, "taskguard_launcher_main", "taskguard launcher");
 	w.bgw_restart_time = 5;
 	RegisterBackgroundWorker(&w);
@@ -129,6 +177,13 @@ WaitAndReload(long ms)
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					 ms, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
+
+	/*
+	 * Between steps there is nothing to cancel: a step timeout that fired
+	 * just as its step ended, or pg_cancel_backend(), must not become an
+	 * ERROR outside any handler (that would be FATAL for a worker).
+	 */
+	QueryCancelPending = false;
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
 	{
@@ -203,6 +258,8 @@ taskguard_launcher_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	if (IsBinaryUpgrade)
+		proc_exit(0);			/* see SchedulerRegisterLauncher */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
 	LWLockAcquire(TgLock(TG_LOCK_SCHEDULER), LW_EXCLUSIVE);
@@ -242,6 +299,12 @@ DropDatabasePending(void)
 }
 
 /* Start a short transaction with SPI and a snapshot. */
+/*
+ * Start a short transaction with SPI and a snapshot, under the step timeout.
+ * A worker has no statement_timeout of its own (postgres.c arms it only for
+ * client statements), so we arm the same timer; lock_timeout is a session
+ * setting (ApplyStepSettings).
+ */
 static void
 BeginStep(const char *activity)
 {
@@ -250,27 +313,113 @@ BeginStep(const char *activity)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, activity);
+	if (tg_step_timeout_ms > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, tg_step_timeout_ms);
 }
 
+/* Commit (the timeout covers a synchronous-replication wait too). */
 static void
 EndStep(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	MemoryContextSwitchTo(PassContext);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-static bool
-ExtensionExists(void)
+/*
+ * The installed extension's version (in PassContext), NULL when the
+ * extension does not exist in our database.
+ */
+static char *
+InstalledVersion(void)
 {
-	bool		exists;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	char	   *version = NULL;
 
 	StartTransactionCommand();
-	exists = OidIsValid(get_extension_oid("taskguard", true));
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("taskguard"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		version = MemoryContextStrdup(PassContext, isnull ? "" : TextDatumGetCString(d));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
-	return exists;
+	MemoryContextSwitchTo(PassContext);
+	return version;
+}
+
+/*
+ * Between `make install` of a new library and ALTER EXTENSION UPDATE the
+ * schema is older than this code.  Say so once (per scheduler start and
+ * installed version), then go on with the installed schema's own step list
+ * and step function (LoadSteps/RunStepOnce call taskguard._tick_steps() and
+ * taskguard._tick_step(), which every version has): the old steps are SQL
+ * over the old tables and the C functions they name keep their behaviour
+ * (release rule), so leases are still reaped and retries requeued while the
+ * DBA gets round to the update.  Idling instead would stop the queue.
+ */
+static void
+CheckInstalledVersion(const char *installed)
+{
+	if (strcmp(installed, TASKGUARD_VERSION) == 0)
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("taskguard scheduler: extension taskguard is at version %s in database \"%s\" but the library is version %s",
+					installed, tg_database, TASKGUARD_VERSION),
+			 errdetail("The scheduler runs the steps of the installed version %s until the extension is updated.",
+					   installed),
+			 errhint("Run ALTER EXTENSION taskguard UPDATE in database \"%s\".", tg_database)));
+}
+
+/*
+ * Settings pinned for the life of the scheduler.  It runs as the bootstrap
+ * superuser in a database whose owner may ALTER DATABASE ... SET anything
+ * user-settable: a search_path with public or pg_temp first would let the
+ * owner's objects capture the names our steps use, exit_on_error would turn
+ * a failed step into a restart loop, a read-only or serializable default
+ * would stop or slow every step.  PGC_S_SESSION outranks the database and
+ * role defaults and still lets a function's own SET clause apply.
+ */
+static void
+PinSessionSettings(void)
+{
+	SetConfigOption("search_path", SCHEDULER_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("exit_on_error", "off", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_SESSION);
+}
+
+/* lock_timeout follows taskguard.step_lock_timeout (it may change on SIGHUP). */
+static void
+ApplyStepSettings(void)
+{
+	static int	applied = -1;
+	char		buf[32];
+
+	if (applied == tg_step_lock_timeout_ms)
+		return;
+	snprintf(buf, sizeof(buf), "%d", tg_step_lock_timeout_ms);
+	SetConfigOption("lock_timeout", buf, PGC_SUSET, PGC_S_SESSION);
+	applied = tg_step_lock_timeout_ms;
 }
 
 /* Read the step list from taskguard._tick_steps() into shared memory. */
@@ -344,7 +493,6 @@ RunStep(const char *step, bool *more)
 	volatile int64 total = 0;
 	volatile bool full = false;
 	TimestampTz start = GetCurrentTimestamp();
-	MemoryContext ctx = CurrentMemoryContext;
 
 	PG_TRY();
 	{
@@ -364,11 +512,12 @@ RunStep(const char *step, bool *more)
 		ErrorData  *edata;
 
 		HOLD_INTERRUPTS();
-		MemoryContextSwitchTo(ctx);
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		MemoryContextSwitchTo(PassContext);
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		MemoryContextSwitchTo(ctx);
+		MemoryContextSwitchTo(PassContext);
 		ReportStepError(step, edata);
 		FreeErrorData(edata);
 		full = false;			/* a failing step must not make the loop spin */
@@ -386,7 +535,7 @@ RunStep(const char *step, bool *more)
  * (a redrive of 100,000 retries must not wait a naptime every 5 s).
  */
 static bool
-RunPass(MemoryContext pass_ctx)
+RunPass(void)
 {
 	bool		backlog = false;
 	TimestampTz start = GetCurrentTimestamp();
@@ -401,11 +550,12 @@ RunPass(MemoryContext pass_ctx)
 	memcpy(names, sched->step_names, sizeof(names));
 	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
 
+	ApplyStepSettings();
 	for (int i = 0; i < nsteps; i++)
 	{
 		bool		more = false;
 
-		MemoryContextReset(pass_ctx);
+		MemoryContextReset(PassContext);
 		counts[i] = RunStep(names[i], &more);
 		backlog |= more;
 	}
@@ -433,18 +583,50 @@ SchedulerExit(int code, Datum arg)
 	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
 }
 
+/*
+ * Is there anything to do in this pass?  Loads the step list when the
+ * installed version changed (CREATE EXTENSION, ALTER EXTENSION UPDATE).
+ */
+static bool
+ReadyForPass(char *loaded_version, Size len)
+{
+	char	   *installed;
+
+	/*
+	 * Never true while we start after recovery, but a pass must never run
+	 * on a standby: its steps all write.
+	 */
+	if (RecoveryInProgress())
+		return false;
+	installed = InstalledVersion();
+	if (installed == NULL)
+	{
+		loaded_version[0] = '\0';	/* wait quietly for CREATE EXTENSION */
+		return false;
+	}
+	if (strcmp(installed, loaded_version) != 0)
+	{
+		CheckInstalledVersion(installed);
+		LoadSteps();
+		strlcpy(loaded_version, installed, len);
+	}
+	return true;
+}
+
 void
 taskguard_scheduler_main(Datum arg)
 {
-	MemoryContext pass_ctx;
-	bool		steps_loaded = false;
+	char		loaded_version[NAMEDATALEN] = "";
 	TimestampTz next_pass = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	if (IsBinaryUpgrade)
+		proc_exit(0);			/* see SchedulerRegisterLauncher */
 	BackgroundWorkerInitializeConnection(tg_database, NULL, 0);
 	pgstat_report_appname("taskguard scheduler");
+	PinSessionSettings();
 
 	LWLockAcquire(TgLock(TG_LOCK_SCHEDULER), LW_EXCLUSIVE);
 	sched->pid = MyProcPid;
@@ -454,30 +636,22 @@ taskguard_scheduler_main(Datum arg)
 	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
 	before_shmem_exit(SchedulerExit, 0);
 
-	pass_ctx = AllocSetContextCreate(TopMemoryContext, "taskguard scheduler pass",
-									 ALLOCSET_DEFAULT_SIZES);
+	PassContext = AllocSetContextCreate(TopMemoryContext, "taskguard scheduler pass",
+										ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(PassContext);
 	for (;;)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
+		MemoryContextReset(PassContext);
 		if (DropDatabasePending())
 			proc_exit(0);		/* the launcher restarts us when it exists again */
 
 		if (now >= next_pass)
 		{
 			next_pass = TimestampTzPlusMilliseconds(now, tg_naptime_ms);
-			if (!ExtensionExists())
-				steps_loaded = false;	/* wait quietly */
-			else
-			{
-				if (!steps_loaded)
-				{
-					LoadSteps();
-					steps_loaded = true;
-				}
-				if (RunPass(pass_ctx))
-					next_pass = GetCurrentTimestamp();	/* backlog: go on at once */
-			}
+			if (ReadyForPass(loaded_version, sizeof(loaded_version)) && RunPass())
+				next_pass = GetCurrentTimestamp();	/* backlog: go on at once */
 		}
 		WaitAndReload(Min(Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_pass), 1),
 						  DROP_CHECK_MS));

@@ -186,6 +186,7 @@ DefineGucs(void)
 	DefineIntervalGuc("taskguard.dispatch_timeout",
 					  "How long a retry handed out by claim_due_retries() may go unreported before it is due again.",
 					  &tg_dispatch_timeout, "1 hour");
+	SchedulerDefineGucs();
 	MarkGUCPrefixReserved("taskguard");
 }
 

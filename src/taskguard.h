@@ -54,5 +54,6 @@ extern void CounterShmemInit(void);
 
 /* scheduler.c */
 extern void SchedulerRegisterLauncher(void);
+extern void SchedulerDefineGucs(void);
 
 #endif
