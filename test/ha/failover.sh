@@ -13,7 +13,7 @@
 . "$(dirname "$0")/../lib/tap.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3                 # Debian's, which sees python3-psycopg
-NAP=500                             # taskguard.naptime, ms
+NAP=1000                            # taskguard.naptime, ms (the default)
 LEASE=3                             # seconds: the short leases the failover must reap
 N_WORK=600                          # tasks the two workers share
 
