@@ -23,7 +23,7 @@
 // reconnects with backoff (reconnectMinMs doubling up to reconnectMaxMs).
 // node-postgres takes one host per connection string, so for failover give
 // `connectionStrings: [primary, standby, ...]`: each reconnect tries them in
-// turn and keeps the first that is not in recovery.  A complete()/fail() cut
+// turn and keeps the first that accepts writes.  A complete()/fail() cut
 // off by the loss is sent again once reconnected, with the same attempt: it
 // lands if the lease is still ours and returns false if the task was reaped
 // meanwhile (never twice); after leaseSeconds without a server it is dropped
@@ -157,8 +157,8 @@ class Worker {
         return pool;
     }
 
-    // Try the connection strings in turn; keep the first that is not in
-    // recovery: it becomes the listener (when LISTENing) and the pool's target.
+    // Try the connection strings in turn; keep the first that accepts writes
+    // (not a standby): it becomes the listener (when LISTENing) and the pool's target.
     // Returns null when connected, else what went wrong.
     async connectOnce() {
         const problems = [];
@@ -170,8 +170,9 @@ class Worker {
             client.on('error', (err) => { if (client === this.listener) this.connectionLost(err); });
             try {
                 await client.connect();
-                const r = await client.query('SELECT pg_is_in_recovery() AS standby');
-                if (r.rows[0].standby) throw new Error('server is a standby (in recovery)');
+                // as libpq's target_session_attrs=read-write asks
+                const r = await client.query('SHOW transaction_read_only');
+                if (r.rows[0].transaction_read_only !== 'off') throw new Error('server is read-only (a standby?)');
                 if (this.pollInterval >= 0) {
                     client.on('notification', (m) => { if (m.payload === this.queue) this.wake(); });
                     client.on('end', () => {

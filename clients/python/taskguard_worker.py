@@ -26,7 +26,7 @@ retry or dead-letter by its policy; the worker does not retry on its own.
 
 A lost connection (server restart, failover) is re-made with backoff.  Give
 ``conninfo`` a list of connection strings (primary and standbys) and each
-reconnect tries them in turn and keeps the first that is not in recovery, so
+reconnect tries them in turn and keeps the first that accepts writes, so
 the worker follows a promoted standby.  A complete()/fail() cut off by the loss
 is sent again on the new connection with the same attempt: it lands if the
 lease is still the worker's, returns false if the task was reaped meanwhile —
@@ -327,7 +327,7 @@ class Worker:
 
     def _open(self):
         """A connection to the first of conninfos that accepts writes: a standby
-        (in recovery) is skipped, so after a failover the promoted one is found."""
+        is skipped, so after a failover the promoted one is found."""
         errors = []
         for conninfo in self.conninfos:
             try:
@@ -336,10 +336,11 @@ class Worker:
                 errors.append(str(exc).strip())
                 continue
             try:
-                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                # as libpq's target_session_attrs=read-write asks
+                if conn.execute("SHOW transaction_read_only").fetchone()[0] == "off":
                     self.conninfo = conninfo
                     return conn
-                errors.append("server is a standby (in recovery)")
+                errors.append("server is read-only (a standby?)")
             except psycopg.Error as exc:
                 errors.append(str(exc).strip())
             conn.close()
