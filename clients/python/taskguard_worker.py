@@ -239,8 +239,6 @@ class Worker:
         try:
             for task in tasks:
                 self._run_one(task)
-                with self._held_lock:   # finished: no more heartbeats for it
-                    self._held.pop(task.id, None)
         finally:
             with self._held_lock:
                 for task in tasks:
@@ -257,9 +255,17 @@ class Worker:
                 raise UnknownTask(f"task {task.name!r} is not configured on worker {self.name}")
             result = handler(task)
         except Exception as exc:   # every failure goes to taskguard, the loop goes on
+            self._release(task)
             self._fail(task, exc)
         else:
+            self._release(task)
             self._complete(task, result)
+
+    def _release(self, task):
+        """No more heartbeats for a task whose handler is done: one racing its
+        complete() would find the task finished and report a take-over."""
+        with self._held_lock:
+            self._held.pop(task.id, None)
 
     def _complete(self, task, result):
         try:
