@@ -188,12 +188,12 @@ class Worker {
                 client.end().catch(() => {});
                 continue;
             }
-            // a new server, or the same one back: a fresh pool, none of the old one's dead clients
             if (this.closed) {      // stop() came meanwhile: keep nothing open
                 if (this.listener === client) this.listener = null;
                 client.end().catch(() => {});
                 return 'stopped';
             }
+            // a new server, or the same one back: a fresh pool, none of the old one's dead clients
             if (this.ownPool && (dsn !== this.connectionString || this.everConnected)) {
                 const old = this.pool;
                 this.pool = this.makePool(dsn);
@@ -316,9 +316,15 @@ class Worker {
                 rows = r.rows;
             }
         } catch (err) {
-            if (!isConnectionLost(err)) this.onError(err);
-            else if (pool === this.pool) this.connectionLost(err);
-            rows = null;           // wait for the next wake-up rather than spin on an error
+            if (isConnectionLost(err)) {
+                // claims resume with the wake-up of the reconnect (if it came
+                // during this claim, its wakeGen keeps us from "drained")
+                if (pool === this.pool) this.connectionLost(err);
+                rows = [];
+            } else {
+                this.onError(err);
+                rows = null;       // wait for the next wake-up rather than spin on an error
+            }
         } finally {
             this.claimsInFlight--;
             this.claimedAhead -= n;

@@ -353,9 +353,14 @@ class Worker:
         raise psycopg.OperationalError("; ".join(errors) or "no connection string")
 
     def _connect(self):
-        self._conn = self._open()
-        self._conn.add_notify_handler(self._on_notify)
-        self._conn.execute(f"LISTEN {CHANNEL}")
+        conn = self._open()
+        try:
+            conn.add_notify_handler(self._on_notify)
+            conn.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
 
     def _reconnect(self):
         """Reconnect with backoff until connected (True) or stop() (False)."""
@@ -366,7 +371,9 @@ class Worker:
             try:
                 self._connect()
                 self.stats["reconnects"] += 1
-                log.warning("reconnected (%s)", self.conninfo)
+                log.warning("reconnected (server %d of %d: %s port %s)",
+                            self.conninfos.index(self.conninfo) + 1, len(self.conninfos),
+                            self._conn.info.host, self._conn.info.port)
                 return True
             except psycopg.OperationalError as exc:
                 log.warning("reconnect failed (%s); next try in %.2f s", exc, delay)
