@@ -79,3 +79,9 @@ fuzz-short:
 # (test/check_release.sh says what it compares).
 check-release:
 	bash test/check_release.sh
+
+# Replicas and failover (docs/operations.md): a primary, a synchronous
+# standby, the standby promoted under load; ~1 min, apart from `make test`.
+.PHONY: test-ha
+test-ha:
+	bash test/ha/run.sh

@@ -50,6 +50,7 @@
 #include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -878,6 +879,13 @@ BreakerEnsureLoaded(void)
 
 	if (db_loaded)
 		return;
+	/*
+	 * Not on a standby: what it loaded would be taken for live state and hide
+	 * the rows the primary saves later, there and after a promotion (an open
+	 * breaker let calls through).  Its breaker_status shows the saved rows.
+	 */
+	if (RecoveryInProgress())
+		return;
 	if (!BreakerLookupRelids())
 		return;
 	BreakerKeyFor(&skey, "", 0);
@@ -1031,6 +1039,8 @@ taskguard_breaker_allow(PG_FUNCTION_ARGS)
 	BreakerKey	key;
 
 	TgRequireShmem("taskguard.breaker_allow()");
+	/* it may take a half-open probe, and a standby holds no live breakers */
+	PreventCommandDuringRecovery("taskguard.breaker_allow()");
 	BreakerCheckService(fcinfo, 0, &key);
 	BreakerEnsureLoaded();
 	PG_RETURN_BOOL(BreakerAllow(&key));
@@ -1044,6 +1054,12 @@ taskguard_breaker_record(PG_FUNCTION_ARGS)
 	int			state;
 
 	TgRequireShmem("taskguard.breaker_record()");
+	/*
+	 * A standby's breakers would change in its own shared memory only (it
+	 * cannot save them) and come back wrong after a promotion: refuse, as
+	 * writes do there (25006 read_only_sql_transaction).
+	 */
+	PreventCommandDuringRecovery("taskguard.breaker_record()");
 	BreakerCheckService(fcinfo, 0, &key);
 	BreakerRequireArg(fcinfo, 1, "success");
 	BreakerEnsureLoaded();
@@ -1062,6 +1078,7 @@ taskguard_breaker_reset(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 
 	TgRequireShmem("taskguard.breaker_reset()");
+	PreventCommandDuringRecovery("taskguard.breaker_reset()");
 	BreakerCheckService(fcinfo, 0, &key);
 	BreakerEnsureLoaded();
 
@@ -1100,6 +1117,7 @@ taskguard_breaker_force(PG_FUNCTION_ARGS)
 	BreakerRefusal why = BREAKER_REFUSED_NONE;
 
 	TgRequireShmem("taskguard.breaker_force()");
+	PreventCommandDuringRecovery("taskguard.breaker_force()");
 	BreakerCheckService(fcinfo, 0, &key);
 	BreakerRequireArg(fcinfo, 1, "mode");
 	modename = text_to_cstring(PG_GETARG_TEXT_PP(1));

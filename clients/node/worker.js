@@ -18,6 +18,16 @@
 // task (the claimed row), attempt, signal (AbortSignal) and heartbeat().
 // Throwing fails the task; an error with `errorType` or `context` fields sends
 // those.  No handler for a task_name fails it with taskguard.UnknownTask.
+//
+// Connection loss (server restart, failover): claims pause and the worker
+// reconnects with backoff (reconnectMinMs doubling up to reconnectMaxMs).
+// node-postgres takes one host per connection string, so for failover give
+// `connectionStrings: [primary, standby, ...]`: each reconnect tries them in
+// turn and keeps the first that accepts writes.  A complete()/fail() cut
+// off by the loss is sent again once reconnected, with the same attempt: it
+// lands if the lease is still ours and returns false if the task was reaped
+// meanwhile (never twice); after leaseSeconds without a server it is dropped
+// and the lease hands the task to another run.
 
 const os = require('os');
 
@@ -61,6 +71,18 @@ function errorMessage(err) {
 }
 
 const jsonOrNull = (v) => (v === undefined ? null : JSON.stringify(v));
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Errors after which the session is gone or cannot write: the server went
+// away or restarts (class 08, 57P01-57P03), or it is now a standby (25006).
+const LOST_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH',
+    'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT', '57P01', '57P02', '57P03', '25006']);
+function isConnectionLost(err) {
+    if (!err) return false;
+    if (typeof err.code === 'string' && (LOST_CODES.has(err.code) || err.code.startsWith('08'))) return true;
+    return /Connection terminated|connection timeout|encountered a connection error|not queryable/i
+        .test(err.message || '');
+}
 
 class Worker {
     constructor(opts) {
@@ -86,12 +108,20 @@ class Worker {
         this.pollInterval = opts.pollInterval ?? 1000;
         this.maxClaimsInFlight = opts.maxClaimsInFlight || (this.batch === 1 ? this.concurrency : 2);
         this.onError = opts.onError || ((err) => console.error('taskguard worker:', err.stack || err));
+        this.onLog = opts.onLog || ((msg) => console.error(`taskguard worker: ${msg}`));  // reconnects
         this.onTaskStart = opts.onTaskStart || null;
-        this.pool = opts.pool || new this.pg.Pool({
-            connectionString: opts.connectionString, max: opts.poolSize || this.concurrency + 2,
-        });
+        const dsns = opts.connectionStrings || opts.connectionString;
+        this.connectionStrings = Array.isArray(dsns) && dsns.length > 0 ? dsns : [dsns];  // [undefined]: PG*
+        this.connectionString = this.connectionStrings[0];
+        this.poolSize = opts.poolSize || this.concurrency + 2;
+        this.reconnectMinMs = opts.reconnectMinMs || 250;
+        this.reconnectMaxMs = opts.reconnectMaxMs || 5000;
         this.ownPool = !opts.pool;
-        this.connectionString = opts.connectionString;
+        this.pool = opts.pool || this.makePool(this.connectionString);
+        this.connected = true;     // false while reconnecting: no claims go out
+        this.reconnecting = null;  // the reconnect in progress
+        this.closed = false;
+        this.everConnected = false;
 
         this.buffer = [];          // claimed, not started
         this.running = 0;
@@ -103,23 +133,135 @@ class Worker {
         this.probing = true;       // woken from empty: one claim until one comes back full
         this.wakeGen = 0;          // a wake-up during a claim overrules its "empty"
         this.stopping = false;
-        this.stats = { claimed: 0, succeeded: 0, failed: 0, lost: 0, claimCalls: 0, completeCalls: 0, piggybacked: 0 };
+        this.stats = { claimed: 0, succeeded: 0, failed: 0, lost: 0, claimCalls: 0, completeCalls: 0, piggybacked: 0,
+            reconnects: 0 };
         // completeCalls: complete()/complete_many() sent alone; piggybacked: complete()s
         // that rode with a claim
         this.idleWaiters = [];
     }
 
     async start() {
+        const problem = await this.connectOnce();
+        if (problem) throw new Error(`taskguard worker: no server to work with (${problem})`);
         if (this.pollInterval >= 0) {
-            this.listener = new this.pg.Client({ connectionString: this.connectionString });
-            this.listener.on('notification', (m) => { if (m.payload === this.queue) this.wake(); });
-            this.listener.on('error', (err) => this.onError(err));
-            await this.listener.connect();
-            await this.listener.query('LISTEN taskguard');
             this.pollTimer = setInterval(() => this.wake(), Math.max(this.pollInterval, 10));
         }
         this.wake();
         return this;
+    }
+
+    makePool(dsn) {
+        const pool = new this.pg.Pool({ connectionString: dsn, max: this.poolSize });
+        // an idle client's connection died; errors of a pool already replaced are old news
+        pool.on('error', (err) => { if (pool === this.pool) this.connectionLost(err); });
+        return pool;
+    }
+
+    // Try the connection strings in turn; keep the first that accepts writes
+    // (not a standby): it becomes the listener (when LISTENing) and the pool's target.
+    // Returns null when connected, else what went wrong.
+    async connectOnce() {
+        const problems = [];
+        const n = this.connectionStrings.length;
+        const first = this.connectionStrings.indexOf(this.connectionString);
+        for (let k = 0; k < n; k++) {
+            const dsn = this.connectionStrings[(first + k) % n];
+            const client = new this.pg.Client({ connectionString: dsn });
+            client.on('error', (err) => { if (client === this.listener) this.connectionLost(err); });
+            try {
+                await client.connect();
+                // as libpq's target_session_attrs=read-write asks
+                const r = await client.query('SHOW transaction_read_only');
+                if (r.rows[0].transaction_read_only !== 'off') throw new Error('server is read-only (a standby?)');
+                if (this.pollInterval >= 0) {
+                    client.on('notification', (m) => { if (m.payload === this.queue) this.wake(); });
+                    client.on('end', () => {
+                        if (client === this.listener) this.connectionLost(new Error('Connection terminated'));
+                    });
+                    await client.query('LISTEN taskguard');
+                    this.listener = client;
+                } else {
+                    await client.end();
+                }
+            } catch (err) {
+                problems.push(`${dsn ? dsn.replace(/:[^:@/]*@/, ':***@') : 'PG* environment'}: ${err.message}`);
+                client.end().catch(() => {});
+                continue;
+            }
+            if (this.closed) {      // stop() came meanwhile: keep nothing open
+                if (this.listener === client) this.listener = null;
+                client.end().catch(() => {});
+                return 'stopped';
+            }
+            // a new server, or the same one back: a fresh pool, none of the old one's dead clients
+            if (this.ownPool && (dsn !== this.connectionString || this.everConnected)) {
+                const old = this.pool;
+                this.pool = this.makePool(dsn);
+                old.end().catch(() => {});
+            }
+            this.connectionString = dsn;
+            this.everConnected = true;
+            return null;
+        }
+        return problems.join('; ');
+    }
+
+    // The connection went away: stop claiming and reconnect (once, however
+    // many calls noticed).  Resolves true when connected again.
+    connectionLost(err) {
+        if (this.closed) return Promise.resolve(false);
+        if (this.reconnecting) return this.reconnecting;
+        this.connected = false;
+        this.onLog(`connection lost (${err && err.message}); reconnecting`);
+        const old = this.listener;
+        this.listener = null;
+        if (old) old.end().catch(() => {});
+        this.reconnecting = this.reconnect().finally(() => { this.reconnecting = null; });
+        return this.reconnecting;
+    }
+
+    async reconnect() {
+        let delay = this.reconnectMinMs;
+        const t0 = Date.now();
+        while (!this.closed) {
+            const problem = await this.connectOnce();
+            if (!problem) {
+                this.connected = true;
+                this.stats.reconnects++;
+                this.onLog(`reconnected after ${Date.now() - t0} ms`);
+                this.wake();
+                return true;
+            }
+            if (this.closed) break;
+            this.onLog(`reconnect failed (${problem}); next try in ${delay} ms`);
+            await sleep(delay);
+            delay = Math.min(delay * 2, this.reconnectMaxMs);
+        }
+        return false;
+    }
+
+    // Run fn(pool) (a complete or fail), sending it again after a reconnect if
+    // the connection was lost.  Safe because it carries the attempt: once the
+    // task has been reaped, or the first call had committed, it changes
+    // nothing.  Given up after a lease without a server (the lease then hands
+    // the task to another run).
+    async send(fn) {
+        let deadline = null;
+        let delay = this.reconnectMinMs;
+        for (;;) {
+            const pool = this.pool;
+            try {
+                return await fn(pool);
+            } catch (err) {
+                if (!isConnectionLost(err) || this.closed) throw err;
+                deadline = deadline ?? Date.now() + this.leaseSeconds * 1000;
+                const back = pool === this.pool ? this.connectionLost(err) : Promise.resolve(true);
+                await Promise.race([back, sleep(Math.max(0, deadline - Date.now()))]);
+                if (Date.now() >= deadline) throw err;
+                await sleep(delay);   // a server that takes the session but refuses writes: don't spin
+                delay = Math.min(delay * 2, this.reconnectMaxMs);
+            }
+        }
     }
 
     // New work may be there: claim again even if the last claim came back short.
@@ -134,7 +276,7 @@ class Worker {
     // A batched worker claims full batches only (unless it holds nothing), so
     // claims stay large.
     fill() {
-        while (!this.stopping && !this.drained && this.claimsInFlight < this.maxClaimsInFlight
+        while (!this.stopping && this.connected && !this.drained && this.claimsInFlight < this.maxClaimsInFlight
                && !(this.probing && this.claimsInFlight > 0)) {
             const held = this.running + this.buffer.length + this.claimedAhead;
             const n = Math.min(this.batch, this.concurrency + this.prefetch - held);
@@ -146,7 +288,7 @@ class Worker {
 
     // Room for one more task, and a claim may go out now?
     canClaimOne() {
-        return !this.stopping && !this.drained && this.claimsInFlight < this.maxClaimsInFlight
+        return !this.stopping && this.connected && !this.drained && this.claimsInFlight < this.maxClaimsInFlight
             && this.running + this.buffer.length + this.claimedAhead < this.concurrency + this.prefetch;
     }
 
@@ -159,22 +301,30 @@ class Worker {
         this.claimedAhead += n;
         this.stats.claimCalls++;
         let rows = [];
+        const pool = this.pool;
         try {
             if (done) {
-                const r = await this.pool.query({ name: 'tg_complete_claim', text: COMPLETE_CLAIM_SQL,
+                const r = await pool.query({ name: 'tg_complete_claim', text: COMPLETE_CLAIM_SQL,
                     values: [done.task.id, jsonOrNull(done.result), done.task.attempts, this.queue, this.name, lease] });
                 if (r.rows[0].ok) this.stats.succeeded++; else this.stats.lost++;
                 this.stats.piggybacked++;
                 rows = r.rows[0].id === null ? [] : r.rows;
                 done = null;
             } else {
-                const r = await this.pool.query({ name: 'tg_claim', text: CLAIM_SQL,
+                const r = await pool.query({ name: 'tg_claim', text: CLAIM_SQL,
                     values: [this.queue, this.name, n, lease] });
                 rows = r.rows;
             }
         } catch (err) {
-            this.onError(err);
-            rows = null;           // wait for the next wake-up rather than spin on an error
+            if (isConnectionLost(err)) {
+                // claims resume with the wake-up of the reconnect (if it came
+                // during this claim, its wakeGen keeps us from "drained")
+                if (pool === this.pool) this.connectionLost(err);
+                rows = [];
+            } else {
+                this.onError(err);
+                rows = null;       // wait for the next wake-up rather than spin on an error
+            }
         } finally {
             this.claimsInFlight--;
             this.claimedAhead -= n;
@@ -226,8 +376,16 @@ class Worker {
     }
 
     async heartbeat(task, ac) {
-        const r = await this.pool.query({ name: 'tg_heartbeat', text: HEARTBEAT_SQL,
-            values: [task.id, `${this.leaseSeconds} seconds`, task.attempts] });
+        const pool = this.pool;
+        let r;
+        try {
+            r = await pool.query({ name: 'tg_heartbeat', text: HEARTBEAT_SQL,
+                values: [task.id, `${this.leaseSeconds} seconds`, task.attempts] });
+        } catch (err) {
+            if (!isConnectionLost(err)) throw err;
+            if (pool === this.pool) this.connectionLost(err);
+            return null;           // unknown: the next beat, on the new connection, tells
+        }
         if (!r.rows[0].ok && !ac.signal.aborted) ac.abort(new Error(`lease of task ${task.id} lost`));
         return r.rows[0].ok;
     }
@@ -248,8 +406,8 @@ class Worker {
 
     completeOne(task, result) {
         this.stats.completeCalls++;
-        this.track(this.pool.query({ name: 'tg_complete', text: COMPLETE_SQL,
-            values: [task.id, jsonOrNull(result), task.attempts] })
+        this.track(this.send((pool) => pool.query({ name: 'tg_complete', text: COMPLETE_SQL,
+            values: [task.id, jsonOrNull(result), task.attempts] }))
             .then((r) => { if (r.rows[0].ok) this.stats.succeeded++; else this.stats.lost++; }));
     }
 
@@ -257,8 +415,8 @@ class Worker {
         if (this.pendingDone.length === 0) return;
         const done = this.pendingDone.splice(0, this.pendingDone.length);
         this.stats.completeCalls++;
-        this.track(this.pool.query({ name: 'tg_complete_many', text: COMPLETE_MANY_SQL,
-            values: [done.map((d) => d[0]), done.map((d) => d[1])] })
+        this.track(this.send((pool) => pool.query({ name: 'tg_complete_many', text: COMPLETE_MANY_SQL,
+            values: [done.map((d) => d[0]), done.map((d) => d[1])] }))
             .then((r) => {
                 this.stats.succeeded += r.rows[0].n;
                 this.stats.lost += done.length - r.rows[0].n;
@@ -266,9 +424,9 @@ class Worker {
     }
 
     async failTask(task, err) {
-        const r = await this.pool.query({ name: 'tg_fail', text: FAIL_SQL,
+        const r = await this.send((pool) => pool.query({ name: 'tg_fail', text: FAIL_SQL,
             values: [task.id, errorType(err), errorMessage(err),
-                JSON.stringify(errorContext(err, task)), task.attempts] });
+                JSON.stringify(errorContext(err, task)), task.attempts] }));
         if (r.rows[0] && r.rows[0].failure_type !== null) this.stats.failed++;
         else this.stats.lost++;
     }
@@ -307,9 +465,12 @@ class Worker {
             this.flush();
             await new Promise((r) => setTimeout(r, 5));
         }
-        if (this.listener) await this.listener.end().catch(() => {});
+        this.closed = true;
+        const listener = this.listener;
+        this.listener = null;
+        if (listener) await listener.end().catch(() => {});
         if (this.ownPool) await this.pool.end();
     }
 }
 
-module.exports = { Worker, errorType, errorContext };
+module.exports = { Worker, errorType, errorContext, isConnectionLost };

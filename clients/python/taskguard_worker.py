@@ -23,6 +23,14 @@ reads — ``sqlstate`` from psycopg errors, ``http_status`` and
 ``retry_after_seconds`` from requests-style errors (anything with
 ``.response.status_code``) — plus a bounded traceback.  taskguard then decides
 retry or dead-letter by its policy; the worker does not retry on its own.
+
+A lost connection (server restart, failover) is re-made with backoff.  Give
+``conninfo`` a list of connection strings (primary and standbys) and each
+reconnect tries them in turn and keeps the first that accepts writes, so
+the worker follows a promoted standby.  A complete()/fail() cut off by the loss
+is sent again on the new connection with the same attempt: it lands if the
+lease is still the worker's, returns false if the task was reaped meanwhile —
+never twice.
 """
 
 import json
@@ -45,6 +53,9 @@ __all__ = ["Worker", "Task", "describe_exception", "error_type_name"]
 log = logging.getLogger("taskguard.worker")
 
 CHANNEL = "taskguard"
+# Errors after which the session is gone or cannot write (the server went away,
+# or it is now a standby): reconnect, possibly elsewhere.
+_CONNECTION_LOST = (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction)
 TRACEBACK_LIMIT = 4000          # characters of traceback kept in the context
 
 
@@ -141,22 +152,27 @@ class Task:
 class Worker:
     """Claims tasks of one queue and runs their handlers.
 
-    conninfo     libpq connection string ('' = the PG* environment variables)
+    conninfo     libpq connection string ('' = the PG* environment variables),
+                 or a list of them tried in turn (e.g. primary, then standby)
     queue        the queue to work on
     name         stored in task.worker (default host:pid)
     batch        tasks claimed at once (each is held, and heartbeated, until run)
     lease        lease per claim and per heartbeat (seconds or timedelta)
     heartbeat_every  seconds between heartbeats (default: a third of the lease)
     poll_interval    seconds to wait for a NOTIFY before claiming anyway
+    reconnect_max    longest wait between reconnect attempts (seconds)
     """
 
     def __init__(self, conninfo="", queue="default", name=None, batch=10,
-                 lease=timedelta(minutes=5), heartbeat_every=None, poll_interval=5.0):
+                 lease=timedelta(minutes=5), heartbeat_every=None, poll_interval=5.0,
+                 reconnect_max=5.0):
         if not isinstance(lease, timedelta):
             lease = timedelta(seconds=float(lease))
         if lease <= timedelta(0):
             raise ValueError("lease must be positive")
-        self.conninfo = conninfo
+        self.conninfos = ([conninfo] if isinstance(conninfo, str) else list(conninfo)) or [""]
+        self.conninfo = self.conninfos[0]
+        self.reconnect_max = float(reconnect_max)
         self.queue = queue
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.batch = int(batch)
@@ -170,7 +186,7 @@ class Worker:
         self._stop = threading.Event()
         self._held = {}                     # id -> Task, claimed and not finished
         self._held_lock = threading.Lock()
-        self.stats = {"claimed": 0, "completed": 0, "failed": 0, "lost": 0}
+        self.stats = {"claimed": 0, "completed": 0, "failed": 0, "lost": 0, "reconnects": 0}
 
     # -- registration -------------------------------------------------------
 
@@ -197,7 +213,7 @@ class Worker:
                 try:
                     if not self.run_batch():
                         self._wait_for_work()
-                except psycopg.OperationalError as exc:
+                except _CONNECTION_LOST as exc:
                     log.warning("database connection problem (%s); reconnecting", exc)
                     self._reconnect()
         finally:
@@ -239,9 +255,17 @@ class Worker:
                 raise UnknownTask(f"task {task.name!r} is not configured on worker {self.name}")
             result = handler(task)
         except Exception as exc:   # every failure goes to taskguard, the loop goes on
+            self._release(task)
             self._fail(task, exc)
         else:
+            self._release(task)
             self._complete(task, result)
+
+    def _release(self, task):
+        """No more heartbeats for a task whose handler is done: one racing its
+        complete() would find the task finished and report a take-over."""
+        with self._held_lock:
+            self._held.pop(task.id, None)
 
     def _complete(self, task, result):
         try:
@@ -249,8 +273,8 @@ class Worker:
         except (TypeError, ValueError) as exc:   # a result that is not JSON
             return self._fail(task, exc)
         try:
-            done = self._conn.execute("SELECT taskguard.complete(%s, %s::jsonb, %s)",
-                                      (task.id, result, task.attempt)).fetchone()[0]
+            done = self._report(task, "SELECT taskguard.complete(%s, %s::jsonb, %s)",
+                                (task.id, result, task.attempt))[0]
         except psycopg.DataError as exc:         # e.g. \u0000 inside the result
             return self._fail(task, exc)
         if done:
@@ -261,16 +285,31 @@ class Worker:
 
     def _fail(self, task, exc):
         error_type, message, context = describe_exception(exc)
-        row = self._conn.execute(
-            "SELECT failure_type, action, next_retry_at "
+        row = self._report(
+            task, "SELECT failure_type, action, next_retry_at "
             "FROM taskguard.fail(%s, %s, %s, %s, %s)",
-            (task.id, error_type, message, Jsonb(context), task.attempt)).fetchone()
+            (task.id, error_type, message, Jsonb(context), task.attempt))
         if row[0] is None:
             self.stats["lost"] += 1
             log.warning("%r: fail refused (lease taken over or task cancelled)", task)
             return
         self.stats["failed"] += 1
         log.info("%r failed: %s: %s -> %s %s %s", task, error_type, message, *row)
+
+    def _report(self, task, sql, params):
+        """Run complete()/fail() for task; on a lost connection reconnect and send
+        it again.  The attempt it carries makes that safe: a call that had
+        committed, or whose lease was reaped meanwhile, changes nothing the
+        second time (false / NULL).  Gives up when stop() is asked while the
+        database is away; the lease then hands the task to another run."""
+        while True:
+            try:
+                return self._conn.execute(sql, params).fetchone()
+            except _CONNECTION_LOST as exc:
+                log.warning("%r: result not acknowledged (%s); reconnecting to send it again",
+                            task, exc)
+                if not self._reconnect():
+                    raise
 
     # -- waiting: LISTEN/NOTIFY with a poll fallback ---------------------------
 
@@ -292,23 +331,55 @@ class Worker:
 
     # -- connections ----------------------------------------------------------
 
+    def _open(self):
+        """A connection to the first of conninfos that accepts writes: a standby
+        is skipped, so after a failover the promoted one is found."""
+        errors = []
+        for conninfo in self.conninfos:
+            try:
+                conn = psycopg.connect(conninfo, autocommit=True)
+            except psycopg.OperationalError as exc:
+                errors.append(str(exc).strip())
+                continue
+            try:
+                # as libpq's target_session_attrs=read-write asks
+                if conn.execute("SHOW transaction_read_only").fetchone()[0] == "off":
+                    self.conninfo = conninfo
+                    return conn
+                errors.append("server is read-only (a standby?)")
+            except psycopg.Error as exc:
+                errors.append(str(exc).strip())
+            conn.close()
+        raise psycopg.OperationalError("; ".join(errors) or "no connection string")
+
     def _connect(self):
-        self._conn = psycopg.connect(self.conninfo, autocommit=True)
-        self._conn.add_notify_handler(self._on_notify)
-        self._conn.execute(f"LISTEN {CHANNEL}")
+        conn = self._open()
+        try:
+            conn.add_notify_handler(self._on_notify)
+            conn.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
 
     def _reconnect(self):
-        delay = 0.5
+        """Reconnect with backoff until connected (True) or stop() (False)."""
+        delay = 0.25
+        if self._conn is not None:
+            self._conn.close()
         while not self._stop.is_set():
             try:
-                if self._conn is not None:
-                    self._conn.close()
                 self._connect()
-                return
+                self.stats["reconnects"] += 1
+                log.warning("reconnected (server %d of %d: %s port %s)",
+                            self.conninfos.index(self.conninfo) + 1, len(self.conninfos),
+                            self._conn.info.host, self._conn.info.port)
+                return True
             except psycopg.OperationalError as exc:
-                log.warning("reconnect failed (%s); next try in %.1f s", exc, delay)
+                log.warning("reconnect failed (%s); next try in %.2f s", exc, delay)
                 self._stop.wait(delay)
-                delay = min(delay * 2, 30)
+                delay = min(delay * 2, self.reconnect_max)
+        return False
 
     # -- heartbeats -----------------------------------------------------------
 
@@ -328,7 +399,7 @@ class Worker:
                 continue
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(self.conninfo, autocommit=True)
+                    conn = self._open()
                 for task in held:
                     if task.lease_lost or self._heartbeat_one(task, conn):
                         continue

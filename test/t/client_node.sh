@@ -77,7 +77,7 @@ ok "$([ "${piggy:-0}" -ge 390 ] && [ "$((piggy + alone))" -eq 400 ]; echo $?)" \
 
 # LISTEN: an idle worker that polls once a minute still runs a new task at once
 log=$TG_WORK/client_node_listen.log
-(cd "$dir" && exec node example.js --queue "${Q}_listen" --poll 60000) >"$log" 2>&1 &
+(cd "$dir" && PGAPPNAME=tg_client_node exec node example.js --queue "${Q}_listen" --poll 60000) >"$log" 2>&1 &
 wpid=$!
 # listening, and its first claim came back empty
 tg_wait_for 10 "SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'LISTEN taskguard'" >/dev/null
@@ -86,6 +86,16 @@ tg_wait_for 10 "SELECT count(*) > 0 FROM pg_stat_activity WHERE state = 'idle'
 id=$(q "SELECT taskguard.enqueue('send_email', '{\"to\": \"late@example.com\"}', '${Q}_listen')")
 tg_wait_for 5 "SELECT status = 'succeeded' FROM taskguard.task WHERE id = $id"
 ok $? "a task enqueued while the worker idles runs within 5 s (NOTIFY, not the 60 s poll)"
+# a lost connection: the worker reconnects by itself, LISTENs again and goes on
+is "$(q "SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
+          WHERE application_name = 'tg_client_node'")" t "the worker's sessions are terminated"
+tg_wait_for 20 "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'tg_client_node'
+                AND query = 'LISTEN taskguard'" >/dev/null
+id=$(q "SELECT taskguard.enqueue('send_email', '{\"to\": \"again@example.com\"}', '${Q}_listen')")
+tg_wait_for 10 "SELECT status = 'succeeded' FROM taskguard.task WHERE id = $id"
+ok $? "it reconnects and runs a task enqueued afterwards (woken by NOTIFY)"
+grep -q "reconnected after" "$log"
+ok $? "and logs the reconnect"
 kill -TERM "$wpid"; wait "$wpid"
 ok $? "SIGTERM stops the worker cleanly"
 q "DELETE FROM taskguard.task WHERE queue IN ('$Q', '${Q}_listen', '${Q}_single')" >/dev/null
