@@ -216,6 +216,21 @@ is "$(as att_worker "SELECT count(*) FROM taskguard.idempotency_counter WHERE te
 is "$(q "SELECT checks FROM taskguard.idempotency_stats WHERE task_name = 'bolt_secret_job'")" "3" \
    "an unbound role sees every tenant's counts"
 
+# bad input to the internal functions this work added (as their owner would call them)
+for sql in \
+    "SELECT taskguard._idempotency_count(NULL, NULL, NULL, NULL)" \
+    "SELECT taskguard._idempotency_count(repeat('n', 100000), repeat('ü', 100000), -5, 2147483647)" \
+    "SELECT taskguard._idempotency_count('', '', 0, 0)" \
+    "SELECT count(*) FROM taskguard._idempotency_tenant_counters()" \
+    "SELECT taskguard._tenant_caller()" \
+    "SELECT taskguard._tenant_scope()"; do
+    got=$(psql -X -At -d attack -c "\set VERBOSITY verbose" -c "$sql" 2>&1 | errstate)
+    ok "$(case "$got" in XX*|*terminated*|*"server closed"*) echo 1 ;; *) echo 0 ;; esac)" \
+       "bad input handled: ${sql:0:80} (got ${got:0:20})"
+done
+is "$(q "SELECT count(*) FROM taskguard._idempotency_tenant_counters() WHERE length(tenant) > 63 OR length(task_name) > 200")" \
+   "0" "huge tenant and task names are cut to the counter key's size"
+
 # ---------------------------------------------------------------- nothing gained
 is "$(q "SELECT count(*) FROM pg_roles WHERE rolname IN ('att_reader','att_worker','att_bolt','att_grp','acme_login') AND rolsuper")" "0" \
    "no attacker became a superuser"
