@@ -48,13 +48,17 @@ $(UPDATE_SCRIPTS): $(EXTENSION)--%.sql: $$(sort $$(wildcard src/sql/update/%/*.s
 	   printf '%s\n' '\echo Use "ALTER EXTENSION taskguard UPDATE TO '"'"'$(lastword $(subst --, ,$*))'"'"'" to load this file. \quit'; \
 	   for f in $(sort $(wildcard src/sql/update/$*/*.sql)); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
 
-.PHONY: test demo bench bench-peers fuzz fuzz-short soak unit check-release
+.PHONY: test demo demo-stop bench bench-peers fuzz fuzz-short soak unit check-release
 
 test:
 	bash test/harness.sh test
 
 demo:
 	bash test/harness.sh demo
+
+# Stops the demo cluster `TG_DEMO_KEEP=1 make demo` left running.
+demo-stop:
+	bash test/harness.sh demo-stop
 
 bench:
 	bash test/harness.sh bench

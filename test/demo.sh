@@ -49,7 +49,9 @@ SELECT queue, priority, count(*) FROM taskguard.task GROUP BY 1, 2 ORDER BY 1, 2
 SQL
 
 say "workers: claim in batches, complete most, fail some with real-world errors"
-cat > /tmp/taskguard-demo-worker.sql <<'SQL'
+worker_sql=$(mktemp /tmp/taskguard-demo-worker.XXXXXX.sql)
+trap 'rm -f "$worker_sql"' EXIT
+cat > "$worker_sql" <<'SQL'
 -- one worker round over every queue: ~12 % of attempts fail, each task kind its own way
 WITH claimed AS (
     SELECT c.* FROM unnest(ARRAY['payments', 'webhooks', 'default', 'reports']) q,
@@ -71,7 +73,7 @@ SELECT count(*) FILTER (WHERE NOT fails AND taskguard.complete(id, '{"ok": true}
   FROM outcome;
 SQL
 for round in 1 2 3 4 5 6 7 8; do
-    P -At -F ' ' -c '\i /tmp/taskguard-demo-worker.sql' | sed "s/^/round $round: completed, failed = /"
+    P -At -F ' ' -c "\\i $worker_sql" | sed "s/^/round $round: completed, failed = /"
     sleep 1
 done
 

@@ -1,34 +1,64 @@
 #!/usr/bin/env bash
-# test/harness.sh MODE — what `make test`, `make demo`, `make bench`, `make soak`
-# and `make bench-peers` run.  Installs missing Debian packages, builds, installs
-# (privately for tests, system-wide for the demo), starts a throwaway cluster as
-# user postgres and runs MODE against it.
+# test/harness.sh MODE — what `make test`, `make demo`, `make demo-stop`,
+# `make bench`, `make soak` and `make bench-peers` run.  Installs missing Debian
+# packages, builds, installs into a private copy of PostgreSQL, starts a
+# throwaway cluster as user postgres on a free port and runs MODE against it.
+# A guest on the machine: it touches no cluster, file or library it did not create.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . test/lib/cluster.sh
 
 mode=${1:-test}
-tg_ensure_deps
-tg_build
+if [ "$mode" != demo-stop ]; then
+    tg_ensure_deps
+    tg_build
+fi
 
 case "$mode" in
 demo)
-    make -s install >/dev/null || tg_die "make install failed"
-    TG_BIN=$TG_SYS_BIN
-    port=${TG_DEMO_PORT:-55432}
-    dir=/tmp/taskguard-demo
-    if [ -f "$dir/data/postmaster.pid" ]; then
-        TG_DATA=$dir/data; tg_stop immediate
+    # A guest: its own directory and free port, a private install (unless
+    # TG_SYSTEM_INSTALL=1), password authentication, and the cluster stopped
+    # at the end unless TG_DEMO_KEEP=1 (then `make demo-stop` stops it).
+    work=$(mktemp -d /tmp/taskguard-demo.XXXXXX)
+    chmod 755 "$work"
+    if [ "${TG_SYSTEM_INSTALL:-}" = 1 ]; then
+        make -s install >/dev/null || tg_die "make install failed"
+        TG_BIN=$TG_SYS_BIN
+    else
+        tg_private_install "$work/inst"
     fi
-    rm -rf "$dir"
+    port=${TG_DEMO_PORT:-$(tg_pick_port)}
     tg_port_free "$port" || tg_die "port $port is busy (set TG_DEMO_PORT)"
-    tg_init_cluster "$dir" "$port" "taskguard.naptime = 200"
+    TG_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+    tg_init_cluster "$work/pg" "$port" "taskguard.naptime = 200"
+    demo_stop() { tg_stop fast; rm -rf "$work"; rm -f .demo-cluster; }
+    if [ "${TG_DEMO_KEEP:-}" = 1 ]; then
+        printf '%s\n' "$work" > .demo-cluster
+    else
+        trap demo_stop EXIT
+    fi
     tg_start
     tg_create_main_db
     bash test/demo.sh
     echo
-    echo "The demo cluster is still running: psql -h $dir -p $port -U postgres taskguard"
-    echo "Stop it with: runuser -u postgres -- $TG_BIN/pg_ctl -D $dir/data stop"
+    if [ "${TG_DEMO_KEEP:-}" = 1 ]; then
+        echo "The demo cluster is still running: PGPASSFILE=$PGPASSFILE psql -h $PGHOST -p $PGPORT -U postgres taskguard"
+        echo "Stop it (and remove $work) with: make demo-stop"
+    else
+        echo "The demo cluster was stopped and $work removed (TG_DEMO_KEEP=1 keeps it running)."
+    fi
+    exit 0
+    ;;
+demo-stop)
+    [ -f .demo-cluster ] || { echo "no demo cluster of this checkout is running"; exit 0; }
+    work=$(cat .demo-cluster)
+    case "$work" in /tmp/taskguard-demo.*) ;; *) tg_die "unexpected demo directory in .demo-cluster: $work" ;; esac
+    TG_BIN=$work/inst/usr/lib/postgresql/$TG_PGVER/bin
+    [ -x "$TG_BIN/pg_ctl" ] || TG_BIN=$TG_SYS_BIN
+    TG_DATA=$work/pg/data
+    tg_stop fast
+    rm -rf "$work" .demo-cluster
+    echo "demo cluster stopped, $work removed"
     exit 0
     ;;
 esac

@@ -10,21 +10,45 @@ TG_PACKAGES="postgresql-$TG_PGVER postgresql-server-dev-$TG_PGVER postgresql-$TG
 tg_log() { printf '== %s\n' "$*" >&2; }
 tg_die() { printf 'harness: %s\n' "$*" >&2; exit 1; }
 
-# Install the Debian packages that are missing (needs root and apt).
+# Install the Debian packages that are missing (needs root and apt).  A
+# guest on the machine: it never stops a cluster it did not create.  The
+# server-dev package may upgrade the server packages, so while any Debian
+# cluster is online it refuses, unless TG_STOP_CLUSTERS=1 lets it stop them
+# for the install and start them again after.  Services the new packages
+# bring (prometheus, its exporters) are left disabled.
 tg_ensure_deps() {
-    local missing=() p
+    local missing=() p online=""
     for p in $TG_PACKAGES "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" = 0 ] || tg_die "missing packages (${missing[*]}); run as root or install them"
+    command -v pg_lsclusters >/dev/null &&
+        online=$(pg_lsclusters -h 2>/dev/null | awk '$4=="online"{print $1 "/" $2}' | tr '\n' ' ')
+    if [ -n "$online" ] && [ "${TG_STOP_CLUSTERS:-}" != 1 ]; then
+        tg_die "missing packages (${missing[*]}) and the cluster(s) $online are online: installing may upgrade the server under them. Install the packages yourself (apt-get install ${missing[*]}), or run again with TG_STOP_CLUSTERS=1 to have them stopped for the install and started again."
+    fi
     tg_log "installing ${missing[*]}"
-    # The server-dev package may upgrade the server: stop Debian's own clusters first.
-    command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | awk '$4=="online"{print $1, $2}' |
-        while read -r v c; do pg_ctlcluster "$v" "$c" stop || true; done
+    local c before
+    before=$(dpkg-query -W -f='${Package}\n' 2>/dev/null | sort)
+    for c in $online; do pg_ctlcluster "${c%/*}" "${c#*/}" stop || true; done
     apt-get update -qq || tg_die "apt-get update failed"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
         tg_die "apt-get install ${missing[*]} failed"
+    for c in $online; do pg_ctlcluster "${c%/*}" "${c#*/}" start || true; done
+    # what this install added, dependencies included
+    tg_disable_services $(comm -13 <(echo "$before") <(dpkg-query -W -f='${Package}\n' 2>/dev/null | sort))
+}
+
+# Leave disabled the services that packages we just installed enabled.
+tg_disable_services() {
+    local p unit
+    systemctl is-system-running >/dev/null 2>&1 || [ "$(systemctl is-system-running 2>/dev/null)" = degraded ] || return 0
+    for p in "$@"; do
+        for unit in $(dpkg -L "$p" 2>/dev/null | grep -E '^/lib/systemd/system/[^/]+\.service$' | xargs -r -n1 basename); do
+            systemctl disable --now "$unit" >/dev/null 2>&1 && tg_log "left $unit disabled (from $p)"
+        done
+    done
 }
 
 # Build the extension (warnings are errors in tests).
@@ -71,8 +95,22 @@ tg_init_cluster() {
     chmod 755 "$dir"
     TG_DATA=$dir/data
     TG_LOGFILE=$dir/server.log
-    tg_as_pg "$TG_BIN/initdb" -D "$TG_DATA" -U postgres --auth=trust -E UTF8 \
+    # With TG_PASSWORD set (the demo), the superuser needs that password
+    # (scram) and our own commands find it in a private PGPASSFILE; the
+    # throwaway test clusters trust local connections for their short life.
+    local auth=(--auth=trust)
+    if [ -n "${TG_PASSWORD:-}" ]; then
+        printf '%s\n' "$TG_PASSWORD" > "$dir/pwfile"
+        chown postgres: "$dir/pwfile" 2>/dev/null || true
+        chmod 600 "$dir/pwfile"
+        auth=(--auth=scram-sha-256 "--pwfile=$dir/pwfile")
+        printf '*:%s:*:postgres:%s\n' "$port" "$TG_PASSWORD" > "$dir/pgpass"
+        chmod 600 "$dir/pgpass"
+        export PGPASSFILE=$dir/pgpass
+    fi
+    tg_as_pg "$TG_BIN/initdb" -D "$TG_DATA" -U postgres "${auth[@]}" -E UTF8 \
         --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; tg_die "initdb failed"; }
+    rm -f "$dir/pwfile"
     cat >>"$TG_DATA/postgresql.conf" <<CONF
 port = $port
 listen_addresses = '127.0.0.1'
