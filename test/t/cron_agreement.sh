@@ -83,7 +83,8 @@ SELECT 'X', taskguard.cron_next('0 0 31 2 *') IS NULL,
        (SELECT count(*) FROM taskguard.cron_occurrences('0 0 31 2 *', '2000-01-01', '2400-01-01'));
 ROLLBACK;
 SQL
-ok $? "the verdicts were computed ($(cat "$out/psql.err" | head -3))"
+ok $? "the verdicts were computed"
+[ -s "$out/psql.err" ] && head -5 "$out/psql.err" | sed 's/^/# /'
 
 pgver=$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'")
 agree=0; differ=0; unexpected=""
