@@ -163,7 +163,7 @@ SELECT taskguard.prometheus_metrics() LIKE E'%\n' AS ends_with_newline;
 -- every sample line is `name{labels} value` or `name value`
 SELECT count(*) AS malformed FROM regexp_split_to_table(taskguard.prometheus_metrics(), E'\n') line
  WHERE line <> '' AND line NOT LIKE '# %'
-   AND line !~ '^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? -?[0-9.]+(e[+-]?[0-9]+)?$';
+   AND line !~ '^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? (-?[0-9.]+(e[+-]?[0-9]+)?|NaN)$';
 -- a task name with a quote, a backslash and a newline
 INSERT INTO taskguard.failure_event (task_name, failure_type, retry_count, action)
 VALUES (E'we"ird\\na\nme', 'UNKNOWN', 0, 'abandon');

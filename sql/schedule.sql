@@ -21,7 +21,16 @@ SELECT count(*) AS suggestions FROM taskguard.schedule_suggestions();
 
 -- the validating trigger names the field (and the cron field and text)
 SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', '61 * * * *', 'SELECT 1') RETURNING name$$);
+-- a schedule that never fires is stored (pg_cron accepts it too) and the
+-- analysis reports it as invalid, naming the fields; @reboot is stored and
+-- left out of the analysis; without pg_cron in the database the seconds form
+-- is accepted (test/t/cron_agreement.sh covers pg_cron 1.4)
 SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', '0 0 30 2 *', 'SELECT 1') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('boot', '@reboot', 'SELECT 2') RETURNING name$$);
+SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('tick', '30 seconds', 'SELECT 3') RETURNING name$$);
+SELECT * FROM taskguard.validate_schedules();
+SELECT score, invalid FROM taskguard.schedule_health();
+DELETE FROM taskguard.schedule WHERE name IN ('x', 'boot', 'tick');
 SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', '', 'SELECT 1') RETURNING name$$);
 SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', NULL, 'SELECT 1') RETURNING name$$);
 SELECT pg_temp.try($$INSERT INTO taskguard.schedule (name, schedule, command) VALUES ('x', repeat('* ', 5000000), 'SELECT 1') RETURNING name$$);

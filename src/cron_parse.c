@@ -10,12 +10,17 @@
  * Day of week 7 is Sunday, like 0.  A step needs a range or "*" ("5/15" is
  * refused, as pg_cron refuses it); reversed ranges ("10-5") are refused.
  *
+ * The @ forms are lower case, as pg_cron compares them with strcmp; @reboot
+ * is valid (pg_cron accepts it) and has no next occurrence.
+ *
  * Day matching follows Vixie cron and pg_cron: when the day-of-month or the
  * day-of-week field starts with '*', a day must match both fields; otherwise
  * it matches when either does.  Under the OR rule every schedule fires (every
  * month has every weekday); under the AND rule a schedule fires when some
  * selected month has some selected day, 29 February included (its weekday
- * cycles through all seven over the years), which is checked at parse time.
+ * cycles through all seven over the years).  A schedule that never fires
+ * ("0 0 31 2 *") is valid, as pg_cron accepts it: CronNeverFires() tells, and
+ * the analysis reports it instead of the parser refusing it.
  *
  * Times are epoch seconds in UTC, converted with days-from-civil arithmetic.
  */
@@ -110,6 +115,16 @@ CronWordIs(const char *s, size_t len, const char *word)
 		if (word[i] == '\0' || CronLower(s[i]) != word[i])
 			return false;
 	return word[len] == '\0';
+}
+
+/*
+ * Case-sensitive comparison of s[0..len) with the NUL-terminated word: the @
+ * forms, which pg_cron compares with strcmp ("@DAILY" is refused there).
+ */
+static bool
+CronWordIsExact(const char *s, size_t len, const char *word)
+{
+	return strlen(word) == len && memcmp(s, word, len) == 0;
 }
 
 /*
@@ -319,12 +334,16 @@ CronParseAt(const char *s, size_t len, CronSchedule *sched, CronError *err)
 		wlen++;
 	if (wlen < len)
 		return CronFail(err, "expression", s, len, "unexpected text after the @ form");
-	if (CronWordIs(s + 1, wlen - 1, "reboot"))
-		return CronFail(err, "expression", s, len,
-						"@reboot runs only when pg_cron starts and has no next occurrence");
+	/* pg_cron accepts @reboot: a valid schedule with no next occurrence */
+	if (CronWordIsExact(s + 1, wlen - 1, "reboot"))
+	{
+		memset(sched, 0, sizeof(*sched));
+		sched->reboot = true;
+		return true;
+	}
 	for (size_t i = 0; i < N_AT_FORMS; i++)
 	{
-		if (CronWordIs(s + 1, wlen - 1, at_forms[i].word))
+		if (CronWordIsExact(s + 1, wlen - 1, at_forms[i].word))
 		{
 			const char *f = at_forms[i].fields;
 
@@ -336,7 +355,7 @@ CronParseAt(const char *s, size_t len, CronSchedule *sched, CronError *err)
 		}
 	}
 	return CronFail(err, "expression", s, len,
-					"unknown @ form (use @hourly, @daily, @midnight, @weekly, @monthly, @yearly or @annually)");
+					"unknown @ form (use @hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually or @reboot, in lower case)");
 }
 
 /*
@@ -432,16 +451,15 @@ CronParse(const char *expr, size_t len, CronSchedule *sched, CronError *err)
 	sched->dom_star = s[fstart[2]] == '*';
 	sched->dow_star = s[fstart[4]] == '*';
 
-	if ((sched->dom_star || sched->dow_star) && !CronSomeDayExists(sched))
-	{
-		char		months[64];
-
-		CronShowText(months, sizeof(months), s + fstart[3], flen[3]);
-		return CronFail(err, "day of month", s + fstart[2], flen[2],
-						"no such day in month field \"%s\", so the schedule never fires",
-						months);
-	}
 	return true;
+}
+
+bool
+CronNeverFires(const CronSchedule *sched)
+{
+	if (sched->seconds > 0 || sched->reboot)
+		return false;
+	return (sched->dom_star || sched->dow_star) && !CronSomeDayExists(sched);
 }
 
 const char *
@@ -454,7 +472,7 @@ CronCanonicalAt(const char *expr, size_t len)
 	if (len < 2 || expr[0] != '@')
 		return NULL;
 	for (size_t i = 0; i < N_AT_FORMS; i++)
-		if (CronWordIs(expr + 1, len - 1, at_forms[i].word))
+		if (CronWordIsExact(expr + 1, len - 1, at_forms[i].word))
 			return at_forms[i].fields;
 	return NULL;
 }
@@ -551,7 +569,7 @@ CronNextAfter(const CronSchedule *sched, int64_t after, int64_t *next)
 				h,
 				mi;
 
-	if (after >= max_epoch || after < min_epoch)
+	if (sched->reboot || after >= max_epoch || after < min_epoch)
 		return false;
 	if (sched->seconds > 0)
 	{

@@ -35,6 +35,7 @@ typedef struct CronSchedule
 	bool		dom_star;		/* day-of-month field starts with '*' */
 	bool		dow_star;		/* day-of-week field starts with '*' */
 	int			seconds;		/* > 0: the 'N seconds' form, every N seconds */
+	bool		reboot;			/* @reboot: valid, never a next occurrence */
 } CronSchedule;
 
 typedef struct CronError
@@ -58,6 +59,12 @@ extern bool CronNextAfter(const CronSchedule *sched, int64_t after, int64_t *nex
 
 /* Day count of a civil date since 1970-01-01 (proleptic Gregorian). */
 extern int64_t CronDaysFromCivil(int64_t y, int m, int d);
+
+/*
+ * A valid schedule no date matches ("0 0 31 2 *"): pg_cron accepts it and
+ * never runs it.  False for @reboot and the seconds form.
+ */
+extern bool CronNeverFires(const CronSchedule *sched);
 
 /*
  * The canonical five fields of an @ form ("@daily" -> "0 0 * * *"), or NULL

@@ -25,6 +25,52 @@ RETURNS text
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'taskguard_cron_error';
 
+-- The installed pg_cron's version as {major, minor} ('1.4-1' -> {1,4}), or
+-- NULL when pg_cron is not installed in this database.
+CREATE FUNCTION taskguard._pg_cron_version()
+RETURNS int[]
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT (regexp_match(e.extversion, '^(\d+)\.(\d+)'))::int[]
+  FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_cron'
+$$;
+
+-- NULL when the installed pg_cron accepts expr, else why not: the parser's
+-- error, or the 'N seconds' form under a pg_cron older than 1.5 (1.5 added
+-- it).  Without pg_cron in this database both are accepted: which pg_cron
+-- the schedule is meant for is unknown.
+CREATE FUNCTION taskguard._cron_refusal(expr text)
+RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+AS $$
+SELECT coalesce(taskguard._cron_error(expr),
+       CASE WHEN expr ~* '^\s*\d+\s*seconds?\s*$' AND v.version < '{1,5}'
+            THEN format('seconds field "%s": the installed pg_cron %s does not accept intervals in seconds (pg_cron 1.5 and later do)',
+                        btrim(expr), array_to_string(v.version, '.')) END)
+  FROM (SELECT taskguard._pg_cron_version() AS version) v
+$$;
+
+-- What the analysis reports for a schedule: its refusal, or, for one that is
+-- accepted but that no date matches ("0 0 31 2 *": pg_cron accepts it and
+-- never runs it), that it never fires.  NULL when the schedule is fine.
+CREATE FUNCTION taskguard._schedule_problem(expr text)
+RETURNS text
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+AS $$
+DECLARE
+    v_problem text := taskguard._cron_refusal(expr);
+    v_fields  text[];
+BEGIN
+    IF v_problem IS NULL AND expr !~ '^\s*@reboot\s*$'
+       AND taskguard.cron_next(expr, now()) IS NULL THEN
+        v_fields := regexp_split_to_array(btrim(expr), '\s+');
+        v_problem := format('day of month field "%s": no such day in month field "%s", so the schedule never fires (pg_cron accepts it and never runs it)',
+                            v_fields[3], v_fields[4]);
+    END IF;
+    RETURN v_problem;
+END
+$$;
+
 -- The shortest gap between consecutive runs over the month after from_ts.
 CREATE FUNCTION taskguard._cron_period(expr text, from_ts timestamptz)
 RETURNS interval
@@ -76,11 +122,11 @@ BEGIN
         RAISE EXCEPTION 'invalid schedule for job "%": schedule must not be NULL', NEW.name
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    v_error := taskguard._cron_error(NEW.schedule);
+    v_error := taskguard._cron_refusal(NEW.schedule);
     IF v_error IS NOT NULL THEN
         RAISE EXCEPTION 'invalid schedule for job "%": %', NEW.name, v_error
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'A schedule is five fields (minute hour day-of-month month day-of-week), an @ form such as @daily, or ''N seconds'' with N from 1 to 59.';
+                  HINT = 'A schedule is five fields (minute hour day-of-month month day-of-week), an @ form such as @daily, or ''N seconds'' with N from 1 to 59 (pg_cron 1.5 and later).';
     END IF;
     IF NEW.command IS NULL OR btrim(NEW.command) = '' THEN
         RAISE EXCEPTION 'invalid command for job "%": command must not be empty', NEW.name
@@ -105,34 +151,32 @@ CREATE TRIGGER schedule_validate
 
 -- ---------------------------------------------------------------- the jobs
 
--- Every job the analysis sees: taskguard.schedule, plus pg_cron's active jobs
--- (named 'cron:<jobname or jobid>') when pg_cron is installed in this database
--- and readable.  duration is expected_duration, or for pg_cron the average of
--- the last 20 finished runs of the past 30 days; NULL when unknown.  @reboot
--- jobs are left out: they have no schedule to analyse.
-CREATE FUNCTION taskguard._schedule_jobs()
-RETURNS TABLE (job text, schedule text, command text, duration interval,
-               duration_from text, source text, error text)
-LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+-- pg_cron's active jobs, whoever owns them.  pg_cron's row security shows a
+-- role only its own jobs, but schedule health and hotspots are about the
+-- whole database: a reader (Grafana) must see the analysis the jobs' owners
+-- see.  SECURITY DEFINER (the extension's owner reads cron.job) returning
+-- only what the analysis needs: the name ('cron:<jobname or jobid>'), the
+-- schedule, a digest of the command (blanks collapsed, outer blanks and
+-- semicolons trimmed: enough to find duplicates, never the text, which may
+-- hold credentials) and the average duration of the last 20 finished runs of
+-- the past 30 days.  pg_cron is looked up at call time: it may be created
+-- before or after taskguard, or never (no rows).  @reboot jobs are left out:
+-- they have no schedule to analyse.
+CREATE FUNCTION taskguard._cron_jobs()
+RETURNS TABLE (job text, schedule text, command_digest text, duration interval)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
+SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
 DECLARE
     v_name    text := '''cron:'' || j.jobid';
     v_active  text := 'true';
     v_details text := 'SELECT NULL::bigint AS jobid, NULL::interval AS duration WHERE false';
 BEGIN
-    RETURN QUERY
-        SELECT s.name, s.schedule, s.command, s.expected_duration,
-               CASE WHEN s.expected_duration IS NOT NULL THEN 'expected_duration' END,
-               s.source, taskguard._cron_error(s.schedule)
-        FROM taskguard.schedule s;
-
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
        OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n   -- to_regclass needs USAGE
                        WHERE n.nspname = 'cron' AND has_schema_privilege(n.oid, 'USAGE'))
-       OR to_regclass('cron.job') IS NULL THEN
-        RETURN;
-    END IF;
-    IF NOT has_table_privilege('cron.job', 'SELECT') THEN
+       OR to_regclass('cron.job') IS NULL
+       OR NOT has_table_privilege('cron.job', 'SELECT') THEN
         RETURN;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
@@ -157,12 +201,37 @@ BEGIN
             GROUP BY r.jobid $d$;
     END IF;
     RETURN QUERY EXECUTE format($q$
-        SELECT %s, j.schedule, j.command, d.duration,
-               CASE WHEN d.duration IS NOT NULL THEN 'average of recent runs' END,
-               'pg_cron'::text, taskguard._cron_error(j.schedule)
+        SELECT %s, j.schedule::text,
+               md5(regexp_replace(btrim(j.command, E' \t\r\n;'), '\s+', ' ', 'g')),
+               d.duration
         FROM cron.job j
         LEFT JOIN (%s) d ON d.jobid = j.jobid
-        WHERE %s AND j.schedule !~* '^\s*@reboot\s*$' $q$, v_name, v_details, v_active);
+        WHERE %s AND j.schedule !~ '^\s*@reboot\s*$' $q$, v_name, v_details, v_active);
+END
+$$;
+
+-- Every job the analysis sees: taskguard.schedule, plus pg_cron's active jobs
+-- (taskguard._cron_jobs(); their command is 'md5:<digest>').  duration is
+-- expected_duration, or for pg_cron the average of recent runs; NULL when
+-- unknown.  error: why the schedule is refused or never fires
+-- (_schedule_problem).  @reboot jobs are left out.
+CREATE FUNCTION taskguard._schedule_jobs()
+RETURNS TABLE (job text, schedule text, command text, duration interval,
+               duration_from text, source text, error text)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+AS $$
+BEGIN
+    RETURN QUERY
+        SELECT s.name, s.schedule, s.command, s.expected_duration,
+               CASE WHEN s.expected_duration IS NOT NULL THEN 'expected_duration' END,
+               s.source, taskguard._schedule_problem(s.schedule)
+        FROM taskguard.schedule s
+        WHERE s.schedule !~ '^\s*@reboot\s*$';
+    RETURN QUERY
+        SELECT c.job, c.schedule, 'md5:' || c.command_digest, c.duration,
+               CASE WHEN c.duration IS NOT NULL THEN 'average of recent runs' END,
+               'pg_cron'::text, taskguard._schedule_problem(c.schedule)
+        FROM taskguard._cron_jobs() c;
 END
 $$;
 
@@ -223,9 +292,10 @@ BEGIN
 END
 $$;
 
--- Problems: 'invalid' (a pg_cron schedule this parser refuses), 'duplicate'
--- (the same command, compared with blanks collapsed and outer blanks and
--- semicolons trimmed, scheduled by an earlier job in name order) and
+-- Problems: 'invalid' (a schedule this parser or the installed pg_cron
+-- refuses, or one that never fires, such as "0 0 31 2 *"), 'duplicate' (the
+-- same command, compared as digests with blanks collapsed and outer blanks
+-- and semicolons trimmed, scheduled by an earlier job in name order) and
 -- 'overlap' (runs last longer than the shortest gap between starts).
 CREATE FUNCTION taskguard.validate_schedules(check_duplicates boolean DEFAULT true)
 RETURNS TABLE (job text, problem text, detail text)
@@ -241,7 +311,10 @@ BEGIN
         SELECT j.job, first_value(j.job) OVER w AS first_job, row_number() OVER w AS rn
         FROM jobs j
         WHERE j.command IS NOT NULL
-        WINDOW w AS (PARTITION BY regexp_replace(btrim(j.command, E' \t\r\n;'), '\s+', ' ', 'g')
+        WINDOW w AS (PARTITION BY CASE WHEN j.source = 'pg_cron' AND j.command ~ '^md5:[0-9a-f]{32}$'
+                                       THEN substr(j.command, 5)
+                                       ELSE md5(regexp_replace(btrim(j.command, E' \t\r\n;'), '\s+', ' ', 'g'))
+                                  END
                      ORDER BY j.job))
     SELECT r.job, r.problem, r.detail FROM (
         SELECT j.job, 'invalid'::text AS problem, j.error AS detail

@@ -92,21 +92,25 @@ $$;
 --   15 × (100 − schedule_health) / 100
 --   10 × min(1, idempotency_hit_rate_pct / 10)   duplicate submissions
 --   10 × (100 − retry_success_pct) / 100         transient retries that fail
--- rounded; a NULL input (unknown) costs nothing.
+-- rounded, but 100 only when nothing costs (one open dead letter costs 0.3:
+-- 99, not a perfect score) and 0 only when the penalties reach 100; a NULL
+-- input (unknown) costs nothing.
 CREATE FUNCTION taskguard.health_score(dlq_depth bigint, abandoned_24h bigint,
     open_breakers int, schedule_health int, idempotency_hit_rate_pct numeric,
     retry_success_pct numeric DEFAULT NULL)
 RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-SELECT greatest(0, least(100, round(100
+SELECT CASE WHEN x.raw >= 100 THEN 100 WHEN x.raw <= 0 THEN 0
+            ELSE least(99, greatest(1, round(x.raw)))::int END
+  FROM (SELECT 100
     - 30 * least(1, coalesce(taskguard._check_health_input($1, 'dlq_depth', NULL), 0) / 100.0)
     - 15 * least(1, coalesce(taskguard._check_health_input($2, 'abandoned_24h', NULL), 0) / 50.0)
     - 10 * least(2, coalesce(taskguard._check_health_input($3, 'open_breakers', NULL), 0))
     - 15 * (100 - coalesce(taskguard._check_health_input($4, 'schedule_health', 100), 100)) / 100.0
     - 10 * least(1, coalesce(taskguard._check_health_input($5, 'idempotency_hit_rate_pct', 100), 0) / 10.0)
     - 10 * (100 - coalesce(taskguard._check_health_input($6, 'retry_success_pct', 100), 100)) / 100.0
-    )))::int
+    AS raw) x
 $$;
 
 -- One row of inputs shared by the dashboard and the alerts.
@@ -157,7 +161,10 @@ SELECT tasks.running, tasks.ready,
        idem.hit_rate AS idempotency_hit_rate_pct,
        breakers.open AS open_breakers, breakers.services AS open_breaker_services,
        taskguard._schedule_health_score() AS schedule_health,
-       round(100.0 * dlq.t_recovered / nullif(dlq.t_recovered + dlq.t_exhausted, 0), 2)
+       -- NULL only when no transient record concluded (no data): 0 when every
+       -- retried record was abandoned, 100 when every one recovered
+       round(100.0 * coalesce(dlq.t_recovered, 0)
+             / nullif(coalesce(dlq.t_recovered, 0) + coalesce(dlq.t_exhausted, 0), 0), 2)
            AS retry_success_pct
   FROM dlq, recent, idem, tasks, breakers;
 
@@ -242,7 +249,8 @@ SELECT p.failure_type, p.retryable, p.max_retries,
        coalesce(r.recovered, 0)::bigint AS recovered,
        coalesce(r.exhausted, 0)::bigint AS exhausted,
        coalesce(r.in_progress, 0)::bigint AS in_progress,
-       round(100.0 * r.recovered / nullif(coalesce(r.recovered, 0) + coalesce(r.exhausted, 0), 0), 2)
+       round(100.0 * coalesce(r.recovered, 0)
+             / nullif(coalesce(r.recovered, 0) + coalesce(r.exhausted, 0), 0), 2)
            AS success_rate_pct,
        round((coalesce(r.recovered_retries, 0) + coalesce(r.exhausted_retries, 0))::numeric
              / nullif(coalesce(r.recovered, 0) + coalesce(r.exhausted, 0), 0), 2) AS avg_retries,

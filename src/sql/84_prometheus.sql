@@ -2,7 +2,9 @@
 -- Prometheus text exposition format (version 0.0.4).  Counters come from the
 -- monotonic totals (taskguard.failure_total, idempotency_counter), never from
 -- counts of rows that get pruned.  SECURITY INVOKER: a tenant-mapped role
--- gets its tenant's numbers.
+-- gets its tenant's numbers.  dashboards/postgres_exporter/queries.yaml
+-- publishes the same families under the same names (test/t/metrics_exporter.sh
+-- compares the two): a name changed here changes there.
 
 -- A label value escaped for the exposition format (\ " and newline).
 CREATE FUNCTION taskguard._prom_label(value text)
@@ -44,7 +46,8 @@ WITH totals AS MATERIALIZED (
 h AS MATERIALIZED (SELECT * FROM taskguard._health_inputs),
 idem AS MATERIALIZED (
     SELECT coalesce(sum(i.checks), 0) AS checks, coalesce(sum(i.duplicates), 0) AS duplicates
-      FROM taskguard.idempotency_stats i)
+      FROM taskguard.idempotency_stats i),
+bt AS MATERIALIZED (SELECT * FROM taskguard._breaker_table())
 SELECT
   taskguard._prom_family('task_failure_total', 'counter',
       'Failed task attempts, by failure type and task name.',
@@ -99,33 +102,57 @@ SELECT
                                 CASE b.state WHEN 'open' THEN 2 WHEN 'half_open' THEN 1 ELSE 0 END),
                          '' ORDER BY b.service)
          FROM taskguard.breaker_status b))
+  || taskguard._prom_family('circuit_breaker_failures', 'gauge',
+      'Failures counted in the breaker''s current window, by service.',
+      (SELECT string_agg(format(E'circuit_breaker_failures{service_name=%s} %s\n',
+                                taskguard._prom_label(b.service), coalesce(b.failures, 0)),
+                         '' ORDER BY b.service)
+         FROM taskguard.breaker_status b))
   || taskguard._prom_family('taskguard_breaker_table_full_total', 'counter',
       'Circuit breaker allocations refused because taskguard.max_breakers was full (since the server started): failures not counted.',
-      (SELECT format(E'taskguard_breaker_table_full_total %s\n', b.refused_full)
-         FROM taskguard._breaker_table() b))
+      (SELECT format(E'taskguard_breaker_table_full_total %s\n', b.refused_full) FROM bt b))
   || taskguard._prom_family('taskguard_breaker_tenant_share_refused_total', 'counter',
       'Circuit breaker allocations refused because the tenant held its taskguard.breaker_tenant_share (since the server started).',
-      (SELECT format(E'taskguard_breaker_tenant_share_refused_total %s\n', b.refused_share)
-         FROM taskguard._breaker_table() b))
-  || taskguard._prom_family('taskguard_breaker_slots', 'gauge',
-      'Circuit breaker slots of the cluster-wide table: in use and capacity (taskguard.max_breakers).',
-      (SELECT format(E'taskguard_breaker_slots{slots="used"} %s\ntaskguard_breaker_slots{slots="max"} %s\n',
-                     b.in_use, b.capacity)
-         FROM taskguard._breaker_table() b))
+      (SELECT format(E'taskguard_breaker_tenant_share_refused_total %s\n', b.refused_share) FROM bt b))
+  || taskguard._prom_family('taskguard_breaker_slots_used', 'gauge',
+      'Circuit breaker slots of the cluster-wide table in use.',
+      (SELECT format(E'taskguard_breaker_slots_used %s\n', b.in_use) FROM bt b))
+  || taskguard._prom_family('taskguard_breaker_slots_max', 'gauge',
+      'Circuit breaker slots of the cluster-wide table (taskguard.max_breakers).',
+      (SELECT format(E'taskguard_breaker_slots_max %s\n', b.capacity) FROM bt b))
   || taskguard._prom_family('taskguard_tasks', 'gauge', 'Tasks by status (ready, running).',
       format(E'taskguard_tasks{status="ready"} %s\ntaskguard_tasks{status="running"} %s\n',
              h.ready, h.running))
   || taskguard._prom_family('taskguard_failures_last_hour', 'gauge',
       'Failed attempts in the last hour.', format(E'taskguard_failures_last_hour %s\n', h.failures_1h))
+  || taskguard._prom_family('taskguard_abandoned_last_day', 'gauge',
+      'Dead-letter records abandoned in the last 24 hours.',
+      format(E'taskguard_abandoned_last_day %s\n', h.abandoned_24h))
+  || taskguard._prom_family('taskguard_transient_retry_success_percent', 'gauge',
+      'Share of concluded retried records of transient failure types that a retry recovered, in percent (NaN: none concluded).',
+      format(E'taskguard_transient_retry_success_percent %s\n', taskguard._prom_value(h.retry_success_pct)))
   || taskguard._prom_family('taskguard_health_score', 'gauge',
       'The dashboard health score, 0-100.',
       format(E'taskguard_health_score %s\n',
              taskguard.health_score(h.dlq_depth, h.abandoned_24h, h.open_breakers,
                                     h.schedule_health, h.idempotency_hit_rate_pct,
                                     h.retry_success_pct)))
-  || taskguard._prom_family('taskguard_alert', 'gauge',
+  || taskguard._prom_family('taskguard_retry_success_rate_percent', 'gauge',
+      'Share of concluded retried records that a retry recovered, by retryable failure type, in percent (NaN: none concluded).',
+      (SELECT string_agg(format(E'taskguard_retry_success_rate_percent{failure_type=%s} %s\n',
+                                taskguard._prom_label(r.failure_type::text),
+                                taskguard._prom_value(r.success_rate_pct)),
+                         '' ORDER BY r.failure_type)
+         FROM taskguard.retry_effectiveness r WHERE r.retryable))
+  || taskguard._prom_family('taskguard_retry_in_progress', 'gauge',
+      'Dead-letter records still being retried, by retryable failure type.',
+      (SELECT string_agg(format(E'taskguard_retry_in_progress{failure_type=%s} %s\n',
+                                taskguard._prom_label(r.failure_type::text), r.in_progress),
+                         '' ORDER BY r.failure_type)
+         FROM taskguard.retry_effectiveness r WHERE r.retryable))
+  || taskguard._prom_family('taskguard_alert_active', 'gauge',
       'Alerts that are on (1), by alert and level.',
-      (SELECT string_agg(format(E'taskguard_alert{alert=%s,level=%s} 1\n',
+      (SELECT string_agg(format(E'taskguard_alert_active{alert=%s,level=%s} 1\n',
                                 taskguard._prom_label(a.alert), taskguard._prom_label(a.level::text)),
                          '' ORDER BY a.alert)
          FROM taskguard.alerts a))

@@ -73,7 +73,7 @@ is "$(as plain "SELECT count(taskguard.breaker_record('plain' || i, false)) FROM
 m=$(q "SELECT taskguard.prometheus_metrics()")
 echo "$m" | grep -qx "taskguard_breaker_tenant_share_refused_total 1003"
 ok $? "prometheus: taskguard_breaker_tenant_share_refused_total 1003"
-echo "$m" | grep -q '^taskguard_alert{alert="breaker_table_full",level="error"} 1$'
+echo "$m" | grep -q '^taskguard_alert_active{alert="breaker_table_full",level="error"} 1$'
 ok $? "prometheus: the alert breaker_table_full is on"
 is "$(q "SELECT level || ' ' || value FROM taskguard.alerts WHERE alert = 'breaker_table_full'")" "error 1003" \
    "alerts: breaker_table_full, error, with the number refused"
@@ -108,7 +108,7 @@ is "$(as plain "SELECT taskguard._breaker_task_done('one-too-many', false)::text
 is "$(table "refused_full")" "2" "refusals of a full table are counted"
 q "SELECT taskguard.prometheus_metrics()" | grep -qx "taskguard_breaker_table_full_total 2"
 ok $? "prometheus: taskguard_breaker_table_full_total 2"
-q "SELECT taskguard.prometheus_metrics()" | grep -qx 'taskguard_breaker_slots{slots="used"} 64'
+q "SELECT taskguard.prometheus_metrics()" | grep -qx 'taskguard_breaker_slots_used 64'
 ok $? "prometheus: taskguard_breaker_slots used 64"
 q "SELECT detail FROM taskguard.alerts WHERE alert = 'breaker_table_full'" | grep -q "2 with the table full"
 ok $? "the alert's detail says the table was full"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Metrics end to end: promtool accepts prometheus_metrics(); the real
 # prometheus-postgres-exporter, run with dashboards/postgres_exporter/queries.yaml
-# against this cluster, serves the taskguard metrics; the scheduler announces
+# against this cluster, serves the same metrics under the same names; the scheduler announces
 # a new alert on taskguard_alerts once.
 . "$(dirname "$0")/../lib/tap.sh"
 cd "$(dirname "$0")/../.."
@@ -35,17 +35,38 @@ exporter=$!
 trap 'kill "$exporter" 2>/dev/null; wait "$exporter" 2>/dev/null' EXIT
 scrape() { curl -s --max-time 5 "http://127.0.0.1:$port/metrics" >"$out/scrape.txt" 2>/dev/null; }
 deadline=$(( $(date +%s) + 20 ))
-until scrape && grep -q '^taskguard_dashboard_health_score' "$out/scrape.txt"; do
+until scrape && grep -q '^taskguard_health_score' "$out/scrape.txt"; do
     [ "$(date +%s)" -gt "$deadline" ] && break
     sleep 0.2
 done
-ok "$(grep -q '^taskguard_dashboard_health_score' "$out/scrape.txt"; echo $?)" "the exporter serves taskguard_dashboard_health_score"
-for m in taskguard_dashboard_dlq_depth taskguard_dashboard_running taskguard_dashboard_schedule_health \
-         taskguard_task_failures_total taskguard_task_retries_total taskguard_retry_success_rate_pct; do
+ok "$(grep -q '^taskguard_health_score' "$out/scrape.txt"; echo $?)" "the exporter serves taskguard_health_score"
+for m in task_failure_total task_retry_count idempotency_hit_rate_percent dlq_queue_depth \
+         schedule_health_score taskguard_tasks taskguard_transient_retry_success_percent; do
     ok "$(grep -q "^$m" "$out/scrape.txt"; echo $?)" "the exporter serves $m"
 done
-is "$(grep -c '^taskguard_task_failures_total{.*task_name="exporter_probe".*} [1-9]' "$out/scrape.txt")" 1 \
+is "$(grep -c '^task_failure_total{.*task_name="exporter_probe".*} [1-9]' "$out/scrape.txt")" 1 \
    "the probe's failure is a labelled counter"
+# One metric name set: the exporter and prometheus_metrics() publish the same
+# series (name, labels in any order) with the same values.
+q "SELECT taskguard.prometheus_metrics()" >"$out/metrics2.txt"
+norm() {  # one sorted line per sample: name{label="v",...} value (labels sorted, server dropped)
+    grep -v '^#' | grep -E '^(task_|dlq_|idempotency_|schedule_health|circuit_breaker|taskguard_)' |
+    perl -ne 'chomp; /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/ or next;
+        my ($n, $l, $v) = ($1, $3 // "", $4);
+        my @l = grep { !/^server=/ } ($l =~ /([a-zA-Z_]+="(?:[^"\\]|\\.)*")/g);
+        $v = $v eq "NaN" ? "NaN" : sprintf("%.6g", $v);
+        print $n, (@l ? "{" . join(",", sort @l) . "}" : ""), " $v\n";' | sort
+}
+# (a scrape before and one after the call: a value that changed in between,
+# such as a breaker window ending, matches one of them)
+cp "$out/scrape.txt" "$out/scrape_before.txt"; scrape
+norm <"$out/metrics2.txt" >"$out/from_function.txt"
+norm <"$out/scrape_before.txt" >"$out/from_exporter.txt"
+norm <"$out/scrape.txt" >"$out/from_exporter_after.txt"
+d1=$(diff "$out/from_function.txt" "$out/from_exporter.txt" | grep '^[<>]' | head -10)
+d2=$(diff "$out/from_function.txt" "$out/from_exporter_after.txt" | grep '^[<>]' | head -10)
+is "$([ -z "$d1" ] || [ -z "$d2" ] || echo "$d1")" "" \
+   "prometheus_metrics() and the exporter publish the same $(wc -l <"$out/from_function.txt") series under the same names"
 is "$(grep -E '^pg_exporter_user_queries_load_error\{' "$out/scrape.txt" | awk '{print $2}' | sort -u)" 0 \
    "the query file loads without errors"
 is "$(grep -ci 'error' "$out/exporter.log")" 0 "the exporter logged no query errors"

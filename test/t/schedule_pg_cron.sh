@@ -9,6 +9,8 @@ P=tgsched_   # every job of this test is named tgsched_*
 cleanup() {
     q "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE '${P}%'" >/dev/null 2>&1
     q "DELETE FROM cron.job_run_details WHERE command LIKE '%${P}%'" >/dev/null 2>&1
+    q "DROP OWNED BY ${P}reader" >/dev/null 2>&1
+    q "DROP ROLE IF EXISTS ${P}reader" >/dev/null 2>&1
 }
 trap cleanup EXIT
 cleanup
@@ -60,6 +62,30 @@ is "$(q "SELECT detail FROM taskguard.validate_schedules() WHERE job = 'cron:${P
    "runs take 00:07:00 (average of recent runs) but it starts every 00:05:00" "runs longer than the period are an overlap"
 is "$(q "SELECT duplicates >= 1 AND \"overlaps\" >= 1 AND invalid >= 2 AND hotspots >= 24 AND score < 60
          FROM taskguard.schedule_health()")" t "schedule_health counts them all"
+
+# The reader Grafana uses sees the analysis of every job: pg_cron's row
+# security shows it none of these (the superuser's) jobs, but the analysis
+# reads cron.job with definer rights and hands out no command text.
+q "CREATE ROLE ${P}reader LOGIN" >/dev/null && q "SELECT taskguard.grant_access('${P}reader', 'reader')" >/dev/null
+as_reader() { psql -X -At -v ON_ERROR_STOP=1 -U ${P}reader -d taskguard -c "$1" 2>&1; }
+visible=$(as_reader "SELECT count(*) FROM cron.job WHERE jobname LIKE '${P}%'")
+case $visible in 0|*"permission denied for schema cron"*) r=0 ;; *) r=1 ;; esac
+ok $r "pg_cron shows the reader none of these jobs ($(echo "$visible" | head -1))"
+health="SELECT score, hotspots, duplicates, \"overlaps\", invalid FROM taskguard.schedule_health()"
+owner=$(q "$health")
+is "$(as_reader "$health")" "$owner" "the reader sees the owner's schedule_health() ($owner)"
+hot="SELECT count(*), coalesce(sum(cardinality(jobs)), 0) FROM taskguard.schedule_hotspots"
+is "$(as_reader "$hot")" "$(q "$hot")" "the reader sees the owner's hotspots ($(q "$hot"))"
+val="SELECT string_agg(job || ' ' || problem || ' ' || detail, '; ' ORDER BY job, problem) FROM taskguard.validate_schedules()"
+is "$(as_reader "$val")" "$(q "$val")" "the reader sees the owner's validate_schedules()"
+sug="SELECT string_agg(job || ' ' || suggested_schedule, '; ' ORDER BY job) FROM taskguard.schedule_suggestions()"
+is "$(as_reader "$sug")" "$(q "$sug")" "the reader sees the owner's schedule_suggestions()"
+is "$(as_reader "SELECT count(*) FILTER (WHERE command ~ '^md5:[0-9a-f]{32}$'), count(*) FROM taskguard._schedule_jobs() WHERE source = 'pg_cron' AND job LIKE 'cron:${P}%'")" "10|10" \
+   "pg_cron jobs' commands reach the analysis as digests only"
+is "$(as_reader "SELECT prosecdef, proconfig::text FROM pg_proc WHERE oid = 'taskguard._cron_jobs'::regproc")" \
+   "t|{\"search_path=pg_catalog, taskguard, pg_temp\"}" "the definer-rights reader of cron.job pins its search_path"
+is "$(q "SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a WHERE p.oid = 'taskguard._cron_jobs'::regproc AND a.grantee = 0")" 0 \
+   "PUBLIC may not run it"
 
 # pg_cron dropped and created again later in the same session: looked up at call time.
 out=$(psql -X -q -At -v ON_ERROR_STOP=1 -d taskguard <<SQL

@@ -96,7 +96,6 @@ static const struct
 	{"@monthly", "2026-12-15 00:00:00", "2027-01-01 00:00:00"},
 	{"@yearly", "2026-06-01 00:00:00", "2027-01-01 00:00:00"},
 	{"@annually", "2026-06-01 00:00:00", "2027-01-01 00:00:00"},
-	{"@DAILY", "2026-01-01 00:00:00", "2026-01-02 00:00:00"},
 	{"30 seconds", "2026-01-01 00:00:10", "2026-01-01 00:00:30"},
 	{"30 seconds", "2026-01-01 00:00:30", "2026-01-01 00:01:00"},
 	{"7 seconds", "2026-01-01 00:00:00", "2026-01-01 00:00:07"},
@@ -138,14 +137,11 @@ static const struct
 	{"-5 * * * *", "minute", "unexpected character '-'"},
 	{"1.5 * * * *", "minute", "unexpected character '.'"},
 	{"99999999999 * * * *", "minute", "out of range"},
-	{"0 0 30 2 *", "day of month", "never fires"},
-	{"0 0 31 4 *", "day of month", "never fires"},
-	{"0 0 31 2,4,6 *", "day of month", "never fires"},
-	{"0 0 30,31 feb *", "day of month", "never fires"},
 	{"@foo", "expression", "unknown @ form"},
 	{"@", "expression", "unknown @ form"},
-	{"@reboot", "expression", "@reboot"},
 	{"@daily extra", "expression", "unexpected text after"},
+	{"@DAILY", "expression", "unknown @ form"},
+	{"@Reboot", "expression", "unknown @ form"},
 	{"60 seconds", "seconds", "1-59"},
 	{"0 seconds", "seconds", "1-59"},
 	{"5 minutes", "expression", "expected 5 fields, found 2"},
@@ -202,8 +198,43 @@ TestLimits(void)
 	ok(CronParse("0 0 * * *", 9, &s, NULL) && s.dom_star && s.dow_star,
 	   "a field starting with * is unrestricted", NULL);
 	ok(CronParse("0 0 */2 * 1", 11, &s, NULL) && s.dom_star && !s.dow_star, "*/2 counts as a star", NULL);
-	ok(strcmp(CronCanonicalAt(" @Weekly ", 9), "0 0 * * 0") == 0, "@weekly canonical form", NULL);
+	ok(strcmp(CronCanonicalAt(" @weekly ", 9), "0 0 * * 0") == 0, "@weekly canonical form", NULL);
+	ok(CronCanonicalAt("@Weekly", 7) == NULL, "@ forms are lower case, as in pg_cron", NULL);
 	ok(CronCanonicalAt("0 * * * *", 9) == NULL, "no canonical form for five fields", NULL);
+}
+
+/*
+ * Schedules pg_cron accepts but that never fire are valid, and
+ * CronNeverFires() says so; @reboot is valid with no next occurrence.
+ */
+static void
+TestNeverFires(void)
+{
+	const char *never[] = {"0 0 30 2 *", "0 0 31 2 *", "0 0 31 4 *", "0 0 31 2,4,6 *",
+	"0 0 30,31 feb *"};
+	const char *fires[] = {"0 0 29 2 *", "0 0 30 2 1", "0 0 31 * *", "* * * * *",
+	"30 seconds", "@monthly"};
+	char		msg[200];
+	CronSchedule s;
+	CronError	err = {0};
+	int64_t		n;
+
+	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+	{
+		int			parsed = CronParse(never[i], strlen(never[i]), &s, &err);
+
+		snprintf(msg, sizeof(msg), "'%s' is valid, never fires, has no next occurrence", never[i]);
+		ok(parsed && CronNeverFires(&s) && !CronNextAfter(&s, Epoch("2026-01-01 00:00:00"), &n),
+		   msg, parsed ? NULL : err.message);
+	}
+	for (size_t i = 0; i < sizeof(fires) / sizeof(fires[0]); i++)
+	{
+		snprintf(msg, sizeof(msg), "'%s' fires", fires[i]);
+		ok(CronParse(fires[i], strlen(fires[i]), &s, NULL) && !CronNeverFires(&s), msg, NULL);
+	}
+	ok(CronParse(" @reboot ", 9, &s, &err) && s.reboot && !CronNeverFires(&s) &&
+	   !CronNextAfter(&s, Epoch("2026-01-01 00:00:00"), &n),
+	   "@reboot is valid and has no next occurrence", err.message);
 }
 
 int
@@ -241,6 +272,7 @@ main(void)
 	}
 	TestProperties();
 	TestLimits();
+	TestNeverFires();
 	printf("1..%d\n", n_tests);
 	return n_failed == 0 ? 0 : 1;
 }
