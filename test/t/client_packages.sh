@@ -41,6 +41,7 @@ if $PY -c 'import pytest' 2>/dev/null; then
     (cd "$ROOT/clients/python" && $PY -m pytest -q -s -p no:cacheprovider tests) >"$TG_WORK/pytest.log" 2>&1
     rc=$?
     grep -E 'worker: stop|passed|failed|skipped|Error' "$TG_WORK/pytest.log" | sed 's/^/# /' | tail -20
+    sed -n '/warnings summary/,/^-- Docs/p' "$TG_WORK/pytest.log" | sed 's/^/# /' | head -20
     [ $rc -eq 0 ] || tail -60 "$TG_WORK/pytest.log" | sed 's/^/# /'
     ok $rc "pytest clients/python/tests passes"
     ok "$(grep -q ' skipped' "$TG_WORK/pytest.log"; echo $((1 - $?)))" "and skipped nothing (it reached the database)"
@@ -61,7 +62,7 @@ if command -v node >/dev/null && command -v npm >/dev/null; then
        "npm pack: package taskguard $ext with its types, publishable (not private)"
     (cd "$ndir" && npm test) >"$TG_WORK/npmtest.log" 2>&1
     rc=$?
-    grep -E '^# (node worker|tests|pass|fail|skipped)' "$TG_WORK/npmtest.log"
+    grep -E 'node worker:|^# (tests|pass|fail|skipped) ' "$TG_WORK/npmtest.log"
     [ $rc -eq 0 ] || grep -B2 -A20 '^not ok' "$TG_WORK/npmtest.log" | head -60 | sed 's/^/# /'
     ok $rc "npm test passes"
     is "$(sed -n 's/^# skipped //p' "$TG_WORK/npmtest.log")" 0 "and skipped nothing"
