@@ -31,8 +31,11 @@ import psycopg
 import requests
 from celery import Celery
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from taskguard_celery import Dispatcher, TaskguardTask, connect_signals  # noqa: E402
+try:        # the installed package (pip install clients/python)
+    from taskguard.celery import Dispatcher, TaskguardTask, connect_signals
+except ImportError:   # a checkout of the repository: clients/python beside clients/celery
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+    from taskguard.celery import Dispatcher, TaskguardTask, connect_signals  # noqa: E402
 
 
 def _broker():

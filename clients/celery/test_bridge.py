@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import psycopg  # noqa: E402
 
 import example  # noqa: E402
-from taskguard_celery import Dispatcher  # noqa: E402
+from taskguard.celery import Dispatcher  # noqa: E402  (the path example.py set up)
 
 example.app.conf.task_always_eager = True
 db = psycopg.connect("", autocommit=True)

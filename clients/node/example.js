@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 'use strict';
 // Example worker: handlers for a few task names, run until stopped (SIGINT /
 // SIGTERM), or with --drain until the queue has nothing ready or running.
@@ -6,7 +7,7 @@
 //
 // Connection: the usual libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE) or
 // DATABASE_URL.
-const { Worker } = require('./worker');
+const { Worker } = require('./index');
 
 const arg = (name, dflt) => {
     const i = process.argv.indexOf(`--${name}`);
@@ -43,6 +44,11 @@ const handlers = {
         err.context = { http_status: 402, order: args.order };
         throw err;
     },
+    // sleeps args.ms (the shutdown test's long task)
+    async nap(args, ctx) {
+        await sleep(args.ms || 1000, ctx.signal);
+        return { slept: args.ms || 1000 };
+    },
     // longer than a third of the lease: the worker heartbeats it meanwhile
     async report(args, ctx) {
         await sleep(args.ms || 1000, ctx.signal);
@@ -66,7 +72,7 @@ async function main() {
     const stop = async () => {
         await worker.stop();
         const s = worker.stats;
-        console.log(`claimed ${s.claimed} succeeded ${s.succeeded} failed ${s.failed} lost ${s.lost} claim_calls ${s.claimCalls} complete_calls ${s.completeCalls} piggybacked ${s.piggybacked}`);
+        console.log(`claimed ${s.claimed} succeeded ${s.succeeded} failed ${s.failed} lost ${s.lost} claim_calls ${s.claimCalls} complete_calls ${s.completeCalls} piggybacked ${s.piggybacked} released ${s.released}`);
     };
     if (drain) {
         // idle (a claim came back short, all settled) and nothing left in the table

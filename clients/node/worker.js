@@ -17,7 +17,13 @@
 // Handlers: `handlers: { task_name(args, ctx) { ... } }`, async or not; ctx has
 // task (the claimed row), attempt, signal (AbortSignal) and heartbeat().
 // Throwing fails the task; an error with `errorType` or `context` fields sends
-// those.  No handler for a task_name fails it with taskguard.UnknownTask.
+// those.  No handler for a task_name fails it as taskguard.NoHandler with a
+// message saying it "is not configured on this worker" (classified
+// CONFIGURATION_MISSING_ENV: not retried), as the Python worker does.
+//
+// stop() is a graceful shutdown: no more claims, handlers already running
+// finish and report, and claimed tasks not started yet are given back with
+// taskguard.release(id, attempt): ready again at once, their attempt unused.
 //
 // Connection loss (server restart, failover): claims pause and the worker
 // reconnects with backoff (reconnectMinMs doubling up to reconnectMaxMs).
@@ -42,6 +48,16 @@ const COMPLETE_CLAIM_SQL = `SELECT c.ok, n.id, n.task_name, n.args, n.attempts, 
     LEFT JOIN LATERAL taskguard.claim($4, $5, 1, $6::interval) n ON true`;
 const FAIL_SQL = 'SELECT (taskguard.fail($1, $2, $3, $4::jsonb, $5)).*';
 const HEARTBEAT_SQL = 'SELECT taskguard.heartbeat($1, $2::interval, $3) AS ok';
+const RELEASE_SQL = `SELECT count(*) FILTER (WHERE r)::int AS n
+    FROM unnest($1::bigint[], $2::int[]) u(id, a), LATERAL taskguard.release(u.id, u.a) r`;
+
+// What both workers send for a task_name without a handler.
+function noHandlerError(taskName, workerName) {
+    const e = new Error(`no handler for task '${taskName}' on worker ${workerName}: `
+        + 'the task is not configured on this worker');
+    e.errorType = 'taskguard.NoHandler';
+    return e;
+}
 
 // The error type fail() gets: what the thrower said, else the class name, with
 // a Node system error's code (ECONNREFUSED …) so the taxonomy can tell them apart.
@@ -134,7 +150,7 @@ class Worker {
         this.wakeGen = 0;          // a wake-up during a claim overrules its "empty"
         this.stopping = false;
         this.stats = { claimed: 0, succeeded: 0, failed: 0, lost: 0, claimCalls: 0, completeCalls: 0, piggybacked: 0,
-            reconnects: 0 };
+            reconnects: 0, released: 0 };
         // completeCalls: complete()/complete_many() sent alone; piggybacked: complete()s
         // that rode with a claim
         this.idleWaiters = [];
@@ -330,6 +346,11 @@ class Worker {
             this.claimedAhead -= n;
         }
         if (done) this.completeOne(done.task, done.result);   // the statement failed: complete alone
+        if (this.stopping && rows && rows.length > 0) {
+            // claimed while stop() was asked: give them back unstarted
+            this.track(this.releaseTasks(rows));
+            rows = [];
+        }
         if (rows === null || (rows.length < n && gen === this.wakeGen)) this.drained = true;
         else if (rows.length === n) this.probing = false;
         rows = rows || [];
@@ -340,7 +361,7 @@ class Worker {
     }
 
     dispatch() {
-        while (this.running < this.concurrency && this.buffer.length > 0) {
+        while (!this.stopping && this.running < this.concurrency && this.buffer.length > 0) {
             this.run(this.buffer.shift());
         }
     }
@@ -357,11 +378,7 @@ class Worker {
         let result, error, failed = false;
         try {
             const fn = this.handlers[task.task_name];
-            if (!fn) {
-                const e = new Error(`no handler for task ${task.task_name} in this worker`);
-                e.errorType = 'taskguard.UnknownTask';
-                throw e;
-            }
+            if (!fn) throw noHandlerError(task.task_name, this.name);
             result = await fn(task.args, ctx);
         } catch (err) {
             failed = true;
@@ -455,13 +472,25 @@ class Worker {
         return new Promise((resolve) => { this.idleWaiters.push(resolve); this.checkIdle(); });
     }
 
-    // Stop claiming, run what is already claimed, settle completions, close.
+    // Give back claimed tasks that did not start (shutdown): ready again at
+    // once, their attempt not used.  If the server is away they are left to
+    // their lease, which hands them on as a failed attempt.
+    async releaseTasks(tasks) {
+        const r = await this.pool.query({ name: 'tg_release', text: RELEASE_SQL,
+            values: [tasks.map((t) => t.id), tasks.map((t) => t.attempts)] });
+        this.stats.released += r.rows[0].n;
+        this.stats.lost += tasks.length - r.rows[0].n;
+    }
+
+    // Graceful shutdown: stop claiming, give back the claimed tasks not
+    // started, let running handlers finish, settle completions, close.
     async stop() {
         this.stopping = true;
         clearInterval(this.pollTimer);
+        const unstarted = this.buffer.splice(0);
+        if (unstarted.length > 0) this.track(this.releaseTasks(unstarted));
         while (this.running > 0 || this.buffer.length > 0 || this.claimsInFlight > 0
                || this.flushes.size > 0 || this.pendingDone.length > 0) {
-            this.dispatch();
             this.flush();
             await new Promise((r) => setTimeout(r, 5));
         }
@@ -473,4 +502,4 @@ class Worker {
     }
 }
 
-module.exports = { Worker, errorType, errorContext, isConnectionLost };
+module.exports = { Worker, errorType, errorContext, isConnectionLost, noHandlerError };

@@ -33,7 +33,7 @@ import psycopg
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from taskguard_worker import Worker  # noqa: E402
+from taskguard import Worker  # noqa: E402
 
 DSN = ""
 _db = None
@@ -98,6 +98,12 @@ def register(worker):
         time.sleep(task.args["seconds"])
         return {"pages": 3}
 
+    @worker.task("nap")
+    def nap(task):
+        # the shutdown test's long task (with --asyncio it runs in a thread)
+        time.sleep(task.args.get("seconds", 1))
+        return {"slept": task.args.get("seconds", 1)}
+
 
 def enqueue(conn, queue):
     """The demo workload: 20 e-mails and one of each failing kind."""
@@ -128,6 +134,9 @@ def main():
                         help="seconds between heartbeats (default: a third of the lease)")
     parser.add_argument("--poll", type=float, default=5, help="seconds between polls")
     parser.add_argument("--name", default=None)
+    parser.add_argument("--asyncio", action="store_true",
+                        help="run taskguard.aio.AsyncWorker instead of the threaded Worker")
+    parser.add_argument("--concurrency", type=int, default=1, help="handlers at once (--asyncio)")
     opts = parser.parse_args()
     DSN = opts.dsn
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -135,6 +144,17 @@ def main():
     if opts.command == "enqueue":
         with psycopg.connect(DSN, autocommit=True) as conn:
             enqueue(conn, opts.queue)
+        return
+    if opts.asyncio:
+        import asyncio
+
+        from taskguard.aio import AsyncWorker
+        worker = AsyncWorker(DSN, queue=opts.queue, name=opts.name, batch=opts.batch,
+                             concurrency=opts.concurrency, lease=opts.lease,
+                             heartbeat_every=opts.heartbeat, poll_interval=opts.poll)
+        register(worker)
+        asyncio.run(worker.run())
+        logging.info("stopped: %s", worker.stats)
         return
     worker = Worker(DSN, queue=opts.queue, name=opts.name, batch=opts.batch,
                     lease=opts.lease, heartbeat_every=opts.heartbeat, poll_interval=opts.poll)

@@ -364,6 +364,35 @@ BEGIN
 END
 $$;
 
+-- Give back a claimed task whose handler has not started (a worker shutting
+-- down with tasks in hand): ready again at once, as if never claimed — the
+-- attempt is not used (attempts goes back down), so a graceful shutdown
+-- costs a task none of its max_attempts.  Only the attempt the caller holds
+-- (when given), only the caller's tenants.  A half-open breaker probe the
+-- claim took is not handed back: it goes stale as an unanswered probe does.
+CREATE FUNCTION taskguard.release(task_id bigint, attempt int DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+AS $$
+DECLARE
+    v_queue text;
+BEGIN
+    UPDATE taskguard.task t
+       SET status = 'ready', attempts = t.attempts - 1, started_at = NULL,
+           worker = NULL, lease_expires_at = NULL
+     WHERE t.id = task_id AND t.status = 'running'
+       AND (attempt IS NULL OR t.attempts = attempt) AND taskguard._tenant_visible(t.tenant)
+    RETURNING t.queue INTO v_queue;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM taskguard._notify(v_queue);
+    RETURN true;
+END
+$$;
+
 -- Cancel a task that has not finished; an open DLQ record is abandoned with it.
 CREATE FUNCTION taskguard.cancel(task_id bigint)
 RETURNS boolean

@@ -28,7 +28,7 @@ SELECT ARRAY[
     -- §3 queue (requeue of a failed task is a one-record DLQ retry; the bulk
     -- dlq_retry stays an admin action)
     'enqueue', 'enqueue_many', 'claim', 'complete', 'complete_many', 'fail',
-    'heartbeat', 'cancel', 'requeue',
+    'heartbeat', 'release', 'cancel', 'requeue',
     -- §4, §5 failures (external-broker mode included), §7 priority
     'record_failure', 'claim_due_retries', 'resolve', 'classify', 'backoff',
     'retry_decision', 'calculate_priority', 'priority_level',

@@ -5,7 +5,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(61);
+SELECT plan(62);
 
 CREATE TEMP TABLE spec_function (name text, args text, result text);
 INSERT INTO spec_function VALUES
@@ -36,6 +36,7 @@ INSERT INTO spec_function VALUES
     ('idempotency_release', 'key text', 'boolean'),
     ('priority_level', 'score real', 'taskguard.priority'),
     ('record_failure', 'task_name text, args jsonb, error_type text, message text DEFAULT NULL::text, context jsonb DEFAULT ''{}''::jsonb, tenant text DEFAULT NULL::text, task_ref text DEFAULT NULL::text', 'taskguard.failure_outcome'),
+    ('release', 'task_id bigint, attempt integer DEFAULT NULL::integer', 'boolean'),
     ('requeue', 'task_id bigint, priority taskguard.priority DEFAULT NULL::taskguard.priority', 'boolean'),
     ('resolve', 'failure_id bigint, note text DEFAULT NULL::text', 'boolean'),
     ('retry_decision', 'failure_type taskguard.failure_type, retry_count integer, task_name text DEFAULT NULL::text, context jsonb DEFAULT ''{}''::jsonb', 'taskguard.retry_decision'),

@@ -46,7 +46,7 @@ is "$(q "SELECT count(*) FROM taskguard.failure_event e JOIN taskguard.task t ON
          WHERE t.queue = '$Q' AND e.error_type = 'taskguard.LeaseExpired'")" 0 "no lease expired"
 is "$(q "SELECT string_agg(t.task_name || ' ' || t.status || ' ' || d.error_type, ', ' ORDER BY t.task_name)
          FROM taskguard.task t JOIN taskguard.dead_letter d ON d.task_id = t.id WHERE t.queue = '$Q'")" \
-   "charge failed stripe.error.CardError, fetch_feed failed Error.ECONNREFUSED, fetch_feed failed Error.ECONNREFUSED, fetch_feed failed Error.ECONNREFUSED, no_such_task failed taskguard.UnknownTask, resize failed TypeError" \
+   "charge failed stripe.error.CardError, fetch_feed failed Error.ECONNREFUSED, fetch_feed failed Error.ECONNREFUSED, fetch_feed failed Error.ECONNREFUSED, no_such_task failed taskguard.NoHandler, resize failed TypeError" \
    "each failure recorded with the thrown error's type"
 is "$(q "SELECT d.message FROM taskguard.dead_letter d JOIN taskguard.task t ON t.id = d.task_id
          WHERE t.queue = '$Q' AND t.task_name = 'resize'")" "resize: img must be a number, got string" \
