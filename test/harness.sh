@@ -49,6 +49,7 @@ esac
 cleanup() { tg_stop immediate; [ "${TG_KEEP:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
 tg_start
+tg_log "server: $(psql -X -At -d postgres -c 'SELECT version()')"
 tg_create_main_db
 
 passed=0; failed=0
@@ -76,7 +77,7 @@ run_pgtap() {
 run_shell() {
     ls test/t/*.sh >/dev/null 2>&1 || return 0
     export TG_WORK=$work
-    prove ${TG_VERBOSE:+-v} --exec bash ${TG_TESTS:-test/t/*.sh}
+    prove ${TG_VERBOSE:+-v} --exec bash ${TG_TESTS:-${TG_SHELL_TESTS:-test/t/*.sh}}
 }
 
 case "$mode" in
@@ -84,11 +85,12 @@ test)
     if [ -n "${TG_TESTS:-}" ]; then
         suite "shell tests" run_shell
     else
-        [ -f test/unit/run.sh ] && suite "unit tests (pure C)" bash test/unit/run.sh
+        # TG_SERVER_ONLY (test/matrix.sh): leave out the pure-C suites, which no server version changes
+        [ -f test/unit/run.sh ] && [ -z "${TG_SERVER_ONLY:-}" ] && suite "unit tests (pure C)" bash test/unit/run.sh
         suite "pg_regress" run_regress
         suite "pgTAP" run_pgtap
         suite "shell tests" run_shell
-        [ -f test/fuzz/run.sh ] && suite "fuzz (short)" bash test/fuzz/run.sh "${FUZZ_SECONDS:-5}"
+        [ -f test/fuzz/run.sh ] && [ -z "${TG_SERVER_ONLY:-}" ] && suite "fuzz (short)" bash test/fuzz/run.sh "${FUZZ_SECONDS:-5}"
         grep -E 'TRAP:|terminated by signal (6|11)|PANIC' "$TG_LOGFILE" &&
             { tg_log "server log shows a crash"; failed=$((failed + 1)); }
     fi
