@@ -48,10 +48,15 @@ $(UPDATE_SCRIPTS): $(EXTENSION)--%.sql: $$(sort $$(wildcard src/sql/update/%/*.s
 	   printf '%s\n' '\echo Use "ALTER EXTENSION taskguard UPDATE TO '"'"'$(lastword $(subst --, ,$*))'"'"'" to load this file. \quit'; \
 	   for f in $(sort $(wildcard src/sql/update/$*/*.sql)); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
 
-.PHONY: test demo demo-stop bench bench-peers fuzz fuzz-short soak unit check-release
+.PHONY: test test-matrix demo demo-stop bench bench-peers fuzz fuzz-short soak unit check-release
 
 test:
 	bash test/harness.sh test
+
+# The suites on every supported PostgreSQL major: Debian's 15 and servers
+# built from source tarballs into a cache (README "Supported PostgreSQL versions").
+test-matrix:
+	bash test/matrix.sh
 
 demo:
 	bash test/harness.sh demo

@@ -228,8 +228,10 @@ REVOKE USAGE ON SCHEMA taskguard FROM tg_classify_plain;
 DROP ROLE tg_classify_plain;
 -- classification inside a parallel worker (the cache is loaded there too)
 CREATE TABLE classify_cases AS SELECT * FROM cases;
-SET force_parallel_mode = on;
+-- force_parallel_mode is called debug_parallel_query since PostgreSQL 16: set whichever this server has
+SELECT name AS parallel_guc FROM pg_settings WHERE name IN ('force_parallel_mode', 'debug_parallel_query') \gset
+SET :parallel_guc = on;
 SELECT count(*) FILTER (WHERE (taskguard.classify(error_type, message, context)).failure_type::text = want) AS parallel_ok
   FROM classify_cases;
-RESET force_parallel_mode;
+RESET :parallel_guc;
 DROP TABLE classify_cases;

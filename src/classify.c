@@ -7,8 +7,8 @@
  * layer that agrees adds 0.05 to the confidence.
  *
  * Cache: the rules and taskguard.retry_policy are read once per backend into
- * ClassifyCache (memory context under CacheMemoryContext; compiled regexes
- * are malloc'd by the regex library and freed with pg_regfree).  A statement
+ * ClassifyCache (memory context under CacheMemoryContext, which also holds
+ * the compiled regexes: see ClassifyCompileRegex; pg_regfree frees them).  A statement
  * trigger on both tables calls taskguard._classify_invalidate(), which sends
  * a relcache invalidation for the table; every backend's relcache callback
  * then marks its cache stale, and the next call reloads it (SPI).  So a rule
@@ -310,7 +310,13 @@ ClassifyLoadPolicies(void)
 	qsort(cache.overrides, cache.noverrides, sizeof(ClassifyOverride), ClassifyCompareOverride);
 }
 
-/* Compile a rule's regex like ~* does; NULL (with a warning) if it does not compile. */
+/*
+ * Compile a rule's regex like ~* does; NULL (with a warning) if it does not
+ * compile.  Since PostgreSQL 16 the regex library allocates in the current
+ * memory context (before, with malloc).  The compiled rule must live as long
+ * as the cache, and the caller's context is SPI's, deleted at SPI_finish: so
+ * compile with the cache's context current, on every version.
+ */
 static regex_t *
 ClassifyCompileRegex(const char *pattern, int id)
 {
@@ -318,8 +324,12 @@ ClassifyCompileRegex(const char *pattern, int id)
 	pg_wchar   *wide = palloc((len + 1) * sizeof(pg_wchar));
 	int			wlen = pg_mb2wchar_with_len(pattern, wide, len);
 	regex_t    *re = MemoryContextAlloc(cache.cxt, sizeof(regex_t));
-	int			rc = pg_regcomp(re, wide, wlen, REG_ADVANCED | REG_ICASE, DEFAULT_COLLATION_OID);
+	MemoryContext old;
+	int			rc;
 
+	old = MemoryContextSwitchTo(cache.cxt);
+	rc = pg_regcomp(re, wide, wlen, REG_ADVANCED | REG_ICASE, DEFAULT_COLLATION_OID);
+	MemoryContextSwitchTo(old);
 	pfree(wide);
 	if (rc != REG_OKAY)
 	{

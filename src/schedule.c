@@ -22,6 +22,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "compat.h"
 #include "cron_parse.h"
 #include "schedule.h"
 
@@ -458,8 +459,8 @@ SuggestBetter(const SuggestMove *a, const SuggestMove *b)
 		return a->sum < b->sum;
 	if (a->distance != b->distance)
 		return a->distance > b->distance;
-	if (Abs(a->shift) != Abs(b->shift))
-		return Abs(a->shift) < Abs(b->shift);
+	if (abs(a->shift) != abs(b->shift))
+		return abs(a->shift) < abs(b->shift);
 	return a->shift > b->shift;
 }
 

@@ -62,6 +62,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "compat.h"
 #include "queue.h"
 #include "taskguard.h"
 
@@ -174,8 +175,13 @@ SchedulerRegisterLauncher(void)
 static void
 WaitAndReload(long ms)
 {
+	static uint32 wait_event = 0;
+
+	/* a named wait event on 17+ (compat.h); registering needs shared memory, so here */
+	if (wait_event == 0)
+		wait_event = TgWaitEventExtension("TaskguardScheduler");
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 ms, PG_WAIT_EXTENSION);
+					 ms, wait_event);
 	ResetLatch(MyLatch);
 
 	/*

@@ -79,6 +79,7 @@ esac
 cleanup() { tg_stop immediate; [ "${TG_KEEP:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
 tg_start
+tg_log "server: $(psql -X -At -d postgres -c 'SELECT version()')"
 tg_create_main_db
 
 passed=0; failed=0
@@ -106,7 +107,7 @@ run_pgtap() {
 run_shell() {
     ls test/t/*.sh >/dev/null 2>&1 || return 0
     export TG_WORK=$work
-    prove ${TG_VERBOSE:+-v} --failures --exec bash ${TG_TESTS:-test/t/*.sh}
+    prove ${TG_VERBOSE:+-v} --failures --exec bash ${TG_TESTS:-${TG_SHELL_TESTS:-test/t/*.sh}}
 }
 
 case "$mode" in
@@ -117,11 +118,12 @@ test)
     if [ -n "${TG_TESTS:-}" ]; then
         suite "shell tests" run_shell
     else
-        want unit && [ -f test/unit/run.sh ] && suite "unit tests (pure C)" bash test/unit/run.sh
+        # TG_SERVER_ONLY (test/matrix.sh): leave out the pure-C suites, which no server version changes
+        want unit && [ -f test/unit/run.sh ] && [ -z "${TG_SERVER_ONLY:-}" ] && suite "unit tests (pure C)" bash test/unit/run.sh
         want regress && suite "pg_regress" run_regress
         want pgtap && suite "pgTAP" run_pgtap
         want shell && suite "shell tests" run_shell
-        want fuzz && [ -f test/fuzz/run.sh ] && suite "fuzz (short)" bash test/fuzz/run.sh "${FUZZ_SECONDS:-5}"
+        want fuzz && [ -f test/fuzz/run.sh ] && [ -z "${TG_SERVER_ONLY:-}" ] && suite "fuzz (short)" bash test/fuzz/run.sh "${FUZZ_SECONDS:-5}"
         grep -E 'TRAP:|terminated by signal (6|11)|PANIC' "$TG_LOGFILE" &&
             { tg_log "server log shows a crash"; failed=$((failed + 1)); }
     fi

@@ -2,7 +2,11 @@
 # dependencies, a private install, and throwaway clusters run as user postgres.
 # Source it; every function is prefixed tg_.
 
-TG_PGVER=15
+# The server: Debian's PostgreSQL $TG_PGVER, unless TG_PG_CONFIG names the
+# pg_config of another install (a source build: test/matrix.sh), which then
+# gives the build, the private install and TG_BIN.
+TG_PGVER=${TG_PGVER:-15}
+TG_PG_CONFIG=${TG_PG_CONFIG:-}
 TG_SYS_BIN=/usr/lib/postgresql/$TG_PGVER/bin
 TG_SYS_SHARE=/usr/share/postgresql/$TG_PGVER
 TG_PACKAGES="postgresql-$TG_PGVER postgresql-server-dev-$TG_PGVER postgresql-$TG_PGVER-cron postgresql-$TG_PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc clang bc python3-psycopg python3-celery python3-requests python3-pytest prometheus prometheus-postgres-exporter curl"
@@ -53,13 +57,14 @@ tg_disable_services() {
 
 # Build the extension (warnings are errors in tests).
 tg_build() {
-    make -s -j2 WERROR=1 >/dev/null || tg_die "build failed"
+    make -s -j2 WERROR=1 ${TG_PG_CONFIG:+PG_CONFIG=$TG_PG_CONFIG} >/dev/null || tg_die "build failed"
 }
 
 # A private copy of PostgreSQL with taskguard installed into it, so parallel
 # checkouts never overwrite each other's installed library.  Sets TG_BIN.
 tg_private_install() {
     local root=$1
+    [ -n "$TG_PG_CONFIG" ] && { tg_private_install_prefix "$root"; return; }
     mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql"
     rm -rf "$root/usr/lib/postgresql/$TG_PGVER" "$root/usr/share/postgresql/$TG_PGVER"
     cp -a "/usr/lib/postgresql/$TG_PGVER" "$root/usr/lib/postgresql/"
@@ -67,6 +72,22 @@ tg_private_install() {
     make -s install DESTDIR="$root" >/dev/null || tg_die "make install (private) failed"
     chmod -R a+rX "$root"
     TG_BIN=$root/usr/lib/postgresql/$TG_PGVER/bin
+}
+
+# The same for a server installed under one prefix (bin, lib, share): a copy
+# of the prefix, relocated under root (PostgreSQL finds its lib and share
+# directories relative to its binaries).  Its bin goes first in PATH, so psql
+# and pg_prove talk to this server with its own client.
+tg_private_install_prefix() {
+    local root=$1 prefix
+    prefix=$(dirname "$("$TG_PG_CONFIG" --bindir)")
+    rm -rf "${root:?}$prefix"
+    mkdir -p "$(dirname "$root$prefix")"
+    cp -a "$prefix" "$root$prefix"
+    make -s install DESTDIR="$root" PG_CONFIG="$TG_PG_CONFIG" >/dev/null || tg_die "make install (private) failed"
+    chmod -R a+rX "$root"
+    TG_BIN=$root$prefix/bin
+    export PATH=$TG_BIN:$PATH
 }
 
 # Is a TCP port free on loopback?
