@@ -16,6 +16,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "catalog/pg_collation.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
