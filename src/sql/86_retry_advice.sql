@@ -246,18 +246,20 @@ hist AS (            -- failures by retries made (small: one row per count)
     SELECT e.task_name, e.failure_type, e.retries, count(*) AS n,
            count(*) FILTER (WHERE e.outcome = 'recovered') AS rec
       FROM ep e GROUP BY e.task_name, e.failure_type, e.retries),
+per_retry AS (        -- retry n: recovered on it, failures that got it
+    SELECT g.task_name, g.failure_type, s.n,
+           coalesce(sum(h.rec) FILTER (WHERE h.retries = s.n), 0) AS rec_n,
+           sum(h.n) FILTER (WHERE h.retries >= s.n) AS reached
+      FROM grp g
+     CROSS JOIN LATERAL generate_series(1, greatest(g.max_retries_made, 1)) s (n)
+      JOIN hist h ON h.task_name = g.task_name AND h.failure_type = g.failure_type
+     GROUP BY g.task_name, g.failure_type, s.n),
 by_retry AS (
-    SELECT g.task_name, g.failure_type,
-           jsonb_object_agg(s.n, (SELECT coalesce(sum(h.rec) FILTER (WHERE h.retries = s.n), 0)
-                                    FROM hist h WHERE h.task_name = g.task_name
-                                     AND h.failure_type = g.failure_type)) AS recovered_by_retry,
-           jsonb_object_agg(s.n, (SELECT round(coalesce(sum(h.rec) FILTER (WHERE h.retries = s.n), 0)
-                                               / nullif(sum(h.n), 0), 4)
-                                    FROM hist h WHERE h.task_name = g.task_name
-                                     AND h.failure_type = g.failure_type
-                                     AND h.retries >= s.n)) AS recovery_rate_by_retry
-      FROM grp g, generate_series(1, greatest(g.max_retries_made, 1)) s(n)
-     GROUP BY g.task_name, g.failure_type)
+    SELECT p.task_name, p.failure_type,
+           jsonb_object_agg(p.n, p.rec_n ORDER BY p.n) AS recovered_by_retry,
+           jsonb_object_agg(p.n, round(p.rec_n / nullif(p.reached, 0), 4) ORDER BY p.n)
+               AS recovery_rate_by_retry
+      FROM per_retry p GROUP BY p.task_name, p.failure_type)
 SELECT g.task_name, g.failure_type, g.failures, g.recovered, g.exhausted, g.abandoned,
        g.resolved_by_hand, g.still_open,
        round(g.recovered::numeric / nullif(g.failures - g.still_open, 0), 4) AS recovery_rate,
