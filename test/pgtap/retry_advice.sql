@@ -13,7 +13,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(44);
+SELECT plan(53);
 
 INSERT INTO taskguard.retry_policy (failure_type, task_name, max_retries, base_delay, max_delay,
                                     multiplier, jitter) VALUES
@@ -229,6 +229,54 @@ SELECT is((SELECT retry_delay FROM taskguard.failure_event WHERE task_id = :t1 A
           NULL, '… its event has no retry delay');
 
 SELECT is(current_setting('taskguard.retry_auto_tune'), 'off', 'retry_auto_tune is off by default');
+
+-- access: readers read the advice and simulate, only admins apply it; a role
+-- mapped to a tenant sees its tenant's failures only (row security)
+CREATE FUNCTION pg_temp.try_as(role name, sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_res text;
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', role);
+    BEGIN
+        EXECUTE sql INTO v_res;
+    EXCEPTION WHEN others THEN
+        v_res := SQLSTATE;
+    END;
+    RESET ROLE;
+    RETURN v_res;
+END $$;
+CREATE ROLE adv_reader; CREATE ROLE adv_worker; CREATE ROLE adv_admin; CREATE ROLE adv_acme;
+SELECT taskguard.grant_access('adv_reader', 'reader'), taskguard.grant_access('adv_worker', 'worker'),
+       taskguard.grant_access('adv_admin', 'admin'), taskguard.grant_access('adv_acme', 'reader');
+INSERT INTO taskguard.tenant_member (role, tenant) VALUES ('adv_acme', 'acme');
+INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence, remediation,
+    retry_count, max_retries, first_failed_at, resolved_at, resolution)
+SELECT 'adv_tenant', CASE WHEN i <= 3 THEN 'acme' ELSE 'globex' END, 'RESOLVED', 'UNKNOWN', 0.5,
+       'MANUAL_INVESTIGATION', 0, 3, now() - interval '1 hour', now() - interval '1 hour' + interval '10 seconds',
+       'retry'
+  FROM generate_series(1, 10) i;
+SELECT is(pg_temp.try_as('adv_reader', $$SELECT failures::text FROM taskguard.retry_outcomes
+                                           WHERE task_name = 'adv_tenant'$$), '10',
+          'a reader reads retry_outcomes');
+SELECT is(pg_temp.try_as('adv_acme', $$SELECT failures::text FROM taskguard.retry_outcomes
+                                         WHERE task_name = 'adv_tenant'$$), '3',
+          'a reader mapped to a tenant sees only its failures');
+SELECT is(pg_temp.try_as('adv_acme', $$SELECT sample::text FROM taskguard.retry_advice
+                                         WHERE task_name = 'adv_tenant'$$), '3',
+          '… in retry_advice too');
+SELECT is(pg_temp.try_as('adv_acme', $$SELECT failures_replayed::text FROM taskguard.retry_simulate(
+              'adv_tenant', 'UNKNOWN', 3, '1 second', '1 minute', 2)$$), '3', '… and in retry_simulate');
+SELECT is(pg_temp.try_as('adv_reader', $$SELECT taskguard.retry_apply_advice('adv_slow', 'TRANSIENT_RATE_LIMIT')::text$$),
+          '42501', 'a reader may not apply advice');
+SELECT is(pg_temp.try_as('adv_worker', $$SELECT count(*)::text FROM taskguard.retry_advice$$),
+          '42501', 'a worker does not read the advice');
+SELECT is(pg_temp.try_as('adv_worker', $$SELECT recovered::text FROM taskguard.retry_simulate(
+              'adv_tenant', 'UNKNOWN', 3, '1 second', '1 minute', 2)$$),
+          '42501', 'nor run simulations');
+SELECT is(pg_temp.try_as('adv_admin', $$SELECT coalesce(taskguard.retry_apply_advice('adv_never',
+              'EXTERNAL_API_ERROR')::text, 'none')$$) <> '42501', true, 'an admin applies advice');
+SELECT is((SELECT changed_by || ' ' || (new_policy->>'max_retries') FROM taskguard.retry_policy_change
+            WHERE task_name = 'adv_never'), 'adv_admin 0', '… recorded as that admin''s change');
 
 SELECT * FROM finish();
 ROLLBACK;
