@@ -38,15 +38,19 @@ SELECT CASE
 $$;
 
 -- The effective policy of a type for a task: its override's non-NULL
--- columns, the type's default row for the rest (as retry_decision reads them).
+-- columns, the type's default row for the rest, as retry_decision reads them
+-- (not retryable: no retries; no delays: 1 s and 1 h).
 CREATE FUNCTION taskguard._retry_policy_effective(task_name text,
     failure_type taskguard.failure_type,
     OUT max_retries int, OUT base_delay interval, OUT max_delay interval,
     OUT multiplier float8, OUT jitter text)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-SELECT coalesce(o.max_retries, d.max_retries), coalesce(o.base_delay, d.base_delay, interval '0'),
-       coalesce(o.max_delay, d.max_delay, o.base_delay, d.base_delay, interval '0'),
+SELECT CASE WHEN coalesce(o.retryable, d.retryable) THEN coalesce(o.max_retries, d.max_retries)
+            ELSE 0 END,
+       coalesce(o.base_delay, d.base_delay, interval '1 second'),
+       greatest(coalesce(o.max_delay, d.max_delay, interval '1 hour'),
+                coalesce(o.base_delay, d.base_delay, interval '1 second')),
        coalesce(o.multiplier, d.multiplier), coalesce(o.jitter, d.jitter)
   FROM taskguard.retry_policy d
   LEFT JOIN taskguard.retry_policy o ON o.failure_type = d.failure_type AND o.task_name = $1
