@@ -13,7 +13,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(53);
+SELECT plan(59);
 
 INSERT INTO taskguard.retry_policy (failure_type, task_name, max_retries, base_delay, max_delay,
                                     multiplier, jitter) VALUES
@@ -128,6 +128,53 @@ SELECT results_eq(
     $$SELECT failures_replayed FROM taskguard.retry_simulate('nobody', 'UNKNOWN', 3, '1 second',
           '1 minute', 2)$$,
     $$VALUES (0::bigint)$$, 'no history: nothing replayed');
+
+-- the replay at its edges: constant delays computed directly, no delay at all,
+-- a multiplier that would overflow, a mixed history's percentiles
+SELECT results_eq(
+    $$SELECT * FROM taskguard.retry_simulate('adv_slow', 'TRANSIENT_RATE_LIMIT', 1000000, '1 second',
+                                             '1 second', 2)$$,
+    $$VALUES (25::bigint, 25::bigint, 1500::bigint, 0::bigint, '60 seconds'::interval, '60 seconds'::interval)$$,
+    'a retry every second, up to a million: recovered on the 60th (computed, not looped)');
+SELECT results_eq(
+    $$SELECT * FROM taskguard.retry_simulate('adv_slow', 'TRANSIENT_RATE_LIMIT', 5, '0', '0', 2)$$,
+    $$VALUES (25::bigint, 0::bigint, 125::bigint, 125::bigint, NULL::interval, NULL::interval)$$,
+    'no delay at all: every retry comes at once and none recovers');
+SELECT results_eq(
+    $$SELECT * FROM taskguard.retry_simulate('adv_slow', 'TRANSIENT_RATE_LIMIT', 3, '20 seconds',
+                                             '1 hour', 1e300)$$,
+    $$VALUES (25::bigint, 25::bigint, 50::bigint, 0::bigint, '01:00:20'::interval, '01:00:20'::interval)$$,
+    'a huge multiplier reaches the cap without overflowing: 20 s, then 1 h later');
+SELECT results_eq(
+    $$SELECT * FROM taskguard.retry_simulate('adv_slow', 'TRANSIENT_RATE_LIMIT', 3, '30 seconds',
+                                             '1 hour', 1)$$,
+    $$VALUES (25::bigint, 25::bigint, 50::bigint, 0::bigint, '60 seconds'::interval, '60 seconds'::interval)$$,
+    'multiplier 1: retries every 30 s');
+
+INSERT INTO taskguard.dead_letter (task_name, status, failure_type, confidence, remediation,
+    retry_count, max_retries, first_failed_at, resolved_at, resolution)
+SELECT 'mix_case', st::taskguard.dlq_status, 'SYSTEM_CPU_OVERLOAD', 0.7, 'SCALE_RESOURCES', rc, 5,
+       now() - interval '5 hours', now() - interval '5 hours' + t * interval '1 second', res
+  FROM (VALUES ('RESOLVED', 0, 5, 'retry'), ('RESOLVED', 0, 5, 'retry'), ('RESOLVED', 0, 5, 'retry'),
+               ('RESOLVED', 0, 5, 'retry'), ('RESOLVED', 0, 5, 'retry'), ('RESOLVED', 0, 5, 'retry'),
+               ('RESOLVED', 2, 25, 'retry'), ('RESOLVED', 2, 25, 'retry'), ('RESOLVED', 2, 25, 'retry'),
+               ('RESOLVED', 4, 100, 'retry'),
+               ('ABANDONED', 5, NULL, 'max retries exceeded'), ('ABANDONED', 5, NULL, 'max retries exceeded'))
+       v (st, rc, t, res);
+SELECT results_eq(
+    $$SELECT failures, recovered, exhausted, recovery_rate, recovered_by_retry, recovery_rate_by_retry,
+             recovery_time_p50, recovery_time_p90, retries_never_recovered
+        FROM taskguard.retry_outcomes WHERE task_name = 'mix_case'$$,
+    $$VALUES (12::bigint, 10::bigint, 2::bigint, 0.8333::numeric,
+              '{"1": 6, "2": 0, "3": 3, "4": 0, "5": 1}'::jsonb,
+              '{"1": 0.5, "2": 0, "3": 0.5, "4": 0, "5": 0.3333}'::jsonb,
+              '5 seconds'::interval, '25 seconds'::interval, 10::bigint)$$,
+    'a mixed history: rates by retry of the failures that got that retry, percentiles');
+SELECT results_eq(
+    $$SELECT * FROM taskguard.retry_simulate('mix_case', 'SYSTEM_CPU_OVERLOAD', 3, '5 seconds',
+                                             '1 hour', 2)$$,
+    $$VALUES (12::bigint, 9::bigint, 24::bigint, 9::bigint, '5 seconds'::interval, '35 seconds'::interval)$$,
+    'retries at 5, 15, 35 s: 6 on the first, 3 on the third, the 100 s one and 2 exhausted not');
 
 -- bad input names the argument
 SELECT throws_like($$SELECT * FROM taskguard.retry_simulate('adv_slow', 'TRANSIENT_RATE_LIMIT', -1,

@@ -187,7 +187,9 @@ $$;
 -- retries when every_max is true, else one row for max_retries = retries.
 -- Retry i comes at t_i = Σ_{k≤i} factor × min(cap, base × multiplier^(k−1))
 -- after the first failure; a failure recovered at T is recovered by the first
--- t_i ≥ T, spending i retries.  Cost: max_retries binary searches.
+-- t_i ≥ T, spending i retries.  While the delays grow, one binary search per
+-- retry; once they are constant (the cap, multiplier 1), each remaining
+-- recovery's retry is computed directly, so a large max_retries costs nothing.
 CREATE FUNCTION taskguard._retry_replay(recovery_secs float8[], lost bigint, retries int,
     base_secs float8, cap_secs float8, multiplier float8, factor float8, every_max boolean)
 RETURNS TABLE (max_retries int, failures_replayed bigint, recovered bigint,
@@ -199,15 +201,20 @@ DECLARE
     v_rec   float8[] := coalesce(recovery_secs, '{}');
     v_n     int := coalesce(cardinality(recovery_secs), 0);
     v_total bigint := v_n + coalesce(lost, 0);
-    v_t     float8[] := '{}';    -- t_i
-    v_c     bigint[] := '{}';    -- failures recovered by retry i
-    v_step  float8 := base_secs;
-    v_now   float8 := 0;
-    v_prev  int := 0;
+    -- the retries that recover something: retry number, its time, how many
+    v_ri    int[] := '{}';
+    v_rt    float8[] := '{}';
+    v_rc    bigint[] := '{}';
+    v_k     int := 0;            -- entries in v_ri/v_rt/v_rc
+    v_step  float8 := base_secs; -- the next retry's delay before the cap and jitter
+    v_d     float8;
+    v_now   float8 := 0;         -- t of the last retry made
+    v_prev  int := 0;            -- recoveries reached so far
     v_lo    int;
     v_hi    int;
     v_mid   int;
-    v_i     int := 0;
+    v_i     bigint := 0;
+    v_j     bigint;
     v_m     int;
     v_recov bigint;
     v_spent bigint;
@@ -215,34 +222,58 @@ DECLARE
     v_p50   float8;
     v_p90   float8;
 BEGIN
-    -- the schedule, until every recorded recovery is reached
-    WHILE v_i < _retry_replay.retries AND v_prev < v_n LOOP
+    WHILE v_i < retries AND v_prev < v_n LOOP
+        v_d := factor * least(cap_secs, v_step);
+        IF v_d > 0 AND (v_step >= cap_secs OR multiplier = 1) THEN
+            -- constant delays from here: the recovery at T needs ceil((T − t)/d) more retries
+            FOR v_lo IN v_prev + 1 .. v_n LOOP
+                v_j := v_i + greatest(1, ceil((v_rec[v_lo] - v_now) / v_d - 1e-9))::bigint;
+                EXIT WHEN v_j > retries;
+                IF v_k > 0 AND v_ri[v_k] = v_j THEN
+                    v_rc[v_k] := v_rc[v_k] + 1;
+                ELSE
+                    v_k := v_k + 1;
+                    v_ri[v_k] := v_j;
+                    v_rt[v_k] := v_now + (v_j - v_i) * v_d;
+                    v_rc[v_k] := 1;
+                END IF;
+            END LOOP;
+            EXIT;
+        END IF;
         v_i := v_i + 1;
-        v_now := v_now + factor * least(cap_secs, v_step);
-        v_step := least(cap_secs, v_step * multiplier);   -- capped: never overflows
-        -- v_hi: how many recoveries come at or before t_i
+        v_now := v_now + v_d;
+        v_step := CASE WHEN v_step > 0 AND multiplier > cap_secs / v_step THEN cap_secs
+                       ELSE v_step * multiplier END;   -- capped: never overflows
+        -- v_lo: how many recoveries come at or before this retry
         v_lo := v_prev; v_hi := v_n;
         WHILE v_lo < v_hi LOOP
             v_mid := (v_lo + v_hi + 1) / 2;
             IF v_rec[v_mid] <= v_now THEN v_lo := v_mid; ELSE v_hi := v_mid - 1; END IF;
         END LOOP;
-        v_t := v_t || v_now;
-        v_c := v_c || (v_lo - v_prev)::bigint;
-        v_prev := v_lo;
+        IF v_lo > v_prev THEN
+            v_k := v_k + 1;
+            v_ri[v_k] := v_i;
+            v_rt[v_k] := v_now;
+            v_rc[v_k] := v_lo - v_prev;
+            v_prev := v_lo;
+        END IF;
+        -- no delay: every later retry comes at the same time and recovers nothing more
+        EXIT WHEN v_d <= 0;
     END LOOP;
 
-    FOR v_m IN CASE WHEN every_max THEN 0 ELSE _retry_replay.retries END
-               .. _retry_replay.retries LOOP
+    FOR v_m IN CASE WHEN every_max THEN 0 ELSE retries END .. retries LOOP
         v_recov := 0; v_spent := 0;
-        FOR k IN 1 .. least(v_m, v_i) LOOP
-            v_recov := v_recov + v_c[k];
-            v_spent := v_spent + k * v_c[k];
+        FOR e IN 1 .. v_k LOOP
+            EXIT WHEN v_ri[e] > v_m;
+            v_recov := v_recov + v_rc[e];
+            v_spent := v_spent + v_ri[e] * v_rc[e];
         END LOOP;
         v_p50 := NULL; v_p90 := NULL; v_cum := 0;
-        FOR k IN 1 .. least(v_m, v_i) LOOP
-            v_cum := v_cum + v_c[k];
-            IF v_p50 IS NULL AND v_c[k] > 0 AND v_cum >= 0.5 * v_recov THEN v_p50 := v_t[k]; END IF;
-            IF v_p90 IS NULL AND v_c[k] > 0 AND v_cum >= 0.9 * v_recov THEN v_p90 := v_t[k]; END IF;
+        FOR e IN 1 .. v_k LOOP
+            EXIT WHEN v_ri[e] > v_m;
+            v_cum := v_cum + v_rc[e];
+            IF v_p50 IS NULL AND v_cum >= 0.5 * v_recov THEN v_p50 := v_rt[e]; END IF;
+            IF v_p90 IS NULL AND v_cum >= 0.9 * v_recov THEN v_p90 := v_rt[e]; END IF;
         END LOOP;
         max_retries := v_m;
         failures_replayed := v_total;
@@ -350,7 +381,8 @@ SELECT g.task_name, g.failure_type, g.failures, g.recovered, g.exhausted, g.aban
 -- Candidate policies searched by retry_advice for one history and current
 -- policy: first delays from the current one, round values and the recorded
 -- recovery times (so "recovers only after 60 s" can give "start at 60 s"),
--- multipliers 1, 2 and the current one, max_retries 0 to max(10, current);
+-- multipliers 1, 2 and the current one, max_retries 0 to max(10, current)
+-- (at most 25: retry_advice replays the current policy itself);
 -- the cap and the jitter stay the current ones (the cap at least the delay).
 CREATE FUNCTION taskguard._retry_candidates(recovery_secs float8[], lost bigint,
     cur_max int, cur_base interval, cur_cap interval, cur_mult float8, cur_jitter text)
@@ -374,7 +406,7 @@ SELECT r.max_retries, make_interval(secs => b.b),
        r.failures_replayed, r.recovered, r.attempts_spent, r.attempts_wasted,
        r.median_added_delay, r.p90_added_delay
   FROM bases b, mults m, f,
-       taskguard._retry_replay(recovery_secs, lost, greatest(10, cur_max), b.b,
+       taskguard._retry_replay(recovery_secs, lost, greatest(10, least(cur_max, 25)), b.b,
            greatest(extract(epoch FROM cur_cap)::float8, b.b), m.m, f.f, true) r
 $$;
 
