@@ -111,9 +111,10 @@ $$;
 -- retries when every_max is true, else one row for max_retries = retries.
 -- Retry i comes at t_i = Σ_{k≤i} factor × min(cap, base × multiplier^(k−1))
 -- after the first failure; a failure recovered at T is recovered by the first
--- t_i ≥ T, spending i retries.  While the delays grow, one binary search per
--- retry; once they are constant (the cap, multiplier 1), each remaining
--- recovery's retry is computed directly, so a large max_retries costs nothing.
+-- t_i ≥ T, spending i retries.  One binary search per retry while the delays
+-- grow; once they are constant (the cap, multiplier 1) the next retry that
+-- recovers something is computed directly, so a large max_retries costs
+-- nothing: at most one search per retry that recovers something.
 CREATE FUNCTION taskguard._retry_replay(recovery_secs float8[], lost bigint, retries int,
     base_secs float8, cap_secs float8, multiplier float8, factor float8, every_max boolean)
 RETURNS TABLE (max_retries int, failures_replayed bigint, recovered bigint,
@@ -149,18 +150,24 @@ BEGIN
     WHILE v_i < retries AND v_prev < v_n LOOP
         v_d := factor * least(cap_secs, v_step);
         IF v_d > 0 AND (v_step >= cap_secs OR multiplier = 1) THEN
-            -- constant delays from here: the recovery at T needs ceil((T − t)/d) more retries
-            FOR v_lo IN v_prev + 1 .. v_n LOOP
-                v_j := v_i + greatest(1, ceil((v_rec[v_lo] - v_now) / v_d - 1e-9))::bigint;
+            -- constant delays from here: the next recovery (at T) needs
+            -- ceil((T − t)/d) more retries; jump to that retry
+            WHILE v_prev < v_n LOOP
+                v_j := v_i + greatest(1, ceil((v_rec[v_prev + 1] - v_now) / v_d - 1e-9))::bigint;
                 EXIT WHEN v_j > retries;
-                IF v_k > 0 AND v_ri[v_k] = v_j THEN
-                    v_rc[v_k] := v_rc[v_k] + 1;
-                ELSE
-                    v_k := v_k + 1;
-                    v_ri[v_k] := v_j;
-                    v_rt[v_k] := v_now + (v_j - v_i) * v_d;
-                    v_rc[v_k] := 1;
-                END IF;
+                v_now := v_now + (v_j - v_i) * v_d;
+                v_i := v_j;
+                v_lo := v_prev; v_hi := v_n;
+                WHILE v_lo < v_hi LOOP
+                    v_mid := (v_lo + v_hi + 1) / 2;
+                    IF v_rec[v_mid] <= v_now THEN v_lo := v_mid; ELSE v_hi := v_mid - 1; END IF;
+                END LOOP;
+                v_lo := greatest(v_lo, v_prev + 1);   -- within rounding of t: that one too
+                v_k := v_k + 1;
+                v_ri[v_k] := v_i;
+                v_rt[v_k] := v_now;
+                v_rc[v_k] := v_lo - v_prev;
+                v_prev := v_lo;
             END LOOP;
             EXIT;
         END IF;
