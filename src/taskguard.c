@@ -38,7 +38,7 @@ static char *tg_dlq_retention = NULL;
 static char *tg_idempotency_ttl = NULL;
 static char *tg_dispatch_timeout = NULL;
 
-/* read from SQL; nothing acts on it yet (docs/failures.md "Retry advice") */
+/* read from SQL by the scheduler step retry_tune (docs/failures.md "Retry advice") */
 static bool tg_retry_auto_tune = false;
 
 bool		tg_shmem_ready = false;
@@ -207,7 +207,7 @@ DefineGucs(void)
 					  "How long a retry handed out by claim_due_retries() may go unreported before it is due again.",
 					  &tg_dispatch_timeout, "1 hour");
 	DefineCustomBoolVariable("taskguard.retry_auto_tune",
-							 "Let taskguard apply retry advice by itself (not implemented yet: off does the same).",
+							 "Let the scheduler apply retry advice within bounds, once an hour.",
 							 NULL, &tg_retry_auto_tune, false,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	SchedulerDefineGucs();

@@ -453,6 +453,39 @@ CREATE TABLE taskguard.retry_policy_change (
 SELECT pg_catalog.pg_extension_config_dump('taskguard.retry_policy_change', '');
 SELECT pg_catalog.pg_extension_config_dump('taskguard.retry_policy_change_id_seq', '');
 
+-- Write a recommendation into the per-task override and record the change;
+-- the change's id.
+CREATE FUNCTION taskguard._retry_apply(task_name text, failure_type taskguard.failure_type,
+    max_retries int, base_delay interval, max_delay interval, multiplier float8, reason text,
+    auto boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_old jsonb;
+    v_new jsonb;
+    v_id  bigint;
+BEGIN
+    SELECT to_jsonb(p) INTO v_old FROM taskguard.retry_policy p
+     WHERE p.task_name = _retry_apply.task_name AND p.failure_type = _retry_apply.failure_type
+       FOR UPDATE;
+    INSERT INTO taskguard.retry_policy AS p (failure_type, task_name, max_retries, base_delay,
+                                             max_delay, multiplier)
+    VALUES (_retry_apply.failure_type, _retry_apply.task_name, _retry_apply.max_retries,
+            _retry_apply.base_delay, _retry_apply.max_delay, _retry_apply.multiplier)
+    ON CONFLICT ON CONSTRAINT retry_policy_key DO UPDATE
+       SET max_retries = EXCLUDED.max_retries, base_delay = EXCLUDED.base_delay,
+           max_delay = EXCLUDED.max_delay, multiplier = EXCLUDED.multiplier
+    RETURNING to_jsonb(p) INTO v_new;
+    INSERT INTO taskguard.retry_policy_change (task_name, failure_type, old_policy, new_policy,
+                                               reason, auto)
+    VALUES (_retry_apply.task_name, _retry_apply.failure_type, coalesce(v_old, '{}'), v_new,
+            _retry_apply.reason, _retry_apply.auto)
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END
+$$;
+
 -- Apply retry_advice's recommendation for one task_name and failure_type
 -- (an admin's action): write the per-task override and record the change.
 -- Returns the change's id, NULL when there is no advice to apply.
@@ -462,9 +495,6 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
     v_adv taskguard.retry_advice;
-    v_old jsonb;
-    v_new jsonb;
-    v_id  bigint;
 BEGIN
     PERFORM taskguard._require(task_name, 'task_name');
     PERFORM taskguard._require(failure_type, 'failure_type');
@@ -474,22 +504,73 @@ BEGIN
     IF NOT FOUND OR v_adv.recommended_max_retries IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT to_jsonb(p) INTO v_old FROM taskguard.retry_policy p
-     WHERE p.task_name = retry_apply_advice.task_name
-       AND p.failure_type = retry_apply_advice.failure_type FOR UPDATE;
-    INSERT INTO taskguard.retry_policy AS p (failure_type, task_name, max_retries, base_delay,
-                                             max_delay, multiplier)
-    VALUES (retry_apply_advice.failure_type, retry_apply_advice.task_name,
+    RETURN taskguard._retry_apply(task_name, failure_type, v_adv.recommended_max_retries,
+        v_adv.recommended_base_delay, v_adv.recommended_max_delay, v_adv.recommended_multiplier,
+        v_adv.reason, false);
+END
+$$;
+
+-- Auto-tuning: apply every piece of advice that changes something and stays
+-- within the bounds of docs/failures.md "Retry advice":
+--   * at least 100 closed failures (5 × min_sample) in 30 days;
+--   * no change to that task and type (automatic or by hand) in 24 hours;
+--   * max_retries at most the larger of the current and the type default's;
+--   * base_delay within a quarter and 4 times the current one (up to 4 s when
+--     the current one is 0), at most 1 hour; the multiplier 1 to 4.
+-- Returns how many policies changed, each recorded with auto = true.
+CREATE FUNCTION taskguard._retry_tune_apply()
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_adv record;
+    v_n   int := 0;
+BEGIN
+    FOR v_adv IN
+        SELECT a.* FROM taskguard.retry_advice a
+         WHERE a.sample >= 5 * a.min_sample
+           AND a.recommended_max_retries IS NOT NULL
+           AND (a.recommended_max_retries, a.recommended_base_delay, a.recommended_max_delay,
+                a.recommended_multiplier) IS DISTINCT FROM
+               (a.current_max_retries, a.current_base_delay, a.current_max_delay,
+                a.current_multiplier)
+           AND a.recommended_max_retries <= greatest(a.current_max_retries,
+                   (SELECT d.max_retries FROM taskguard.retry_policy d
+                     WHERE d.failure_type = a.failure_type AND d.task_name IS NULL))
+           AND a.recommended_base_delay
+               BETWEEN a.current_base_delay / 4 AND greatest(a.current_base_delay, interval '1 second') * 4
+           AND a.recommended_base_delay <= interval '1 hour'
+           AND a.recommended_multiplier BETWEEN 1 AND 4
+           AND NOT EXISTS (SELECT 1 FROM taskguard.retry_policy_change c
+                            WHERE c.task_name = a.task_name AND c.failure_type = a.failure_type
+                              AND c.changed_at > now() - interval '24 hours')
+         ORDER BY a.task_name, a.failure_type
+    LOOP
+        PERFORM taskguard._retry_apply(v_adv.task_name, v_adv.failure_type,
             v_adv.recommended_max_retries, v_adv.recommended_base_delay,
-            v_adv.recommended_max_delay, v_adv.recommended_multiplier)
-    ON CONFLICT ON CONSTRAINT retry_policy_key DO UPDATE
-       SET max_retries = EXCLUDED.max_retries, base_delay = EXCLUDED.base_delay,
-           max_delay = EXCLUDED.max_delay, multiplier = EXCLUDED.multiplier
-    RETURNING to_jsonb(p) INTO v_new;
-    INSERT INTO taskguard.retry_policy_change (task_name, failure_type, old_policy, new_policy, reason)
-    VALUES (retry_apply_advice.task_name, retry_apply_advice.failure_type,
-            coalesce(v_old, '{}'), v_new, v_adv.reason)
-    RETURNING id INTO v_id;
-    RETURN v_id;
+            v_adv.recommended_max_delay, v_adv.recommended_multiplier,
+            'auto-tune: ' || v_adv.reason, true);
+        v_n := v_n + 1;
+    END LOOP;
+    RETURN v_n;
+END
+$$;
+
+-- Scheduler step 'retry_tune': nothing unless taskguard.retry_auto_tune is
+-- on, then at most once an hour (metric_snapshot keeps the last run).
+CREATE FUNCTION taskguard._retry_auto_tune()
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+BEGIN
+    IF coalesce(current_setting('taskguard.retry_auto_tune', true), 'off') <> 'on'
+       OR EXISTS (SELECT 1 FROM taskguard.metric_snapshot s
+                   WHERE s.name = 'retry_tune_run' AND s.computed_at > now() - interval '1 hour') THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO taskguard.metric_snapshot AS s (name, value, computed_at)
+    VALUES ('retry_tune_run', NULL, now())
+    ON CONFLICT (name) DO UPDATE SET computed_at = EXCLUDED.computed_at;
+    RETURN taskguard._retry_tune_apply();
 END
 $$;

@@ -13,7 +13,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(59);
+SELECT plan(65);
 
 INSERT INTO taskguard.retry_policy (failure_type, task_name, max_retries, base_delay, max_delay,
                                     multiplier, jitter) VALUES
@@ -324,6 +324,38 @@ SELECT is(pg_temp.try_as('adv_admin', $$SELECT coalesce(taskguard.retry_apply_ad
               'EXTERNAL_API_ERROR')::text, 'none')$$) <> '42501', true, 'an admin applies advice');
 SELECT is((SELECT changed_by || ' ' || (new_policy->>'max_retries') FROM taskguard.retry_policy_change
             WHERE task_name = 'adv_never'), 'adv_admin 0', '… recorded as that admin''s change');
+
+-- auto-tuning: off by default; within its bounds (docs/failures.md)
+SELECT is(taskguard._retry_auto_tune(), 0, 'retry_auto_tune off: the step changes nothing');
+SELECT is((SELECT count(*) FROM taskguard.metric_snapshot WHERE name = 'retry_tune_run'), 0::bigint,
+          '… and does not even look');
+INSERT INTO taskguard.retry_policy (failure_type, task_name, max_retries, base_delay, max_delay,
+                                    multiplier, jitter) VALUES
+    ('TRANSIENT_RATE_LIMIT', 'tune_slow', 8, '20 seconds', '30 minutes', 2, 'none'),
+    ('TRANSIENT_RATE_LIMIT', 'tune_recent', 8, '20 seconds', '30 minutes', 2, 'none'),
+    ('EXTERNAL_API_ERROR', 'tune_far', 8, '2 seconds', '1 hour', 2, 'none');
+INSERT INTO taskguard.dead_letter (task_name, status, failure_type, confidence, remediation,
+    retry_count, max_retries, first_failed_at, resolved_at, resolution)
+SELECT n, 'RESOLVED', t::taskguard.failure_type, 0.9, 'RETRY_WITH_BACKOFF', rc, 8,
+       now() - interval '1 day', now() - interval '1 day' + secs * interval '1 second', 'retry'
+  FROM (VALUES ('tune_slow', 'TRANSIENT_RATE_LIMIT', 1, 60), ('tune_recent', 'TRANSIENT_RATE_LIMIT', 1, 60),
+               ('tune_far', 'EXTERNAL_API_ERROR', 7, 300)) v (n, t, rc, secs),
+       generate_series(1, 120) i;
+INSERT INTO taskguard.retry_policy_change (changed_at, task_name, failure_type, old_policy, new_policy, reason)
+VALUES (now() - interval '1 hour', 'tune_recent', 'TRANSIENT_RATE_LIMIT', '{}', '{}', 'by hand');
+SELECT is(taskguard._retry_tune_apply(), 1, 'auto-tune applies one piece of advice');
+SELECT results_eq(
+    $$SELECT p.task_name, p.max_retries, p.base_delay, c.auto, c.reason LIKE 'auto-tune: recovered only after%'
+        FROM taskguard.retry_policy p JOIN taskguard.retry_policy_change c USING (task_name, failure_type)
+       WHERE p.task_name LIKE 'tune\_%' AND c.auto$$,
+    $$VALUES ('tune_slow'::text, 1, '60 seconds'::interval, true, true)$$,
+    'tune_slow: start at 60 s, recorded as automatic');
+SELECT results_eq(
+    $$SELECT task_name, max_retries, base_delay FROM taskguard.retry_policy
+       WHERE task_name IN ('tune_far', 'tune_recent') ORDER BY task_name$$,
+    $$VALUES ('tune_far'::text, 8, '2 seconds'::interval), ('tune_recent', 8, '20 seconds')$$,
+    'not tune_far (60 s is beyond 4 × its 2 s) nor tune_recent (changed an hour ago)');
+SELECT is(taskguard._retry_tune_apply(), 0, 'a second run changes nothing more');
 
 SELECT * FROM finish();
 ROLLBACK;
