@@ -13,7 +13,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(65);
+SELECT plan(69);
 
 INSERT INTO taskguard.retry_policy (failure_type, task_name, max_retries, base_delay, max_delay,
                                     multiplier, jitter) VALUES
@@ -324,6 +324,26 @@ SELECT is(pg_temp.try_as('adv_admin', $$SELECT coalesce(taskguard.retry_apply_ad
               'EXTERNAL_API_ERROR')::text, 'none')$$) <> '42501', true, 'an admin applies advice');
 SELECT is((SELECT changed_by || ' ' || (new_policy->>'max_retries') FROM taskguard.retry_policy_change
             WHERE task_name = 'adv_never'), 'adv_admin 0', '… recorded as that admin''s change');
+
+-- real flows: a queue task that fails once and then succeeds recovers on
+-- retry 1; an external-broker record failing twice then resolve()d recovers
+-- on retry 2
+SELECT taskguard.enqueue('flow_queue', '{}', 'tap_flow') AS f1 \gset
+SELECT count(*) FROM taskguard.claim('tap_flow', 'w');
+SELECT (taskguard.fail(:f1, 'TimeoutError', 'timed out')).action;
+UPDATE taskguard.dead_letter SET next_retry_at = now() - interval '1 second' WHERE task_id = :f1;
+SELECT taskguard._requeue_due_retries(100);
+SELECT is((SELECT count(*)::int FROM taskguard.claim('tap_flow', 'w')), 1, 'the retry is claimed');
+SELECT ok(taskguard.complete(:f1), 'and succeeds');
+SELECT (taskguard.record_failure('flow_ext', '{}', 'TimeoutError', 'timed out', task_ref => 'ext-1')).action;
+SELECT (taskguard.record_failure('flow_ext', '{}', 'TimeoutError', 'timed out', task_ref => 'ext-1')).action;
+SELECT ok(taskguard.resolve((SELECT id FROM taskguard.dead_letter WHERE task_ref = 'ext-1')), 'resolved');
+SELECT results_eq(
+    $$SELECT task_name, failures, recovered, recovered_by_retry FROM taskguard.retry_outcomes
+       WHERE task_name LIKE 'flow\_%' ORDER BY task_name$$,
+    $$VALUES ('flow_ext'::text, 1::bigint, 1::bigint, '{"1": 0, "2": 1}'::jsonb),
+             ('flow_queue', 1, 1, '{"1": 1}')$$,
+    'fail() then complete(): recovered on retry 1; record_failure twice then resolve(): on retry 2');
 
 -- auto-tuning: off by default; within its bounds (docs/failures.md)
 SELECT is(taskguard._retry_auto_tune(), 0, 'retry_auto_tune off: the step changes nothing');
