@@ -38,6 +38,9 @@ static char *tg_dlq_retention = NULL;
 static char *tg_idempotency_ttl = NULL;
 static char *tg_dispatch_timeout = NULL;
 
+/* read from SQL by the scheduler step retry_tune (docs/failures.md "Retry advice") */
+static bool tg_retry_auto_tune = false;
+
 bool		tg_shmem_ready = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -203,6 +206,10 @@ DefineGucs(void)
 	DefineIntervalGuc("taskguard.dispatch_timeout",
 					  "How long a retry handed out by claim_due_retries() may go unreported before it is due again.",
 					  &tg_dispatch_timeout, "1 hour");
+	DefineCustomBoolVariable("taskguard.retry_auto_tune",
+							 "Let the scheduler apply retry advice within bounds, once an hour.",
+							 NULL, &tg_retry_auto_tune, false,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	SchedulerDefineGucs();
 	MarkGUCPrefixReserved("taskguard");
 }

@@ -69,7 +69,9 @@ CREATE TABLE taskguard.failure_event (
     error_type   text,
     error        text,          -- the first 1000 characters of the message
     retry_count  int NOT NULL,
-    action       text NOT NULL  -- retry | abandon
+    action       text NOT NULL, -- retry | abandon
+    confidence   real,          -- the classification's (NULL: recorded before 0.2.0)
+    retry_delay  interval       -- the wait before the next retry (action retry)
 );
 SELECT pg_catalog.pg_extension_config_dump('taskguard.failure_event', '');
 CREATE INDEX failure_event_time_idx ON taskguard.failure_event (time);
@@ -148,10 +150,12 @@ BEGIN
     END IF;
 
     INSERT INTO taskguard.failure_event (failure_id, task_id, task_name, tenant, failure_type,
-                                         error_type, error, retry_count, action)
+                                         error_type, error, retry_count, action, confidence,
+                                         retry_delay)
     VALUES (v_id, p_task_id, p_task_name, p_tenant, v_cls.failure_type, left(p_error_type, 1000),
             left(p_message, 1000), p_retry_count,
-            CASE WHEN v_dec.should_retry THEN 'retry' ELSE 'abandon' END);
+            CASE WHEN v_dec.should_retry THEN 'retry' ELSE 'abandon' END, v_cls.confidence,
+            CASE WHEN v_dec.should_retry THEN v_dec.delay END);
 
     RETURN (v_cls.failure_type, v_cls.confidence, v_cls.remediation,
             CASE WHEN v_dec.should_retry THEN 'retry' ELSE 'abandon' END,

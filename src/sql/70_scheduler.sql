@@ -7,7 +7,8 @@ RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 SELECT ARRAY['breakers', 'requeue_retries', 'redispatch_lost', 'reap_leases', 'expire_keys', 'escalate',
-             'prune_tasks', 'prune_failures', 'flush_counters', 'rollup', 'alerts', 'notify']
+             'prune_tasks', 'prune_failures', 'flush_counters', 'rollup', 'alerts', 'notify',
+             'retry_tune']
 $$;
 
 -- Run one step with a batch bound; returns how many rows it handled.
@@ -29,6 +30,7 @@ BEGIN
         WHEN 'rollup'          THEN taskguard._rollup(batch)
         WHEN 'alerts'          THEN taskguard._check_alerts()
         WHEN 'notify'          THEN taskguard._send_pending_notifies()
+        WHEN 'retry_tune'      THEN taskguard._retry_auto_tune()
     END;
 END
 $$;

@@ -62,3 +62,15 @@ SELECT taskguard.prometheus_metrics() IS NOT NULL;
 -- a failure after the scheduler's pass: its rollup deltas are not folded yet
 SELECT taskguard.record_failure('celery.refund', '{"order": 9}', 'TimeoutError', 'timed out',
                                 task_ref => 'celery-456');
+
+-- 0.2.0 tables that no 0.1.0 call fills (skipped on 0.1.0)
+DO $$
+BEGIN
+    IF to_regclass('taskguard.retry_policy_change') IS NOT NULL THEN
+        EXECUTE $q$INSERT INTO taskguard.retry_policy_change (task_name, failure_type, old_policy,
+                       new_policy, reason)
+                   VALUES ('charge', 'TRANSIENT_NETWORK', '{"max_retries": 5}', '{"max_retries": 2}',
+                           'filled by fill_every_table.sql')$q$;
+    END IF;
+END
+$$;

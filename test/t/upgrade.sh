@@ -74,6 +74,21 @@ is "$(q "SELECT has_function_privilege('upg_worker', 'taskguard.claim(text, text
               AND NOT has_function_privilege('upg_reader', 'taskguard.claim(text, text, integer, interval)', 'EXECUTE')
               AND has_table_privilege('upg_admin', 'taskguard.task', 'DELETE')")" "t" \
    "the worker keeps its calls, the reader its views, the admin everything"
+# the retry advice objects (issue 20): each 0.1.0 role gets what its level gives
+is "$(q "SELECT coalesce(string_agg(r.role || ' ' || pr || ' ' || p.object, '; '), '')
+           FROM (VALUES ('upg_worker', 'worker'), ('upg_reader', 'reader'), ('upg_admin', 'admin')) r (role, lvl),
+                taskguard._access_plan(r.lvl) p, unnest(string_to_array(p.privileges, ', ')) pr
+          WHERE p.object LIKE '%retry%' AND NOT CASE split_part(p.object, ' ', 1)
+                WHEN 'TABLE' THEN has_table_privilege(r.role, substr(p.object, 7), pr)
+                WHEN 'SEQUENCE' THEN has_sequence_privilege(r.role, substr(p.object, 10), pr)
+                WHEN 'FUNCTION' THEN has_function_privilege(r.role, substr(p.object, 10), pr)
+                ELSE true END")" "" \
+   "the 0.1.0 roles hold what their level gives on the retry advice objects"
+is "$(q "SELECT has_table_privilege('upg_worker', 'taskguard.retry_advice', 'SELECT') OR
+                has_function_privilege('upg_reader', 'taskguard.retry_apply_advice(text, taskguard.failure_type)', 'EXECUTE') OR
+                has_table_privilege('upg_reader', 'taskguard.retry_policy_change', 'INSERT') OR
+                has_function_privilege('upg_worker', 'taskguard.retry_apply_advice(text, taskguard.failure_type)', 'EXECUTE')")" "f" \
+   "and no more: workers read no advice, only admins apply it or write its record"
 q "REVOKE ALL ON ALL TABLES IN SCHEMA taskguard FROM upg_worker, upg_reader, upg_admin;
    REVOKE ALL ON ALL SEQUENCES IN SCHEMA taskguard FROM upg_worker, upg_reader, upg_admin;
    REVOKE ALL ON ALL ROUTINES IN SCHEMA taskguard FROM upg_worker, upg_reader, upg_admin;
