@@ -9,14 +9,18 @@ C_SOURCES   = $(sort $(wildcard src/*.c))
 OBJS        = $(C_SOURCES:.c=.o)
 
 # The install script is the capability pieces in src/sql, in file-name order.
-# Released install scripts are kept unchanged in releases/ (never rebuilt);
-# each update script is the pieces of src/sql/update/FROM--TO/, in file-name
-# order.  README "Releases and upgrades" says how to add a version.
+# Released scripts (install and update) are kept unchanged in releases/ and
+# never rebuilt; each update script not yet released is the pieces of
+# src/sql/update/FROM--TO/ in file-name order, where a piece NAME.include
+# names a src/sql file to take whole (a file new in that version, so the
+# update restates no copy of it by hand).  README "Releases and upgrades".
 SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
-UPDATE_DIRS = $(sort $(wildcard src/sql/update/*--*))
+RELEASED    = $(wildcard releases/$(EXTENSION)--*.sql)
+UPDATE_DIRS = $(filter-out $(patsubst releases/$(EXTENSION)--%.sql,src/sql/update/%,$(RELEASED)), \
+                           $(sort $(wildcard src/sql/update/*--*)))
 UPDATE_SCRIPTS = $(patsubst src/sql/update/%,$(EXTENSION)--%.sql,$(UPDATE_DIRS))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql $(UPDATE_SCRIPTS)
-DATA        = $(wildcard releases/$(EXTENSION)--*.sql)
+DATA        = $(RELEASED)
 
 REGRESS     = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=. --load-extension=taskguard
@@ -43,10 +47,12 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) taskguard.control
 	   for f in $(SQL_PARTS); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
 
 .SECONDEXPANSION:
-$(UPDATE_SCRIPTS): $(EXTENSION)--%.sql: $$(sort $$(wildcard src/sql/update/%/*.sql))
-	@{ echo '-- generated from src/sql/update/$*/*.sql by make; edit those files'; \
+$(UPDATE_SCRIPTS): $(EXTENSION)--%.sql: $$(sort $$(wildcard src/sql/update/%/*.sql src/sql/update/%/*.include)) $(SQL_PARTS)
+	@{ echo '-- generated from src/sql/update/$*/ by make; edit the pieces there'; \
 	   printf '%s\n' '\echo Use "ALTER EXTENSION taskguard UPDATE TO '"'"'$(lastword $(subst --, ,$*))'"'"'" to load this file. \quit'; \
-	   for f in $(sort $(wildcard src/sql/update/$*/*.sql)); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
+	   for f in $(sort $(wildcard src/sql/update/$*/*.sql src/sql/update/$*/*.include)); do \
+	     case $$f in *.include) inc=$$(cat $$f); echo; echo "-- ==== $$inc (whole, from $$f)"; cat $$inc ;; \
+	                 *) echo; echo "-- ==== $$f"; cat $$f ;; esac; done; } > $@
 
 .PHONY: test test-matrix demo demo-stop bench bench-peers fuzz fuzz-short soak unit check-release
 
