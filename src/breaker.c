@@ -40,8 +40,6 @@
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
 #include "nodes/pg_list.h"
-#include "nodes/value.h"
-#include "parser/parse_func.h"
 #include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -267,33 +265,24 @@ BreakerRequireArg(FunctionCallInfo fcinfo, int argno, const char *name)
 }
 
 /*
- * Who the caller is charged as: the first tenant of taskguard._tenant_scope()
- * (called through the function manager, so whatever tenant.c decides is what
- * counts), or no one for an unmapped role.  An empty scope (a role that sees
- * no tenant) is charged as one tenant of its own.  Runs SQL (cached per
- * backend), so never under our lock.
+ * Who the caller is charged as: its first tenant (TenantScopeOfCaller(), the
+ * rule of tenant.c), or no one for an unmapped role.  An empty scope (a role
+ * that sees no tenant) is charged as one tenant of its own.  May run SQL
+ * (cached per backend), so never under our lock.
  */
 static void
 BreakerCallerOwner(BreakerOwner *owner)
 {
-	List	   *fname = list_make2(makeString("taskguard"), makeString("_tenant_scope"));
-	Oid			fn = LookupFuncName(fname, 0, NULL, false);
-	FmgrInfo	flinfo;
-	LOCAL_FCINFO(scope_fcinfo, 0);
-	Datum		d;
+	ArrayType  *scope = TenantScopeOfCaller();
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
 
 	owner->hash = 0;
 	owner->tenant = NULL;
-	fmgr_info(fn, &flinfo);
-	InitFunctionCallInfoData(*scope_fcinfo, &flinfo, 0, InvalidOid, NULL, NULL);
-	d = FunctionCallInvoke(scope_fcinfo);
-	if (scope_fcinfo->isnull)
+	if (scope == NULL)
 		return;
-	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
+	deconstruct_array(scope, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	owner->tenant = (n > 0 && !nulls[0]) ? TextDatumGetCString(elems[0]) :
 		pstrdup(BREAKER_NO_TENANT_NAME);
 	owner->hash = hash_bytes_extended((const unsigned char *) owner->tenant,

@@ -615,16 +615,11 @@ IdemCheckTtl(Interval *ttl)
 }
 
 /*
- * The caller's tenant is taskguard._effective_tenant(NULL) — the first
- * tenant_member mapping of current_user, '' for none — written out in the
- * plans below rather than called: a SQL function called from a kept plan
- * re-plans its body in every transaction, which cost half of
- * idempotency_check's throughput; _tenant_scope() is C and cached.  Keep the
- * two in step.
+ * The caller's tenant is taskguard._effective_tenant(NULL) — its first
+ * tenant, '' for none — computed once per call in C (TenantFirstOfCaller(),
+ * cached per backend) and passed to the plans as $5; the counters use the
+ * same value.
  */
-#define IDEM_TENANT_SQL \
-	"coalesce((taskguard._tenant_scope())[1], '')"
-
 static SPIPlanPtr check_insert_plan = NULL;
 static SPIPlanPtr check_takeover_plan = NULL;
 
@@ -645,8 +640,8 @@ IdemRecordRelid(void)
 static SPIPlanPtr
 IdemPrepare(const char *sql)
 {
-	Oid			types[4] = {BYTEAOID, TEXTOID, TEXTOID, INTERVALOID};
-	SPIPlanPtr	plan = SPI_prepare(sql, 4, types);
+	Oid			types[5] = {BYTEAOID, TEXTOID, TEXTOID, INTERVALOID, TEXTOID};
+	SPIPlanPtr	plan = SPI_prepare(sql, 5, types);
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -671,14 +666,14 @@ IdemRecordKey(Datum *values, char *nulls)
 		check_insert_plan = IdemPrepare(
 			"INSERT INTO taskguard.idempotency_record "
 			"  (tenant, key_digest, key, task_name, expires_at) "
-			"VALUES (" IDEM_TENANT_SQL ", $1, $2, $3, now() + $4) "
+			"VALUES ($5, $1, $2, $3, now() + $4) "
 			"ON CONFLICT DO NOTHING");
 	if (check_takeover_plan == NULL)
 		check_takeover_plan = IdemPrepare(
 			"UPDATE taskguard.idempotency_record r "
 			"   SET key = $2, task_name = $3, task_id = NULL, created_at = now(), "
 			"       expires_at = now() + $4 "
-			" WHERE r.tenant = " IDEM_TENANT_SQL " AND r.key_digest = $1 "
+			" WHERE r.tenant = $5 AND r.key_digest = $1 "
 			"   AND r.expires_at <= now()");
 
 	ret = SPI_execute_plan(check_insert_plan, values, nulls, false, 0);
@@ -710,11 +705,12 @@ taskguard_idempotency_check(PG_FUNCTION_ARGS)
 	text	   *name = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
 	int			keylen = VARSIZE_ANY_EXHDR(key);
 	int			namelen = name ? VARSIZE_ANY_EXHDR(name) : 0;
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	Interval   *ttl;
 	bool		first;
 	TgSavedUser saved;
+	const char *tenant;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -729,12 +725,14 @@ taskguard_idempotency_check(PG_FUNCTION_ARGS)
 	values[2] = PointerGetDatum(name);
 	nulls[2] = namelen > 0 ? ' ' : 'n';
 	values[3] = IntervalPGetDatum(ttl);
+	tenant = TenantFirstOfCaller();
+	values[4] = CStringGetTextDatum(tenant);
 
 	/*
 	 * As the table's owner, under the pinned search_path: workers hold no
-	 * write privilege on idempotency_record (SPEC §12).  The tenant comes
-	 * from _tenant_scope(), which judges the caller, not the owner.  An
-	 * error restores user and path with the transaction's abort.
+	 * write privilege on idempotency_record (SPEC §12).  The tenant was
+	 * judged from the caller above.  An error restores user and path with
+	 * the transaction's abort.
 	 */
 	TgActAsRelOwner(IdemRecordRelid(), &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -743,12 +741,8 @@ taskguard_idempotency_check(PG_FUNCTION_ARGS)
 	SPI_finish();
 	TgRestoreUser(&saved);
 
-	{
-		const char *tenant = TenantFirstOfCaller();
-
-		CounterAdd(tenant, strlen(tenant), name ? VARDATA_ANY(name) : NULL, namelen,
-				   1, first ? 0 : 1);
-	}
+	CounterAdd(tenant, strlen(tenant), name ? VARDATA_ANY(name) : NULL, namelen,
+			   1, first ? 0 : 1);
 	PG_RETURN_BOOL(first);
 }
 

@@ -6,6 +6,8 @@
 #define TASKGUARD_H
 
 #include "postgres.h"
+
+#include "utils/array.h"
 #include "storage/lwlock.h"
 
 /* GUCs (taskguard.c) */
@@ -47,7 +49,8 @@ typedef struct TgSavedUser
 extern void TgActAsRelOwner(Oid relid, TgSavedUser *saved);
 extern void TgRestoreUser(const TgSavedUser *saved);
 
-/* tenant.c: the caller's first tenant, '' for none. */
+/* tenant.c: the caller's tenants (NULL: not bound; the cache, copy to keep), its first ('' for none). */
+extern ArrayType *TenantScopeOfCaller(void);
 extern const char *TenantFirstOfCaller(void);
 
 /* Each capability that keeps shared state provides a size and an init. */

@@ -148,11 +148,13 @@ TenantRelid(const char *name, bool required)
 }
 
 /*
- * taskguard._tenant_scope() RETURNS text[]: the caller's tenants, sorted, or
- * NULL when no role it acts as is tenant-bound.
+ * The caller's tenants, sorted, or NULL when no role it acts as is
+ * tenant-bound: the per-backend cache, valid until the next invalidation
+ * (copy it to keep it).  Shared by _tenant_scope(), the idempotency keys and
+ * counters and the breakers' tenant share.
  */
-Datum
-taskguard_tenant_scope(PG_FUNCTION_ARGS)
+ArrayType *
+TenantScopeOfCaller(void)
 {
 	Oid			roles[3] = {GetSessionUserId(), GetOuterUserId(), GetUserId()};
 
@@ -187,31 +189,38 @@ taskguard_tenant_scope(PG_FUNCTION_ARGS)
 		/* an invalidation during the read: use this answer once, re-read next time */
 		tenant_cache.valid = (seen == tenant_invalidations);
 	}
-	if (tenant_cache.scope == NULL)
+	return tenant_cache.scope;
+}
+
+/*
+ * taskguard._tenant_scope() RETURNS text[]: the caller's tenants, sorted, or
+ * NULL when no role it acts as is tenant-bound.
+ */
+Datum
+taskguard_tenant_scope(PG_FUNCTION_ARGS)
+{
+	ArrayType  *scope = TenantScopeOfCaller();
+
+	if (scope == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_ARRAYTYPE_P(DatumGetArrayTypePCopy(PointerGetDatum(tenant_cache.scope)));
+	PG_RETURN_ARRAYTYPE_P(DatumGetArrayTypePCopy(PointerGetDatum(scope)));
 }
 
 /*
  * The caller's first tenant ('' for none or unbound): what idempotency keys
  * and counters are scoped by (_effective_tenant(NULL) in SQL).  A palloc'd
- * copy.
+ * string.
  */
 const char *
 TenantFirstOfCaller(void)
 {
-	LOCAL_FCINFO(fcinfo, 0);
-	Datum		d;
-	ArrayType  *scope;
+	ArrayType  *scope = TenantScopeOfCaller();
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
 
-	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
-	d = taskguard_tenant_scope(fcinfo);
-	if (fcinfo->isnull)
+	if (scope == NULL)
 		return "";
-	scope = DatumGetArrayTypeP(d);
 	deconstruct_array(scope, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	if (n == 0 || nulls[0])
 		return "";
