@@ -58,6 +58,7 @@ TgShmemSize(void)
 	size = add_size(size, SchedulerShmemSize());
 	size = add_size(size, BreakerShmemSize());
 	size = add_size(size, CounterShmemSize());
+	size = add_size(size, ClaimMarkShmemSize());
 	return size;
 }
 
@@ -81,6 +82,7 @@ TgShmemStartup(void)
 	SchedulerShmemInit();
 	BreakerShmemInit();
 	CounterShmemInit();
+	ClaimMarkShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 	tg_shmem_ready = true;
 }

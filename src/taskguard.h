@@ -28,6 +28,7 @@ typedef enum TgLockId
 	TG_LOCK_SCHEDULER,
 	TG_LOCK_BREAKER,
 	TG_LOCK_COUNTERS,
+	TG_LOCK_CLAIM_MARK,
 	TG_LOCK_COUNT
 } TgLockId;
 
@@ -62,6 +63,8 @@ extern Size BreakerShmemSize(void);
 extern void BreakerShmemInit(void);
 extern Size CounterShmemSize(void);
 extern void CounterShmemInit(void);
+extern Size ClaimMarkShmemSize(void);
+extern void ClaimMarkShmemInit(void);
 
 /* scheduler.c */
 extern void SchedulerRegisterLauncher(void);

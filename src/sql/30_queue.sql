@@ -41,11 +41,22 @@ ALTER TABLE taskguard.task SET (autovacuum_vacuum_scale_factor = 0.02,
     autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_insert_scale_factor = 0.05,
     autovacuum_analyze_scale_factor = 0.05, autovacuum_vacuum_cost_delay = 0);
 
--- claim(): ready tasks of a queue in claim order.
-CREATE INDEX task_ready_idx ON taskguard.task (queue, priority_score DESC, run_at, id)
+-- claim(): ready tasks of a queue in claim order.  The score is negated so
+-- that the whole key sorts one way and a row comparison with the queue's
+-- claim mark, (-priority_score, run_at, id) >= (...), starts the scan there.
+CREATE INDEX task_ready_idx ON taskguard.task (queue, (-priority_score), run_at, id)
     WHERE status = 'ready';
--- the scheduler: expired leases, due retries, pruning.
-CREATE INDEX task_lease_idx ON taskguard.task (lease_expires_at) WHERE status = 'running';
+-- claim() by a tenant-bound worker: its own tenant's ready tasks in claim
+-- order, whatever the other tenants have queued ahead of them.
+CREATE INDEX task_ready_tenant_idx ON taskguard.task (queue, tenant, (-priority_score), run_at, id)
+    WHERE status = 'ready';
+-- the scheduler: expired leases, due retries, pruning.  "lease_expires_at IS
+-- NOT NULL" keeps the planner from taking the lease index for complete(),
+-- fail() and heartbeat() (id = $1 AND status = 'running'): the primary key
+-- finds one row, the lease index walks every version that a held snapshot
+-- keeps in it.  The reaper's lease_expires_at < now() implies it.
+CREATE INDEX task_lease_idx ON taskguard.task (lease_expires_at)
+    WHERE status = 'running' AND lease_expires_at IS NOT NULL;
 CREATE INDEX task_failed_idx ON taskguard.task (run_at) WHERE status = 'failed';
 CREATE INDEX task_finished_idx ON taskguard.task (finished_at)
     WHERE status IN ('succeeded', 'cancelled');
@@ -193,6 +204,91 @@ BEGIN
 END
 $$;
 
+-- Claim marks (src/claim_mark.c): where a queue's ready tasks start in claim
+-- order, so that claim() skips the versions earlier claims left behind, which
+-- vacuum cannot remove while another session holds an old snapshot.
+CREATE FUNCTION taskguard._claim_mark(queue text, OUT neg_score real, OUT run_at timestamptz,
+    OUT id bigint, OUT epoch bigint, OUT raise boolean)
+AS 'MODULE_PATHNAME', 'taskguard_claim_mark'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._claim_mark_raise(queue text, epoch bigint, neg_score real,
+    run_at timestamptz, id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'taskguard_claim_mark_raise'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._claim_mark_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'taskguard_claim_mark_trigger'
+LANGUAGE C;
+
+-- Every row written ready lowers its queue's mark at commit, whoever wrote
+-- it; ALWAYS, so that rows a logical-replication apply worker writes do too.
+CREATE TRIGGER task_claim_mark BEFORE INSERT OR UPDATE ON taskguard.task
+    FOR EACH ROW WHEN (NEW.status = 'ready') EXECUTE FUNCTION taskguard._claim_mark_trigger();
+ALTER TABLE taskguard.task ENABLE ALWAYS TRIGGER task_claim_mark;
+
+-- Ready tasks of one tenant-bound caller: the tenant index serves one tenant
+-- in claim order; several tenants are merged by a sort of their own rows.
+CREATE FUNCTION taskguard._claim_tenants(queue text, worker text, batch int, lease interval,
+    scope text[])
+RETURNS SETOF taskguard.task
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    v_tenant text := CASE WHEN cardinality(scope) = 1 THEN scope[1] END;
+BEGIN
+    IF v_tenant IS NOT NULL AND batch = 1 THEN
+        RETURN QUERY
+        UPDATE taskguard.task t
+           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+               worker = _claim_tenants.worker, lease_expires_at = now() + lease
+         WHERE t.id = (SELECT p.id FROM taskguard.task p
+                        WHERE p.queue = _claim_tenants.queue AND p.tenant = v_tenant
+                          AND p.status = 'ready' AND p.run_at <= now()
+                          AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                        ORDER BY -p.priority_score, p.run_at, p.id
+                        LIMIT 1
+                        FOR UPDATE SKIP LOCKED)
+           AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
+        RETURNING t.*;
+        RETURN;
+    END IF;
+
+    -- one tenant: its ordered index range; several: a sort of their rows
+    RETURN QUERY
+    WITH picked AS (
+        SELECT t.id, t.service FROM taskguard.task t
+         WHERE t.queue = _claim_tenants.queue AND t.tenant = v_tenant
+           AND t.status = 'ready' AND t.run_at <= now()
+           AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+         ORDER BY -t.priority_score, t.run_at, t.id
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED),
+    picked_many AS (
+        SELECT t.id, t.service FROM taskguard.task t
+         WHERE v_tenant IS NULL AND t.queue = _claim_tenants.queue AND t.tenant = ANY (scope)
+           AND t.status = 'ready' AND t.run_at <= now()
+           AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+         ORDER BY -t.priority_score, t.run_at, t.id
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED),
+    allowed AS (
+        SELECT p.id FROM (SELECT * FROM picked UNION ALL SELECT * FROM picked_many) p
+         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
+    claimed AS (
+        UPDATE taskguard.task t
+           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+               worker = _claim_tenants.worker, lease_expires_at = now() + lease
+         WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
+        RETURNING t.*)
+    SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+END
+$$;
+
 CREATE FUNCTION taskguard.claim(queue text DEFAULT 'default', worker text DEFAULT NULL,
     batch int DEFAULT 1, lease interval DEFAULT '5 minutes')
 RETURNS SETOF taskguard.task
@@ -208,6 +304,7 @@ AS $$
 DECLARE
     -- the caller's tenants (NULL: all); the owner's rights bypass row security
     v_scope text[] := taskguard._tenant_scope();
+    m       record;
 BEGIN
     IF queue IS NULL THEN
         PERFORM taskguard._require(queue, 'queue');
@@ -224,6 +321,14 @@ BEGIN
         RAISE EXCEPTION 'lease must be a positive interval of at most 1 year, got %', lease
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF v_scope IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM taskguard._claim_tenants(queue, worker, batch, lease, v_scope);
+        RETURN;
+    END IF;
+
+    -- Where the queue's ready tasks start (a statement of its own: the
+    -- raise below needs a snapshot taken after this read).
+    m := taskguard._claim_mark(queue);
 
     -- One task (a worker's single mode): the same pick, breaker check and
     -- update as below in one UPDATE, without the CTEs, the array and the sort
@@ -241,41 +346,53 @@ BEGIN
                worker = claim.worker, lease_expires_at = now() + lease
          WHERE t.id = (SELECT p.id FROM taskguard.task p
                         WHERE p.queue = claim.queue AND p.status = 'ready' AND p.run_at <= now()
-                          AND (v_scope IS NULL OR p.tenant = ANY (v_scope))
+                          AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
                           AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
-                        ORDER BY p.priority_score DESC, p.run_at, p.id
+                        ORDER BY -p.priority_score, p.run_at, p.id
                         LIMIT 1
                         FOR UPDATE SKIP LOCKED)
            AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
         RETURNING t.*;
-        RETURN;
+    ELSE
+        RETURN QUERY
+        WITH picked AS (
+            SELECT t.id, t.service FROM taskguard.task t
+             WHERE t.queue = claim.queue AND t.status = 'ready' AND t.run_at <= now()
+               AND (-t.priority_score, t.run_at, t.id) >= (m.neg_score, m.run_at, m.id)
+               AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+             ORDER BY -t.priority_score, t.run_at, t.id
+             LIMIT batch
+             FOR UPDATE SKIP LOCKED),
+        -- Circuit breakers (SPEC §6): take a half-open probe for each row handed
+        -- out; a row whose service has no probe left is not claimed (it stays
+        -- ready, its attempts untouched).  A volatile CTE runs once per row.
+        allowed AS (
+            SELECT p.id FROM picked p
+             WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
+        -- = ANY(ARRAY()): found by primary key whatever the estimate of batch
+        -- (joined to the CTE, a generic plan hashed it against a seq scan).
+        claimed AS (
+            UPDATE taskguard.task t
+               SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                   worker = claim.worker, lease_expires_at = now() + lease
+             WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
+            RETURNING t.*)
+        -- handed out in claim order, so a worker runs the most urgent first
+        SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
     END IF;
 
-    RETURN QUERY
-    WITH picked AS (
-        SELECT t.id, t.service FROM taskguard.task t
-         WHERE t.queue = claim.queue AND t.status = 'ready' AND t.run_at <= now()
-           AND (v_scope IS NULL OR t.tenant = ANY (v_scope))
-           AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
-         ORDER BY t.priority_score DESC, t.run_at, t.id
-         LIMIT batch
-         FOR UPDATE SKIP LOCKED),
-    -- Circuit breakers (SPEC §6): take a half-open probe for each row handed
-    -- out; a row whose service has no probe left is not claimed (it stays
-    -- ready, its attempts untouched).  A volatile CTE runs once per row.
-    allowed AS (
-        SELECT p.id FROM picked p
-         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
-    -- = ANY(ARRAY()): found by primary key whatever the estimate of batch
-    -- (joined to the CTE, a generic plan hashed it against a seq scan).
-    claimed AS (
-        UPDATE taskguard.task t
-           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-               worker = claim.worker, lease_expires_at = now() + lease
-         WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
-        RETURNING t.*)
-    -- handed out in claim order, so a worker runs the most urgent first
-    SELECT c.* FROM claimed c ORDER BY c.priority_score DESC, c.run_at, c.id;
+    -- Now and then move the mark up to the first ready row, due or not,
+    -- locked or not (a claim in flight may yet roll back).
+    IF m.raise THEN
+        PERFORM taskguard._claim_mark_raise(claim.queue, m.epoch, f.neg_score, f.run_at, f.id)
+           FROM (SELECT) AS one
+           LEFT JOIN LATERAL (
+               SELECT -p.priority_score AS neg_score, p.run_at, p.id FROM taskguard.task p
+                WHERE p.queue = claim.queue AND p.status = 'ready'
+                  AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
+                ORDER BY -p.priority_score, p.run_at, p.id
+                LIMIT 1) AS f ON true;
+    END IF;
 END
 $$;
 

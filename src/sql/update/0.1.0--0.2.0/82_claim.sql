@@ -1,0 +1,225 @@
+-- 0.2.0: claim() starts at the queue's claim mark (src/claim_mark.c) and a
+-- tenant-bound worker's claim reads only its tenant's ready tasks; the lease
+-- index no longer attracts complete()/fail()/heartbeat() (see 30_queue.sql).
+DROP INDEX taskguard.task_ready_idx;
+CREATE INDEX task_ready_idx ON taskguard.task (queue, (-priority_score), run_at, id)
+    WHERE status = 'ready';
+CREATE INDEX task_ready_tenant_idx ON taskguard.task (queue, tenant, (-priority_score), run_at, id)
+    WHERE status = 'ready';
+DROP INDEX taskguard.task_lease_idx;
+CREATE INDEX task_lease_idx ON taskguard.task (lease_expires_at)
+    WHERE status = 'running' AND lease_expires_at IS NOT NULL;
+
+-- Claim marks (src/claim_mark.c): where a queue's ready tasks start in claim
+-- order, so that claim() skips the versions earlier claims left behind, which
+-- vacuum cannot remove while another session holds an old snapshot.
+CREATE FUNCTION taskguard._claim_mark(queue text, OUT neg_score real, OUT run_at timestamptz,
+    OUT id bigint, OUT epoch bigint, OUT raise boolean)
+AS 'MODULE_PATHNAME', 'taskguard_claim_mark'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._claim_mark_raise(queue text, epoch bigint, neg_score real,
+    run_at timestamptz, id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'taskguard_claim_mark_raise'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._claim_mark_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'taskguard_claim_mark_trigger'
+LANGUAGE C;
+
+CREATE TRIGGER task_claim_mark BEFORE INSERT OR UPDATE ON taskguard.task
+    FOR EACH ROW WHEN (NEW.status = 'ready') EXECUTE FUNCTION taskguard._claim_mark_trigger();
+ALTER TABLE taskguard.task ENABLE ALWAYS TRIGGER task_claim_mark;
+
+-- Ready tasks of one tenant-bound caller: the tenant index serves one tenant
+-- in claim order; several tenants are merged by a sort of their own rows.
+CREATE OR REPLACE FUNCTION taskguard._claim_tenants(queue text, worker text, batch int, lease interval,
+    scope text[])
+RETURNS SETOF taskguard.task
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    v_tenant text := CASE WHEN cardinality(scope) = 1 THEN scope[1] END;
+BEGIN
+    IF v_tenant IS NOT NULL AND batch = 1 THEN
+        RETURN QUERY
+        UPDATE taskguard.task t
+           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+               worker = _claim_tenants.worker, lease_expires_at = now() + lease
+         WHERE t.id = (SELECT p.id FROM taskguard.task p
+                        WHERE p.queue = _claim_tenants.queue AND p.tenant = v_tenant
+                          AND p.status = 'ready' AND p.run_at <= now()
+                          AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                        ORDER BY -p.priority_score, p.run_at, p.id
+                        LIMIT 1
+                        FOR UPDATE SKIP LOCKED)
+           AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
+        RETURNING t.*;
+        RETURN;
+    END IF;
+
+    -- one tenant: its ordered index range; several: a sort of their rows
+    RETURN QUERY
+    WITH picked AS (
+        SELECT t.id, t.service FROM taskguard.task t
+         WHERE t.queue = _claim_tenants.queue AND t.tenant = v_tenant
+           AND t.status = 'ready' AND t.run_at <= now()
+           AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+         ORDER BY -t.priority_score, t.run_at, t.id
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED),
+    picked_many AS (
+        SELECT t.id, t.service FROM taskguard.task t
+         WHERE v_tenant IS NULL AND t.queue = _claim_tenants.queue AND t.tenant = ANY (scope)
+           AND t.status = 'ready' AND t.run_at <= now()
+           AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+         ORDER BY -t.priority_score, t.run_at, t.id
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED),
+    allowed AS (
+        SELECT p.id FROM (SELECT * FROM picked UNION ALL SELECT * FROM picked_many) p
+         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
+    claimed AS (
+        UPDATE taskguard.task t
+           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+               worker = _claim_tenants.worker, lease_expires_at = now() + lease
+         WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
+        RETURNING t.*)
+    SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION taskguard.claim(queue text DEFAULT 'default', worker text DEFAULT NULL,
+    batch int DEFAULT 1, lease interval DEFAULT '5 minutes')
+RETURNS SETOF taskguard.task
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+-- One plan for every call.  With `LIMIT batch` the generic plan's estimate
+-- is 10% of the table, so the plan cache found it dearer than a custom plan
+-- and planned the claim afresh on every call (a quarter of a worker's
+-- backend CPU at batch 1); the plan below is the right one for any batch.
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    -- the caller's tenants (NULL: all); the owner's rights bypass row security
+    v_scope text[] := taskguard._tenant_scope();
+    m       record;
+BEGIN
+    IF queue IS NULL THEN
+        PERFORM taskguard._require(queue, 'queue');
+    END IF;
+    IF length(worker) > 200 THEN
+        RAISE EXCEPTION 'worker must be at most 200 characters, got %', length(worker)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 10000, got %', batch
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 year' THEN
+        RAISE EXCEPTION 'lease must be a positive interval of at most 1 year, got %', lease
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_scope IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM taskguard._claim_tenants(queue, worker, batch, lease, v_scope);
+        RETURN;
+    END IF;
+
+    -- Where the queue's ready tasks start (a statement of its own: the
+    -- raise below needs a snapshot taken after this read).
+    m := taskguard._claim_mark(queue);
+
+    -- One task (a worker's single mode): the same pick, breaker check and
+    -- update as below in one UPDATE, without the CTEs, the array and the sort
+    -- (7 % less CPU a task in four A/B runs of the single-mode statement,
+    -- 4 % over the whole peers benchmark: bench/README.md run E).  Kept apart
+    -- on purpose: one statement for every batch (this UPDATE with
+    -- = ANY(ARRAY(... LIMIT batch)) in a CTE, for the sort) was no faster at
+    -- batch 1 than the general path below.
+    -- The probe of a half-open breaker is taken for the picked row only; a row
+    -- whose service has no probe left is not updated and stays ready.
+    IF batch = 1 THEN
+        RETURN QUERY
+        UPDATE taskguard.task t
+           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+               worker = claim.worker, lease_expires_at = now() + lease
+         WHERE t.id = (SELECT p.id FROM taskguard.task p
+                        WHERE p.queue = claim.queue AND p.status = 'ready' AND p.run_at <= now()
+                          AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
+                          AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                        ORDER BY -p.priority_score, p.run_at, p.id
+                        LIMIT 1
+                        FOR UPDATE SKIP LOCKED)
+           AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
+        RETURNING t.*;
+    ELSE
+        RETURN QUERY
+        WITH picked AS (
+            SELECT t.id, t.service FROM taskguard.task t
+             WHERE t.queue = claim.queue AND t.status = 'ready' AND t.run_at <= now()
+               AND (-t.priority_score, t.run_at, t.id) >= (m.neg_score, m.run_at, m.id)
+               AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+             ORDER BY -t.priority_score, t.run_at, t.id
+             LIMIT batch
+             FOR UPDATE SKIP LOCKED),
+        -- Circuit breakers (SPEC §6): take a half-open probe for each row handed
+        -- out; a row whose service has no probe left is not claimed (it stays
+        -- ready, its attempts untouched).  A volatile CTE runs once per row.
+        allowed AS (
+            SELECT p.id FROM picked p
+             WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
+        -- = ANY(ARRAY()): found by primary key whatever the estimate of batch
+        -- (joined to the CTE, a generic plan hashed it against a seq scan).
+        claimed AS (
+            UPDATE taskguard.task t
+               SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                   worker = claim.worker, lease_expires_at = now() + lease
+             WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
+            RETURNING t.*)
+        -- handed out in claim order, so a worker runs the most urgent first
+        SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+    END IF;
+
+    -- Now and then move the mark up to the first ready row, due or not,
+    -- locked or not (a claim in flight may yet roll back).
+    IF m.raise THEN
+        PERFORM taskguard._claim_mark_raise(claim.queue, m.epoch, f.neg_score, f.run_at, f.id)
+           FROM (SELECT) AS one
+           LEFT JOIN LATERAL (
+               SELECT -p.priority_score AS neg_score, p.run_at, p.id FROM taskguard.task p
+                WHERE p.queue = claim.queue AND p.status = 'ready'
+                  AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
+                ORDER BY -p.priority_score, p.run_at, p.id
+                LIMIT 1) AS f ON true;
+    END IF;
+END
+$$;
+
+-- Access as 90_access.sql leaves a fresh install: nothing for PUBLIC, every
+-- function for admins (told by a privilege only admins have).
+REVOKE ALL ON FUNCTION taskguard._claim_mark(text), taskguard._claim_mark_raise(text, bigint, real, timestamptz, bigint),
+    taskguard._claim_mark_trigger(), taskguard._claim_tenants(text, text, int, interval, text[]) FROM PUBLIC;
+DO $$
+DECLARE
+    v_role regrole;
+BEGIN
+    FOR v_role IN
+        SELECT DISTINCT a.grantee::regrole
+          FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+         WHERE n.nspname = 'taskguard' AND a.privilege_type = 'USAGE'
+           AND a.grantee <> n.nspowner AND a.grantee <> 0
+    LOOP
+        IF pg_catalog.has_table_privilege(v_role, 'taskguard.retry_policy', 'INSERT') THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION taskguard._claim_mark(text), '
+                           'taskguard._claim_mark_raise(text, bigint, real, timestamptz, bigint), '
+                           'taskguard._claim_mark_trigger(), '
+                           'taskguard._claim_tenants(text, text, int, interval, text[]) TO %s', v_role);
+        END IF;
+    END LOOP;
+END
+$$;

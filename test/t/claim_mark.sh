@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# claim()'s mark (src/claim_mark.c): with another session holding a snapshot,
+# a claim reads a handful of index entries however many tasks were claimed
+# since; and the mark never hides a ready task — higher priority enqueued
+# later, a claim rolled back (transaction or savepoint), a task due later,
+# a lease reaped, a REPEATABLE READ claimer.
+. "$(dirname "$0")/../lib/tap.sh"
+
+q "CREATE OR REPLACE PROCEDURE cm_cycles(queue text, n int) LANGUAGE plpgsql AS \$\$
+DECLARE r record;
+BEGIN
+  FOR i IN 1..n LOOP
+    PERFORM taskguard.enqueue('cm_job', '{}', queue);
+    FOR r IN SELECT * FROM taskguard.claim(queue, 'cm', 1) LOOP
+      PERFORM taskguard.complete(r.id, NULL, r.attempts);
+    END LOOP;
+    COMMIT;
+  END LOOP;
+END \$\$" >/dev/null
+
+# index entries of task_ready_idx read so far (the session ends: stats flushed)
+ready_reads() {
+    q "SELECT pg_stat_force_next_flush()" >/dev/null 2>&1
+    psql -X -At -d taskguard -c "SET stats_fetch_consistency = none" \
+        -c "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'task_ready_idx'" | tail -1
+}
+
+# ---- a held snapshot does not slow the claim down ----
+psql -X -q -d taskguard -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM pg_class" \
+    -c "SELECT pg_sleep(600)" -v application_name=cm_holder >/dev/null 2>&1 &
+holder=$!
+tg_wait_for 30 "SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)' AND backend_xmin IS NOT NULL"
+q "CALL cm_cycles('cm_held', 3000)" >/dev/null
+is "$(q "SELECT count(*) FROM taskguard.task WHERE queue = 'cm_held' AND status = 'succeeded'")" 3000 \
+    "3,000 cycles under a held snapshot all completed"
+before=$(ready_reads)
+q "CALL cm_cycles('cm_held', 200)" >/dev/null
+after=$(ready_reads)
+per=$(( (after - before) / 200 ))
+ok "$([ "$per" -lt 20 ] && echo 0 || echo 1)" \
+    "with 3,000 dead versions kept by the snapshot, a claim reads $per ready-index entries (< 20)"
+kept=$(q "SELECT n_dead_tup + n_live_tup FROM pg_stat_user_tables WHERE relname = 'task'")
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'" >/dev/null
+wait "$holder" 2>/dev/null
+
+# ---- the mark never hides a ready task ----
+q "CALL cm_cycles('cm_order', 20)" >/dev/null
+low=$(q "SELECT taskguard.enqueue('cm_job', '{\"p\": \"low\"}', 'cm_order', priority => 'LOW')")
+high=$(q "SELECT taskguard.enqueue('cm_job', '{\"p\": \"high\"}', 'cm_order', priority => 'HIGH')")
+is "$(q "SELECT id FROM taskguard.claim('cm_order', 'cm')")" "$high" \
+    "after the mark moved on, a HIGH task enqueued later is claimed before an older LOW one"
+is "$(q "SELECT id FROM taskguard.claim('cm_order', 'cm')")" "$low" "then the LOW one"
+
+q "CALL cm_cycles('cm_rollback', 8)" >/dev/null
+t1=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_rollback')")
+got=$(psql -X -At -d taskguard -c "BEGIN" -c "SELECT id FROM taskguard.claim('cm_rollback', 'cm')" \
+    -c "SELECT count(*) FROM taskguard.claim('cm_rollback', 'cm')" \
+    -c "SELECT count(*) FROM taskguard.claim('cm_rollback', 'cm')" \
+    -c "SELECT count(*) FROM taskguard.claim('cm_rollback', 'cm')" -c "ROLLBACK" | sed -n 2p)
+is "$got" "$t1" "a claim in a transaction takes the task"
+is "$(q "SELECT id FROM taskguard.claim('cm_rollback', 'cm')")" "$t1" \
+    "rolled back, the task is claimed again at once (the mark that passed it is unset)"
+
+t2=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_savepoint')")
+got=$(psql -X -At -d taskguard -c "BEGIN" -c "SAVEPOINT s" \
+    -c "SELECT count(*) FROM taskguard.claim('cm_savepoint', 'cm')" \
+    -c "SELECT count(*) FROM taskguard.claim('cm_savepoint', 'cm')" \
+    -c "SELECT count(*) FROM taskguard.claim('cm_savepoint', 'cm')" \
+    -c "SELECT count(*) FROM taskguard.claim('cm_savepoint', 'cm')" -c "ROLLBACK TO s" \
+    -c "SELECT id FROM taskguard.claim('cm_savepoint', 'cm')" -c "COMMIT" | tail -2 | head -1)
+is "$got" "$t2" "a claim undone by ROLLBACK TO SAVEPOINT is claimed again in the same transaction"
+
+later=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_later', run_at => now() + interval '2 seconds', priority => 'CRITICAL')")
+q "CALL cm_cycles('cm_later', 12)" >/dev/null
+is "$(q "SELECT count(*) FROM taskguard.claim('cm_later', 'cm')")" 0 "a CRITICAL task due in 2 s is not claimed before"
+tg_wait_for 10 "SELECT now() > run_at FROM taskguard.task WHERE id = $later"
+is "$(q "SELECT id FROM taskguard.claim('cm_later', 'cm')")" "$later" "and is claimed once due, though many were claimed past it"
+
+lease=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_lease')")
+q "SELECT count(*) FROM taskguard.claim('cm_lease', 'cm', 1, interval '1 second')" >/dev/null
+q "CALL cm_cycles('cm_lease', 8)" >/dev/null
+tg_wait_for 10 "SELECT now() > lease_expires_at FROM taskguard.task WHERE id = $lease"
+q "SELECT taskguard._reap_expired_leases(100)" >/dev/null
+is "$(q "SELECT status FROM taskguard.task WHERE id = $lease")" failed "a task whose lease expired is failed by the reaper"
+q "CALL cm_cycles('cm_lease', 8)" >/dev/null
+q "UPDATE taskguard.dead_letter SET next_retry_at = now() WHERE task_id = $lease" >/dev/null
+q "SELECT taskguard._requeue_due_retries(100)" >/dev/null
+is "$(q "SELECT id FROM taskguard.claim('cm_lease', 'cm')")" "$lease" "and, its retry due, is claimed again"
+
+rr=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_rr')")
+got=$(psql -X -At -d taskguard -c "BEGIN ISOLATION LEVEL REPEATABLE READ" \
+    -c "SELECT raise FROM taskguard._claim_mark('cm_rr')" -c "SELECT id FROM taskguard.claim('cm_rr', 'cm')" -c "COMMIT" | sed -n 2,3p | tr '\n' ' ')
+is "$got" "f $rr " "a REPEATABLE READ claimer claims but never raises the mark"
+
+is "$(q "SELECT count(*) FROM taskguard.task WHERE status = 'ready' AND queue LIKE 'cm_%'")" 0 \
+    "no ready task is left behind in any of the queues above"
+ok 0 "(the table kept $kept row versions while the snapshot was held)"
+done_testing
