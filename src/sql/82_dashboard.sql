@@ -227,9 +227,9 @@ SELECT h.bucket, h.failure_type, sum(h.failures)::bigint, sum(h.retries)::bigint
 
 -- Classification confidence over time, the data of a heatmap: failed
 -- attempts of the last 24 hours by hour (`time`), failure type and
--- confidence band of width 0.1 (band_low 0.9 holds 0.9 to 1.0 inclusive;
--- events recorded before 0.2.0 kept no confidence: band 'unknown', band_low
--- NULL).  Reads failure_event through its time index; the tenant filter runs
+-- confidence band of width 0.1 (band_low 0.9 holds 0.9 to 1.0 inclusive,
+-- values outside 0..1 go to the edge bands; events recorded before 0.2.0
+-- kept no confidence: band 'unknown', band_low NULL, as NaN).  Reads failure_event through its time index; the tenant filter runs
 -- once per tenant, not per event.
 CREATE VIEW taskguard.classification_confidence AS
 SELECT date_trunc('hour', e.time) AS time, e.failure_type, b.band_low,
@@ -238,8 +238,9 @@ SELECT date_trunc('hour', e.time) AS time, e.failure_type, b.band_low,
                 'unknown') AS band,
        count(*) AS events, round(avg(e.confidence)::numeric, 3) AS avg_confidence
   FROM taskguard.failure_event e,
-       LATERAL (SELECT (greatest(0, least(9, floor(e.confidence * 10))) / 10)::numeric(2, 1)
-                       AS band_low) b
+       LATERAL (SELECT CASE WHEN e.confidence <> 'NaN'   -- NULL and NaN: unknown
+                            THEN (greatest(0, least(9, floor(e.confidence::numeric * 10)))
+                                  / 10)::numeric(2, 1) END AS band_low) b
  WHERE e.time >= date_trunc('hour', now() - interval '24 hours')
    AND coalesce(e.tenant, '') IN (SELECT m.tenant FROM taskguard.metric_tenant m
                                    WHERE taskguard._tenant_visible(nullif(m.tenant, '')))

@@ -17,8 +17,9 @@ SELECT date_trunc('hour', e.time) AS time, e.failure_type, b.band_low,
                 'unknown') AS band,
        count(*) AS events, round(avg(e.confidence)::numeric, 3) AS avg_confidence
   FROM taskguard.failure_event e,
-       LATERAL (SELECT (greatest(0, least(9, floor(e.confidence * 10))) / 10)::numeric(2, 1)
-                       AS band_low) b
+       LATERAL (SELECT CASE WHEN e.confidence <> 'NaN'   -- NULL and NaN: unknown
+                            THEN (greatest(0, least(9, floor(e.confidence::numeric * 10)))
+                                  / 10)::numeric(2, 1) END AS band_low) b
  WHERE e.time >= date_trunc('hour', now() - interval '24 hours')
    AND coalesce(e.tenant, '') IN (SELECT m.tenant FROM taskguard.metric_tenant m
                                    WHERE taskguard._tenant_visible(nullif(m.tenant, '')))
