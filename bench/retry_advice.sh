@@ -5,6 +5,8 @@
 #   metric: retry_advice_groups N
 #   metric: retry_advice_ms X   (min of 5; goal < 1000)
 #   metric: retry_advice_median_ms X   metric: retry_outcomes_ms X
+#   metric: classification_confidence_ms X (the 24-hour heatmap view)
+#   metric: alerts_ms X (with the per-type retry alerts)   metric: prometheus_metrics_ms X
 # The history is generated straight into dead_letter and failure_event of a
 # database of its own (the scheduler's database is left alone): 20 task names
 # × 6 retryable failure types = 120 groups, 0 to 5 retries per failure, one
@@ -59,7 +61,10 @@ END $$;
 SELECT pg_temp.ms('SELECT count(*) FROM taskguard.retry_advice') AS warm \gset
 CREATE TEMP TABLE rounds AS
 SELECT r, pg_temp.ms('SELECT * FROM taskguard.retry_advice') AS advice,
-          pg_temp.ms('SELECT * FROM taskguard.retry_outcomes') AS outcomes
+          pg_temp.ms('SELECT * FROM taskguard.retry_outcomes') AS outcomes,
+          pg_temp.ms('SELECT * FROM taskguard.classification_confidence') AS confidence,
+          pg_temp.ms('SELECT * FROM taskguard.alerts') AS alerts,
+          pg_temp.ms('SELECT taskguard.prometheus_metrics()') AS metrics
   FROM generate_series(1, 5) r;
 SELECT format('metric: retry_advice_events %s', count(*)) FROM taskguard.failure_event;
 SELECT format('metric: retry_advice_failures %s', count(*)) FROM taskguard.dead_letter;
@@ -70,6 +75,11 @@ SELECT format('metric: retry_advice_ms %s', round(min(advice)::numeric, 1)) FROM
 SELECT format('metric: retry_advice_median_ms %s',
               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY advice)::numeric, 1)) FROM rounds;
 SELECT format('metric: retry_outcomes_ms %s', round(min(outcomes)::numeric, 1)) FROM rounds;
+SELECT format('metric: classification_confidence_events_24h %s', count(*))
+  FROM taskguard.failure_event WHERE time >= date_trunc('hour', now() - interval '24 hours');
+SELECT format('metric: classification_confidence_ms %s', round(min(confidence)::numeric, 1)) FROM rounds;
+SELECT format('metric: alerts_ms %s', round(min(alerts)::numeric, 1)) FROM rounds;
+SELECT format('metric: prometheus_metrics_ms %s', round(min(metrics)::numeric, 1)) FROM rounds;
 SQL
 psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" -c "SELECT 'example: ' || task_name || ' ' || failure_type
     || ' (' || current_max_retries || ' × ' || current_base_delay || ' → ' || recommended_max_retries

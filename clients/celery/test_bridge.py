@@ -112,6 +112,16 @@ dispatch_until("none", seconds=0.5)
 ok(not {ref("import"), ref("ledger"), ref("legacy")} & set(dispatched),
    "abandoned records are never re-published")
 
+# -- an operator's retry at a chosen priority reaches the broker queue ------------
+# (imports.import_row is not configured: calculate_priority alone says MEDIUM)
+db.execute("SELECT taskguard.dlq_retry(ARRAY[id], 'CRITICAL') FROM taskguard.dlq"
+           " WHERE task_ref = %s", (ref("import"),))
+published = dispatch_until(ref("import"))
+is_(published and (published["queue"], published["priority"]), ("critical", "CRITICAL"),
+    "a record retried with dlq_retry(ids, 'CRITICAL') is published on the critical queue")
+is_(record("import", "status::text, priority::text"), ("ABANDONED", "CRITICAL"),
+    "its run fails again and is abandoned again, at the operator's priority")
+
 # -- idempotency ------------------------------------------------------------------
 order = int(run[:8], 16)             # a new order each run: keys live for 24 hours
 first = example.charge_card.apply_async((order, 2500), task_id=ref("charge1"))

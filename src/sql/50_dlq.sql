@@ -252,7 +252,8 @@ BEGIN
 END
 $$;
 
--- External mode: hand due PENDING records (now RETRYING) to the application's dispatcher.
+-- External mode: hand due PENDING records (now RETRYING) to the application's
+-- dispatcher, each at the priority its retry runs at.
 CREATE FUNCTION taskguard.claim_due_retries(batch int DEFAULT 100)
 RETURNS SETOF taskguard.dead_letter
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 100
@@ -273,8 +274,14 @@ BEGIN
          ORDER BY d.next_retry_at, d.id
          LIMIT batch
          FOR UPDATE SKIP LOCKED)
+    -- priority: this retry's, which names its broker queue (priority_queue):
+    -- the operator's pinned one (dlq_retry(…, priority)), else recomputed as
+    -- the scheduler does for queue tasks (aged from the first failure)
     UPDATE taskguard.dead_letter d
-       SET status = 'RETRYING', next_retry_at = NULL, dispatched_at = now()
+       SET status = 'RETRYING', next_retry_at = NULL, dispatched_at = now(),
+           priority = (taskguard._retry_priority(d.priority_pinned, d.priority, d.task_name,
+                           d.context->>'customer_tier', d.failure_type, d.retry_count,
+                           d.first_failed_at)).priority
       FROM due WHERE d.id = due.id
     RETURNING d.*;
 END

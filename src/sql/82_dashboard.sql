@@ -225,6 +225,27 @@ SELECT h.bucket, h.failure_type, sum(h.failures)::bigint, sum(h.retries)::bigint
    AND h.tenant IN (SELECT v.tenant FROM taskguard._visible_tenants v)
  GROUP BY 1, 2;
 
+-- Classification confidence over time, the data of a heatmap: failed
+-- attempts of the last 24 hours by hour (`time`), failure type and
+-- confidence band of width 0.1 (band_low 0.9 holds 0.9 to 1.0 inclusive,
+-- values outside 0..1 go to the edge bands; events recorded before 0.2.0
+-- kept no confidence: band 'unknown', band_low NULL, as NaN).  Reads failure_event through its time index; the tenant filter runs
+-- once per tenant, not per event.
+CREATE VIEW taskguard.classification_confidence AS
+SELECT date_trunc('hour', e.time) AS time, e.failure_type, b.band_low,
+       b.band_low + 0.1 AS band_high,
+       coalesce(to_char(b.band_low, 'FM0.0') || '-' || to_char(b.band_low + 0.1, 'FM0.0'),
+                'unknown') AS band,
+       count(*) AS events, round(avg(e.confidence)::numeric, 3) AS avg_confidence
+  FROM taskguard.failure_event e,
+       LATERAL (SELECT CASE WHEN e.confidence <> 'NaN'   -- NULL and NaN: unknown
+                            THEN (greatest(0, least(9, floor(e.confidence::numeric * 10)))
+                                  / 10)::numeric(2, 1) END AS band_low) b
+ WHERE e.time >= date_trunc('hour', now() - interval '24 hours')
+   AND coalesce(e.tenant, '') IN (SELECT m.tenant FROM taskguard.metric_tenant m
+                                   WHERE taskguard._tenant_visible(nullif(m.tenant, '')))
+ GROUP BY 1, 2, 3;
+
 -- ---------------------------------------------------------------- retries
 
 -- Per failure type, over the records still kept (RESOLVED ones go after
@@ -288,6 +309,27 @@ m (alert, value, detail) AS (
  WHERE t.enabled
    AND CASE t.comparison WHEN '>' THEN m.value > t.threshold ELSE m.value < t.threshold END
  ORDER BY t.alert, t.level DESC)
+UNION ALL
+-- Retry success rate per failure type: one alert per type, named
+-- retry_success_rate:<TYPE>, at the most severe level of the
+-- 'retry_success_rate' thresholds it breaches (the same thresholds as the
+-- transient types' combined rate).  Only types with at least 20 concluded
+-- retried records (recovered by a retry, or exhausted) are judged, so that a
+-- single failure does not raise an alert (docs/failures.md "Retry analytics").
+(SELECT DISTINCT ON (r.failure_type) 'retry_success_rate:' || r.failure_type, t.level,
+       r.rate, t.threshold,
+       format('%s: %s %% of %s concluded retried records recovered by a retry (%s exhausted; judged from 20)',
+              r.failure_type, r.rate, r.concluded, r.exhausted)
+  FROM (SELECT x.failure_type, x.exhausted, x.recovered + x.exhausted AS concluded,
+               round(100.0 * x.recovered / nullif(x.recovered + x.exhausted, 0), 2) AS rate
+          FROM (SELECT c.failure_type,
+                       coalesce(sum(c.records) FILTER (WHERE c.by_retry), 0) AS recovered,
+                       coalesce(sum(c.retried) FILTER (WHERE c.status = 'ABANDONED'), 0) AS exhausted
+                  FROM taskguard._dlq_counts c GROUP BY 1) x) r
+  JOIN taskguard.alert_threshold t ON t.alert = 'retry_success_rate'
+ WHERE t.enabled AND r.concluded >= 20
+   AND CASE t.comparison WHEN '>' THEN r.rate > t.threshold ELSE r.rate < t.threshold END
+ ORDER BY r.failure_type, t.level DESC)
 UNION ALL
 -- Circuit breaker allocations refused in the last 10 minutes (the shared
 -- table was full, or a tenant held its share): failures that were not

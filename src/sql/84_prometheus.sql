@@ -35,6 +35,20 @@ SELECT format(E'# HELP %s %s\n# TYPE %s %s\n', name,
        || coalesce(samples, '')
 $$;
 
+-- Per-task retry policy changes, by hand (retry_apply_advice) and automatic.
+-- PL/pgSQL: its table comes later in the install script (86_retry_advice.sql),
+-- and a SQL function's body is checked when it is created.
+CREATE FUNCTION taskguard._prom_retry_policy_changes(OUT changes_manual bigint,
+    OUT changes_auto bigint)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+BEGIN
+    SELECT count(*) FILTER (WHERE NOT c.auto), count(*) FILTER (WHERE c.auto)
+      INTO changes_manual, changes_auto
+      FROM taskguard.retry_policy_change c;
+END
+$$;
+
 CREATE FUNCTION taskguard.prometheus_metrics()
 RETURNS text
 LANGUAGE sql STABLE PARALLEL RESTRICTED
@@ -156,5 +170,18 @@ SELECT
                                 taskguard._prom_label(a.alert), taskguard._prom_label(a.level::text)),
                          '' ORDER BY a.alert)
          FROM taskguard.alerts a))
+  || taskguard._prom_family('taskguard_classified_failures_last_day', 'gauge',
+      'Failed attempts of the last 24 hours by failure type and classification confidence band (0.9-1.0, ..., unknown).',
+      (SELECT string_agg(format(E'taskguard_classified_failures_last_day{failure_type=%s,band=%s} %s\n',
+                                taskguard._prom_label(x.failure_type::text),
+                                taskguard._prom_label(x.band), x.n),
+                         '' ORDER BY x.failure_type, x.band)
+         FROM (SELECT c.failure_type, c.band, sum(c.events) AS n
+                 FROM taskguard.classification_confidence c GROUP BY 1, 2) x))
+  || taskguard._prom_family('taskguard_retry_policy_changes_total', 'counter',
+      'Per-task retry policy changes recorded in taskguard.retry_policy_change: by retry_apply_advice (auto="false") or auto-tuning (auto="true").',
+      (SELECT format(E'taskguard_retry_policy_changes_total{auto="false"} %s\ntaskguard_retry_policy_changes_total{auto="true"} %s\n',
+                     c.changes_manual, c.changes_auto)
+         FROM taskguard._prom_retry_policy_changes() c))
 FROM h, idem
 $$;

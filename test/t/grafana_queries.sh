@@ -81,7 +81,8 @@ doc() {  # doc SQL: run SQL with :'doc' bound to the dashboard's JSON
 }
 is "$(doc "SELECT jsonb_typeof(:'doc'::jsonb)")" object "the dashboard is valid JSON"
 titles=$(doc "SELECT string_agg(p->>'title', ';') FROM jsonb_path_query(:'doc'::jsonb, '\$.panels[*] ? (@.type == \"row\")') p")
-for section in Overview Idempotency "Schedule conflicts" "Dead-letter queue" "Failure taxonomy" "Retry policy"; do
+for section in Overview Idempotency "Schedule conflicts" "Dead-letter queue" "Failure taxonomy" "Retry policy" \
+               "Retry advice"; do
     ok "$(grep -q "$section" <<<"$titles"; echo $?)" "the dashboard has a row for: $section"
 done
 is "$(doc "SELECT count(*) FROM jsonb_path_query(:'doc'::jsonb, 'strict \$.**.datasource.type') t WHERE t #>> '{}' <> 'postgres'")" 0 \

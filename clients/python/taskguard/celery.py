@@ -13,8 +13,9 @@ Three pieces, each usable alone:
   not want to touch, through Celery's task_failure/task_success signals.
 * ``Dispatcher``: claims due retries with ``taskguard.claim_due_retries`` and
   re-publishes each to the broker, with its original task id, on the queue
-  ``taskguard.calculate_priority`` names for it (table taskguard.priority_queue:
-  critical, high, default, low, deferred).  Run one (``dispatcher.run()``).
+  of the priority the retry runs at (table taskguard.priority_queue: critical,
+  high, default, low, deferred): the one an operator chose with
+  ``dlq_retry(ids, priority)``, else ``taskguard.calculate_priority``'s.  Run one (``dispatcher.run()``).
 
 taskguard decides whether and when a failed task runs again, so do not also
 use Celery's ``autoretry_for``/``self.retry`` for the same errors: taskguard only
@@ -209,13 +210,16 @@ def connect_signals():
     signals.task_success.connect(on_success, weak=False)
 
 
+# claim_due_retries gives each record the priority its retry runs at (an
+# operator's dlq_retry(..., priority) or recomputed); priority_queue maps it to
+# the broker queue (a deleted row: calculate_priority's built-in names).
 _CLAIM = """
 SELECT d.id, d.task_ref, d.task_name, d.args, d.tenant, d.retry_count,
-       d.failure_type, p.priority, p.queue
+       d.failure_type, d.priority,
+       coalesce(q.queue, CASE d.priority WHEN 'MEDIUM' THEN 'default'
+                                         ELSE lower(d.priority::text) END) AS queue
   FROM taskguard.claim_due_retries(%s) AS d
- CROSS JOIN LATERAL taskguard.calculate_priority(d.task_name,
-        d.context || jsonb_build_object('failure_type', d.failure_type,
-                                        'enqueued_at', d.first_failed_at)) AS p
+  LEFT JOIN taskguard.priority_queue q ON q.priority = d.priority
 """
 
 
