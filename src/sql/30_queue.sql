@@ -47,8 +47,9 @@ ALTER TABLE taskguard.task SET (autovacuum_vacuum_scale_factor = 0.02,
 CREATE INDEX task_ready_idx ON taskguard.task (queue, (-priority_score), run_at, id)
     WHERE status = 'ready';
 -- claim() by a tenant-bound worker: its own tenant's ready tasks in claim
--- order, whatever the other tenants have queued ahead of them.
-CREATE INDEX task_ready_tenant_idx ON taskguard.task (queue, tenant, (-priority_score), run_at, id)
+-- order, whatever the other tenants have queued ahead of them; tenant first,
+-- so that the dashboards count a tenant's ready tasks in its own range.
+CREATE INDEX task_ready_tenant_idx ON taskguard.task (tenant, queue, (-priority_score), run_at, id)
     WHERE status = 'ready';
 -- the scheduler: expired leases, due retries, pruning.  "lease_expires_at IS
 -- NOT NULL" keeps the planner from taking the lease index for complete(),

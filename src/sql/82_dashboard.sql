@@ -140,15 +140,23 @@ idem AS (
     SELECT coalesce(round(100.0 * sum(i.duplicates) / nullif(sum(i.checks), 0), 2), 0) AS hit_rate
       FROM taskguard.idempotency_stats i),
 -- counted per tenant through the partial indexes, then filtered (OFFSET 0
--- keeps the tenant check above the GROUP BY: once per tenant, not per row)
+-- keeps the tenant check above the GROUP BY: once per tenant, not per row).
+-- A tenant-bound caller's ready tasks are counted in its tenants' range of
+-- task_ready_tenant_idx, not among every tenant's (one-time filters pick
+-- the branch); running tasks are few, as many as workers, and all have a
+-- lease (claim() sets it), which lets task_lease_idx count them.
 tasks AS (
     SELECT coalesce(sum(x.n) FILTER (WHERE x.status = 'running'), 0)::bigint AS running,
            coalesce(sum(x.n) FILTER (WHERE x.status = 'ready'), 0)::bigint AS ready
       FROM (SELECT r.tenant, 'running' AS status, count(*) AS n FROM taskguard.task r
-             WHERE r.status = 'running' GROUP BY r.tenant
+             WHERE r.status = 'running' AND r.lease_expires_at IS NOT NULL GROUP BY r.tenant
             UNION ALL
             SELECT r.tenant, 'ready', count(*) FROM taskguard.task r
-             WHERE r.status = 'ready' GROUP BY r.tenant
+             WHERE r.status = 'ready' AND taskguard._tenant_scope() IS NULL GROUP BY r.tenant
+            UNION ALL
+            SELECT r.tenant, 'ready', count(*) FROM taskguard.task r
+             WHERE r.status = 'ready' AND r.tenant = ANY (taskguard._tenant_scope())
+             GROUP BY r.tenant
             OFFSET 0) x
      WHERE taskguard._tenant_visible(x.tenant)),
 breakers AS (

@@ -18,11 +18,17 @@ BEGIN
   END LOOP;
 END \$\$" >/dev/null
 
-# index entries of task_ready_idx read so far (the session ends: stats flushed)
-ready_reads() {
-    q "SELECT pg_stat_force_next_flush()" >/dev/null 2>&1
-    psql -X -At -d taskguard -c "SET stats_fetch_consistency = none" \
-        -c "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'task_ready_idx'" | tail -1
+# Buffers the claim's pick reads in task_ready_idx over N claims (auto_explain
+# shows the plans of the statements inside claim() to this session only).
+claim_buffers() {  # claim_buffers QUEUE N
+    psql -X -q -d taskguard -v ON_ERROR_STOP=1 -c "LOAD 'auto_explain'" \
+        -c "SET auto_explain.log_min_duration = 0" -c "SET auto_explain.log_analyze = on" \
+        -c "SET auto_explain.log_buffers = on" -c "SET auto_explain.log_nested_statements = on" \
+        -c "SET auto_explain.log_level = notice" -c "SET client_min_messages = notice" \
+        -c "CALL cm_cycles('$1', $2)" 2>&1 |
+        awk '/Index Scan using task_ready_idx/ {want = 1; next}
+             want && /Buffers: shared/ {sub(/.*hit=/, ""); sum += $1 + 0; n++; want = 0}
+             END {print (n ? int(sum / n) : -1)}'
 }
 
 # ---- a held snapshot does not slow the claim down ----
@@ -33,12 +39,9 @@ tg_wait_for 30 "SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT 
 q "CALL cm_cycles('cm_held', 3000)" >/dev/null
 is "$(q "SELECT count(*) FROM taskguard.task WHERE queue = 'cm_held' AND status = 'succeeded'")" 3000 \
     "3,000 cycles under a held snapshot all completed"
-before=$(ready_reads)
-q "CALL cm_cycles('cm_held', 200)" >/dev/null
-after=$(ready_reads)
-per=$(( (after - before) / 200 ))
-ok "$([ "$per" -lt 20 ] && echo 0 || echo 1)" \
-    "with 3,000 dead versions kept by the snapshot, a claim reads $per ready-index entries (< 20)"
+per=$(claim_buffers cm_held 50)
+ok "$([ "$per" -ge 0 ] && [ "$per" -lt 30 ] && echo 0 || echo 1)" \
+    "with 3,000 dead versions kept by the snapshot, a claim's index scan reads $per buffers (< 30)"
 kept=$(q "SELECT n_dead_tup + n_live_tup FROM pg_stat_user_tables WHERE relname = 'task'")
 q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'" >/dev/null
 wait "$holder" 2>/dev/null
@@ -81,8 +84,9 @@ q "SELECT count(*) FROM taskguard.claim('cm_lease', 'cm', 1, interval '1 second'
 q "CALL cm_cycles('cm_lease', 8)" >/dev/null
 tg_wait_for 10 "SELECT now() > lease_expires_at FROM taskguard.task WHERE id = $lease"
 q "SELECT taskguard._reap_expired_leases(100)" >/dev/null
-is "$(q "SELECT status FROM taskguard.task WHERE id = $lease")" failed "a task whose lease expired is failed by the reaper"
-q "CALL cm_cycles('cm_lease', 8)" >/dev/null
+# (the scheduler may have reaped and requeued it first: either is fine)
+is "$(q "SELECT status IN ('failed', 'ready') FROM taskguard.task WHERE id = $lease")" t \
+    "a task whose lease expired is failed by the reaper"
 q "UPDATE taskguard.dead_letter SET next_retry_at = now() WHERE task_id = $lease" >/dev/null
 q "SELECT taskguard._requeue_due_retries(100)" >/dev/null
 is "$(q "SELECT id FROM taskguard.claim('cm_lease', 'cm')")" "$lease" "and, its retry due, is claimed again"

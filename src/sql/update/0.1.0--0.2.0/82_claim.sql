@@ -4,7 +4,7 @@
 DROP INDEX taskguard.task_ready_idx;
 CREATE INDEX task_ready_idx ON taskguard.task (queue, (-priority_score), run_at, id)
     WHERE status = 'ready';
-CREATE INDEX task_ready_tenant_idx ON taskguard.task (queue, tenant, (-priority_score), run_at, id)
+CREATE INDEX task_ready_tenant_idx ON taskguard.task (tenant, queue, (-priority_score), run_at, id)
     WHERE status = 'ready';
 DROP INDEX taskguard.task_lease_idx;
 CREATE INDEX task_lease_idx ON taskguard.task (lease_expires_at)
@@ -199,6 +199,69 @@ BEGIN
     END IF;
 END
 $$;
+
+-- A tenant-bound reader's dashboard counts its own ready tasks only.
+CREATE OR REPLACE VIEW taskguard._health_inputs WITH (security_barrier = true) AS
+WITH dlq AS (
+    SELECT coalesce(sum(c.records) FILTER (WHERE c.status <> 'RESOLVED'), 0)::bigint AS depth,
+           coalesce(sum(c.records) FILTER (WHERE c.status = 'PENDING'), 0)::bigint AS pending,
+           coalesce(sum(c.records) FILTER (WHERE c.status = 'RETRYING'), 0)::bigint AS retrying,
+           coalesce(sum(c.records) FILTER (WHERE c.status = 'ABANDONED'), 0)::bigint AS abandoned,
+           -- transient types: records whose retries concluded, and those that recovered
+           sum(c.records) FILTER (WHERE c.failure_type::text LIKE 'TRANSIENT%' AND c.by_retry)
+               AS t_recovered,
+           sum(c.retried) FILTER (WHERE c.failure_type::text LIKE 'TRANSIENT%'
+                                    AND c.status = 'ABANDONED') AS t_exhausted
+      FROM taskguard._dlq_counts c),
+recent AS (
+    SELECT coalesce(sum(a.failures) FILTER (
+               WHERE a.minute >= date_trunc('minute', now() - interval '1 hour')), 0)::bigint AS failures_1h,
+           coalesce(sum(a.abandoned), 0)::bigint AS abandoned_24h
+      FROM (SELECT m.minute, m.tenant, m.failures, m.abandoned FROM taskguard.activity_minute m
+             WHERE m.minute >= date_trunc('minute', now() - interval '24 hours')
+            UNION ALL
+            SELECT d.minute, d.tenant, d.failures, d.abandoned FROM taskguard.event_delta d
+             WHERE d.minute >= date_trunc('minute', now() - interval '24 hours')) a
+     WHERE a.tenant IN (SELECT v.tenant FROM taskguard._visible_tenants v)),
+idem AS (
+    SELECT coalesce(round(100.0 * sum(i.duplicates) / nullif(sum(i.checks), 0), 2), 0) AS hit_rate
+      FROM taskguard.idempotency_stats i),
+-- counted per tenant through the partial indexes, then filtered (OFFSET 0
+-- keeps the tenant check above the GROUP BY: once per tenant, not per row).
+-- A tenant-bound caller's ready tasks are counted in its tenants' range of
+-- task_ready_tenant_idx, not among every tenant's (one-time filters pick
+-- the branch); running tasks are few, as many as workers, and all have a
+-- lease (claim() sets it), which lets task_lease_idx count them.
+tasks AS (
+    SELECT coalesce(sum(x.n) FILTER (WHERE x.status = 'running'), 0)::bigint AS running,
+           coalesce(sum(x.n) FILTER (WHERE x.status = 'ready'), 0)::bigint AS ready
+      FROM (SELECT r.tenant, 'running' AS status, count(*) AS n FROM taskguard.task r
+             WHERE r.status = 'running' AND r.lease_expires_at IS NOT NULL GROUP BY r.tenant
+            UNION ALL
+            SELECT r.tenant, 'ready', count(*) FROM taskguard.task r
+             WHERE r.status = 'ready' AND taskguard._tenant_scope() IS NULL GROUP BY r.tenant
+            UNION ALL
+            SELECT r.tenant, 'ready', count(*) FROM taskguard.task r
+             WHERE r.status = 'ready' AND r.tenant = ANY (taskguard._tenant_scope())
+             GROUP BY r.tenant
+            OFFSET 0) x
+     WHERE taskguard._tenant_visible(x.tenant)),
+breakers AS (
+    SELECT count(*)::int AS open,
+           string_agg(b.service, ', ' ORDER BY b.service) AS services
+      FROM taskguard.breaker_status b WHERE b.state = 'open')
+SELECT tasks.running, tasks.ready,
+       dlq.depth AS dlq_depth, dlq.pending, dlq.retrying, dlq.abandoned,
+       recent.abandoned_24h, recent.failures_1h,
+       idem.hit_rate AS idempotency_hit_rate_pct,
+       breakers.open AS open_breakers, breakers.services AS open_breaker_services,
+       taskguard._schedule_health_score() AS schedule_health,
+       -- NULL only when no transient record concluded (no data): 0 when every
+       -- retried record was abandoned, 100 when every one recovered
+       round(100.0 * coalesce(dlq.t_recovered, 0)
+             / nullif(coalesce(dlq.t_recovered, 0) + coalesce(dlq.t_exhausted, 0), 0), 2)
+           AS retry_success_pct
+  FROM dlq, recent, idem, tasks, breakers;
 
 -- Access as 90_access.sql leaves a fresh install: nothing for PUBLIC, every
 -- function for admins (told by a privilege only admins have).

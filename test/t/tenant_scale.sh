@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A tenant's work costs what its own work costs: a tenant-bound worker's
+# claim and a tenant-bound reader's dashboard read as many buffers with
+# 10,000 other tenants' ready tasks ahead of its own as with 1,000; and the
+# claim still hands out only its tenants' tasks, in claim order.
+. "$(dirname "$0")/../lib/tap.sh"
+
+q "DO \$\$ BEGIN
+     DROP ROLE IF EXISTS ts_worker; DROP ROLE IF EXISTS ts_pair;
+     CREATE ROLE ts_worker; CREATE ROLE ts_pair;
+     PERFORM taskguard.grant_access('ts_worker', 'worker'), taskguard.grant_access('ts_worker', 'reader'),
+             taskguard.grant_access('ts_pair', 'worker');
+     INSERT INTO taskguard.tenant_member VALUES ('ts_worker', 'ts_a'), ('ts_pair', 'ts_a'), ('ts_pair', 'ts_b');
+   END \$\$" >/dev/null
+q "CREATE OR REPLACE PROCEDURE ts_cycles(n int) LANGUAGE plpgsql AS \$\$
+DECLARE r record;
+BEGIN
+  FOR i IN 1..n LOOP
+    PERFORM taskguard.enqueue('ts_job', '{}', 'ts');
+    FOR r IN SELECT * FROM taskguard.claim('ts', 'ts', 1) LOOP
+      PERFORM taskguard.complete(r.id, NULL, r.attempts);
+    END LOOP;
+    COMMIT;
+  END LOOP;
+END \$\$" >/dev/null
+q "GRANT EXECUTE ON PROCEDURE ts_cycles(int) TO ts_worker" >/dev/null
+
+foreign() {  # foreign N: N ready tasks of 99 other tenants, due before ts_a's
+    q "INSERT INTO taskguard.task (queue, task_name, tenant, run_at)
+       SELECT 'ts', 'other_job', 'ts_' || (1 + g % 99), now() - interval '1 hour'
+         FROM generate_series(1, $1) g" >/dev/null
+    q "ANALYZE taskguard.task" >/dev/null
+}
+# buffers per statement as ts_worker: the claim's pick (auto_explain of the
+# statements inside claim()), and the dashboard view as a whole
+claim_buffers() {
+    psql -X -q -d taskguard -v ON_ERROR_STOP=1 -c "LOAD 'auto_explain'" \
+        -c "SET auto_explain.log_min_duration = 0" -c "SET auto_explain.log_analyze = on" \
+        -c "SET auto_explain.log_buffers = on" -c "SET auto_explain.log_nested_statements = on" \
+        -c "SET auto_explain.log_level = notice" -c "SET client_min_messages = notice" \
+        -c "SET ROLE ts_worker" -c "CALL ts_cycles(20)" 2>&1 |
+        awk '/Index Scan using task_ready_tenant_idx/ {want = 1; next}
+             want && /Buffers: shared/ {sub(/.*hit=/, ""); sum += $1 + 0; n++; want = 0}
+             END {print (n ? int(sum / n) : -1)}'
+}
+view_buffers() {
+    psql -X -q -At -d taskguard -c "SET ROLE ts_worker" \
+        -c "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM taskguard.dashboard" |
+        tr -d ' \n' | sed -n 's/^[^{]*\[{"Plan":{.*"SharedHitBlocks":\([0-9]*\),"SharedReadBlocks":\([0-9]*\).*/\1 \2/p' |
+        head -1 | awk '{print $1 + $2}'
+}
+
+foreign 1000
+c1=$(claim_buffers); v1=$(view_buffers)
+foreign 9000
+c2=$(claim_buffers); v2=$(view_buffers)
+ok "$([ "$c1" -ge 0 ] && [ "$c2" -le $((c1 + 2)) ] && echo 0 || echo 1)" \
+    "a tenant-bound claim reads $c1 buffers among 1,000 others' ready tasks, $c2 among 10,000"
+ok "$([ -n "$v1" ] && [ -n "$v2" ] && [ "$v2" -le $((v1 + 20)) ] && echo 0 || echo 1)" \
+    "a tenant-bound reader's dashboard reads $v1 buffers among 1,000 others' ready tasks, $v2 among 10,000"
+is "$(psql -X -q -At -d taskguard -c "SET ROLE ts_worker" -c "SELECT ready FROM taskguard.dashboard")" \
+   "$(q "SELECT count(*) FROM taskguard.task WHERE tenant = 'ts_a' AND status = 'ready'")" \
+   "and counts its own ready tasks only"
+
+# what the claims hand out
+q "INSERT INTO taskguard.task (queue, task_name, tenant, priority, priority_score, run_at) VALUES
+   ('ts', 'own_low', 'ts_a', 'LOW', 1, now() - interval '2 hours'),
+   ('ts', 'own_high', 'ts_a', 'HIGH', 3, now() - interval '1 minute'),
+   ('ts', 'b_critical', 'ts_b', 'CRITICAL', 4, now())" >/dev/null
+is "$(psql -X -q -At -d taskguard -c "SET ROLE ts_worker" -c "SELECT task_name || ':' || tenant FROM taskguard.claim('ts', 'w', 2)" | tr '\n' ' ')" \
+   "own_high:ts_a own_low:ts_a " "the bound worker gets its own tasks in claim order, none of the 10,000 others'"
+is "$(psql -X -q -At -d taskguard -c "SET ROLE ts_pair" -c "SELECT task_name || ':' || tenant FROM taskguard.claim('ts', 'w', 1)")" \
+   "b_critical:ts_b" "a worker bound to two tenants gets the more urgent of either"
+first=$(q "SELECT id FROM taskguard.task WHERE queue = 'ts' AND status = 'ready'
+            ORDER BY priority_score DESC, run_at, id LIMIT 1")
+is "$(q "SELECT id FROM taskguard.claim('ts', 'w', 1)")" "$first" \
+   "an unmapped worker gets the first task in claim order, of any tenant"
+is "$(psql -X -q -At -d taskguard -c "SET ROLE ts_worker" -c "SELECT count(*) FROM taskguard.claim('ts', 'w', 100) WHERE tenant <> 'ts_a'")" 0 \
+   "a batch claim by the bound worker holds no other tenant's task"
+q "DELETE FROM taskguard.task WHERE queue = 'ts'" >/dev/null
+done_testing
