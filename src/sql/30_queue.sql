@@ -59,6 +59,10 @@ CREATE INDEX task_ready_tenant_idx ON taskguard.task (tenant, queue, (-priority_
 CREATE INDEX task_lease_idx ON taskguard.task (lease_expires_at)
     WHERE status = 'running' AND lease_expires_at IS NOT NULL;
 CREATE INDEX task_failed_idx ON taskguard.task (run_at) WHERE status = 'failed';
+-- priority escalation looks at ready tasks enqueued hours ago: by age, not
+-- through the claim order, whose front holds a dead version per task
+-- claimed while another session keeps an old snapshot.
+CREATE INDEX task_ready_age_idx ON taskguard.task (enqueued_at) WHERE status = 'ready';
 CREATE INDEX task_finished_idx ON taskguard.task (finished_at)
     WHERE status IN ('succeeded', 'cancelled');
 
@@ -568,17 +572,31 @@ END
 $$;
 
 -- Scheduler step: expired leases become taskguard.LeaseExpired failures.
+-- Where the reaper starts (src/lease.c): the last minutes of expiries, or all
+-- of them when this process has not finished a full scan for a while.
+CREATE FUNCTION taskguard._reap_since()
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'taskguard_reap_since'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._reap_full_done()
+RETURNS void
+AS 'MODULE_PATHNAME', 'taskguard_reap_full_done'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION taskguard._reap_expired_leases(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
-    v_task record;
-    v_n    int := 0;
+    v_task  record;
+    v_n     int := 0;
+    v_since timestamptz := taskguard._reap_since();
 BEGIN
     FOR v_task IN
         SELECT t.id, t.attempts, t.worker, t.lease_expires_at FROM taskguard.task t
          WHERE t.status = 'running' AND t.lease_expires_at < now()
+           AND t.lease_expires_at >= v_since
          ORDER BY t.lease_expires_at
          LIMIT batch
          FOR UPDATE SKIP LOCKED
@@ -589,6 +607,9 @@ BEGIN
             '{}', v_task.attempts);
         v_n := v_n + 1;
     END LOOP;
+    IF v_since = '-infinity' AND v_n < batch THEN
+        PERFORM taskguard._reap_full_done();
+    END IF;
     RETURN v_n;
 END
 $$;

@@ -91,6 +91,18 @@ q "UPDATE taskguard.dead_letter SET next_retry_at = now() WHERE task_id = $lease
 q "SELECT taskguard._requeue_due_retries(100)" >/dev/null
 is "$(q "SELECT id FROM taskguard.claim('cm_lease', 'cm')")" "$lease" "and, its retry due, is claimed again"
 
+# The reaper of a process that finished a full scan looks at the last two
+# minutes of expiries only (src/lease.c); a new process scans them all.
+old1=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_reap')")
+old2=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_reap')")
+q "SELECT count(*) FROM taskguard.claim('cm_reap', 'cm', 2)" >/dev/null
+q "UPDATE taskguard.task SET lease_expires_at = now() - interval '1 hour' WHERE id = $old1" >/dev/null
+got=$(psql -X -At -d taskguard -c "SELECT taskguard._reap_expired_leases(100)" \
+    -c "UPDATE taskguard.task SET lease_expires_at = now() - interval '1 hour' WHERE id = $old2" \
+    -c "SELECT taskguard._reap_expired_leases(100)" | grep -v UPDATE | tr '\n' ' ')
+is "$got" "1 0 " "a process's first reap scans every expiry, later ones the last minutes only"
+is "$(q "SELECT taskguard._reap_expired_leases(100)")" 1 "a new process reaps the lease that expired an hour ago"
+
 rr=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_rr')")
 got=$(psql -X -At -d taskguard -c "BEGIN ISOLATION LEVEL REPEATABLE READ" \
     -c "SELECT raise FROM taskguard._claim_mark('cm_rr')" -c "SELECT id FROM taskguard.claim('cm_rr', 'cm')" -c "COMMIT" | sed -n 2,3p | tr '\n' ' ')

@@ -263,10 +263,57 @@ SELECT tasks.running, tasks.ready,
            AS retry_success_pct
   FROM dlq, recent, idem, tasks, breakers;
 
+-- Priority escalation reads ready tasks by age; the lease reaper reads the
+-- last minutes of expiries (src/lease.c).
+CREATE INDEX task_ready_age_idx ON taskguard.task (enqueued_at) WHERE status = 'ready';
+-- Scheduler step: expired leases become taskguard.LeaseExpired failures.
+-- Where the reaper starts (src/lease.c): the last minutes of expiries, or all
+-- of them when this process has not finished a full scan for a while.
+CREATE FUNCTION taskguard._reap_since()
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'taskguard_reap_since'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._reap_full_done()
+RETURNS void
+AS 'MODULE_PATHNAME', 'taskguard_reap_full_done'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION taskguard._reap_expired_leases(batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_task  record;
+    v_n     int := 0;
+    v_since timestamptz := taskguard._reap_since();
+BEGIN
+    FOR v_task IN
+        SELECT t.id, t.attempts, t.worker, t.lease_expires_at FROM taskguard.task t
+         WHERE t.status = 'running' AND t.lease_expires_at < now()
+           AND t.lease_expires_at >= v_since
+         ORDER BY t.lease_expires_at
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM taskguard.fail(v_task.id, 'taskguard.LeaseExpired',
+            format('lease expired at %s (worker %s)', v_task.lease_expires_at,
+                   coalesce(v_task.worker, 'unknown')),
+            '{}', v_task.attempts);
+        v_n := v_n + 1;
+    END LOOP;
+    IF v_since = '-infinity' AND v_n < batch THEN
+        PERFORM taskguard._reap_full_done();
+    END IF;
+    RETURN v_n;
+END
+$$;
+
 -- Access as 90_access.sql leaves a fresh install: nothing for PUBLIC, every
 -- function for admins (told by a privilege only admins have).
 REVOKE ALL ON FUNCTION taskguard._claim_mark(text), taskguard._claim_mark_raise(text, bigint, real, timestamptz, bigint),
-    taskguard._claim_mark_trigger(), taskguard._claim_tenants(text, text, int, interval, text[]) FROM PUBLIC;
+    taskguard._claim_mark_trigger(), taskguard._claim_tenants(text, text, int, interval, text[]),
+    taskguard._reap_since(), taskguard._reap_full_done() FROM PUBLIC;
 DO $$
 DECLARE
     v_role regrole;
@@ -281,7 +328,8 @@ BEGIN
             EXECUTE format('GRANT EXECUTE ON FUNCTION taskguard._claim_mark(text), '
                            'taskguard._claim_mark_raise(text, bigint, real, timestamptz, bigint), '
                            'taskguard._claim_mark_trigger(), '
-                           'taskguard._claim_tenants(text, text, int, interval, text[]) TO %s', v_role);
+                           'taskguard._claim_tenants(text, text, int, interval, text[]), '
+                           'taskguard._reap_since(), taskguard._reap_full_done() TO %s', v_role);
         END IF;
     END LOOP;
 END
