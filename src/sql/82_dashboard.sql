@@ -139,31 +139,33 @@ recent AS (
 idem AS (
     SELECT coalesce(round(100.0 * sum(i.duplicates) / nullif(sum(i.checks), 0), 2), 0) AS hit_rate
       FROM taskguard.idempotency_stats i),
--- counted per tenant through the partial indexes, then filtered (OFFSET 0
--- keeps the tenant check above the GROUP BY: once per tenant, not per row).
--- A tenant-bound caller's ready tasks are counted in its tenants' range of
--- task_ready_tenant_idx, not among every tenant's (one-time filters pick
--- the branch); running tasks are few, as many as workers, and all have a
--- lease (claim() sets it), which lets task_lease_idx count them.
-tasks AS (
-    SELECT coalesce(sum(x.n) FILTER (WHERE x.status = 'running'), 0)::bigint AS running,
-           coalesce(sum(x.n) FILTER (WHERE x.status = 'ready'), 0)::bigint AS ready
-      FROM (SELECT r.tenant, 'running' AS status, count(*) AS n FROM taskguard.task r
-             WHERE r.status = 'running' AND r.lease_expires_at IS NOT NULL GROUP BY r.tenant
-            UNION ALL
-            SELECT r.tenant, 'ready', count(*) FROM taskguard.task r
-             WHERE r.status = 'ready' AND taskguard._tenant_scope() IS NULL GROUP BY r.tenant
-            UNION ALL
-            SELECT r.tenant, 'ready', count(*) FROM taskguard.task r
-             WHERE r.status = 'ready' AND r.tenant = ANY (taskguard._tenant_scope())
-             GROUP BY r.tenant
-            OFFSET 0) x
-     WHERE taskguard._tenant_visible(x.tenant)),
 breakers AS (
     SELECT count(*)::int AS open,
            string_agg(b.service, ', ' ORDER BY b.service) AS services
       FROM taskguard.breaker_status b WHERE b.state = 'open')
-SELECT tasks.running, tasks.ready,
+-- Tasks running and ready, counted per tenant through the partial indexes,
+-- then filtered (OFFSET 0 keeps the tenant check above the GROUP BY: once per
+-- tenant, not per row).  Scalar subqueries, so that a query that does not
+-- read them (the alerts) does not count them: while another session holds an
+-- old snapshot these scans visit a dead version per task claimed since.  A
+-- tenant-bound caller's ready tasks are counted in its tenants' range of
+-- task_ready_tenant_idx (one-time filters pick the branch); running tasks are
+-- few, as many as workers, and all have a lease (claim() sets it), which lets
+-- task_lease_idx count them.
+SELECT (SELECT coalesce(sum(x.n), 0)::bigint
+          FROM (SELECT r.tenant, count(*) AS n FROM taskguard.task r
+                 WHERE r.status = 'running' AND r.lease_expires_at IS NOT NULL GROUP BY r.tenant
+                OFFSET 0) x
+         WHERE taskguard._tenant_visible(x.tenant)) AS running,
+       (SELECT coalesce(sum(x.n), 0)::bigint
+          FROM (SELECT r.tenant, count(*) AS n FROM taskguard.task r
+                 WHERE r.status = 'ready' AND taskguard._tenant_scope() IS NULL GROUP BY r.tenant
+                UNION ALL
+                SELECT r.tenant, count(*) FROM taskguard.task r
+                 WHERE r.status = 'ready' AND r.tenant = ANY (taskguard._tenant_scope())
+                 GROUP BY r.tenant
+                OFFSET 0) x
+         WHERE taskguard._tenant_visible(x.tenant)) AS ready,
        dlq.depth AS dlq_depth, dlq.pending, dlq.retrying, dlq.abandoned,
        recent.abandoned_24h, recent.failures_1h,
        idem.hit_rate AS idempotency_hit_rate_pct,
@@ -174,7 +176,7 @@ SELECT tasks.running, tasks.ready,
        round(100.0 * coalesce(dlq.t_recovered, 0)
              / nullif(coalesce(dlq.t_recovered, 0) + coalesce(dlq.t_exhausted, 0), 0), 2)
            AS retry_success_pct
-  FROM dlq, recent, idem, tasks, breakers;
+  FROM dlq, recent, idem, breakers;
 
 -- The overview: one row.
 CREATE VIEW taskguard.dashboard AS
