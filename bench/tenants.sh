@@ -4,7 +4,9 @@
 # 999 other tenants ahead of the bound worker's own (1,000 tenants in all).
 # Cycle: enqueue 1 + claim 1 + complete, BENCH_CLIENTS clients, alternating
 # BENCH_SECONDS rounds as each role.  Then, as the bound role, the views and
-# calls a tenant reads, against the same in a database holding only its rows.
+# calls a tenant reads, against the same in a database holding only its rows
+# (the other tenants also have TENANT_BACKLOG/4 dead-letter records with 3
+# failure events each).
 # Prints ratio: tenant_bound_vs_unmapped and a time ratio per view.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,7 +27,24 @@ setup_db() {  # setup_db DB FOREIGN_ROWS
             FROM generate_series(1, $n) g" \
       -c "INSERT INTO taskguard.task (queue, task_name, tenant, run_at)
           SELECT 'shared', 'own_job', 'tenant_a', now() - interval '1 hour' FROM generate_series(1, 1000) g" \
-      -c "VACUUM ANALYZE taskguard.task"
+      -c "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence, remediation,
+              retry_count, max_retries, message, first_failed_at, last_failed_at)
+          SELECT 'other_job', 'tenant_' || (1 + g % 999), 'PENDING', 'TRANSIENT_NETWORK', 0.8,
+                 'RETRY_WITH_BACKOFF', 2, 5, 'connection reset by peer', now() - interval '2 hours',
+                 now() - (g % 3600) * interval '1 second'
+            FROM generate_series(1, $n / 4) g" \
+      -c "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence, remediation,
+              retry_count, max_retries, message, first_failed_at, last_failed_at)
+          SELECT 'own_job', 'tenant_a', 'PENDING', 'TRANSIENT_NETWORK', 0.8, 'RETRY_WITH_BACKOFF', 2, 5,
+                 'connection reset by peer', now() - interval '2 hours', now() - (g % 3600) * interval '1 second'
+            FROM generate_series(1, 1000) g" \
+      -c "INSERT INTO taskguard.failure_event (time, failure_id, task_name, failure_type, retry_count, action,
+              confidence, tenant)
+          SELECT d.last_failed_at, d.id, d.task_name, d.failure_type, r, 'retry', 0.8, d.tenant
+            FROM taskguard.dead_letter d, generate_series(0, 2) r" \
+      -c "SELECT taskguard.rollup_rebuild()" \
+      -c "VACUUM ANALYZE taskguard.task" -c "VACUUM ANALYZE taskguard.dead_letter" \
+      -c "VACUUM ANALYZE taskguard.failure_event"
 }
 P -d postgres -c "SET client_min_messages = warning" \
   -c "DROP ROLE IF EXISTS bench_tb" -c "DROP ROLE IF EXISTS bench_ub" \
@@ -58,8 +77,9 @@ P -d bench_tenants -c "DELETE FROM taskguard.task WHERE tenant = 'tenant_a' AND 
 reads=()
 for v in dashboard failure_distribution failure_trend retry_effectiveness alerts idempotency_stats \
          breaker_status dlq; do
-    reads+=("SELECT count(*) FROM taskguard.$v")
+    reads+=("SELECT sum(length(v::text)) FROM taskguard.$v v")
 done
+reads+=("SELECT sum(length(v::text)) FROM (SELECT * FROM taskguard.dlq ORDER BY last_failed_at DESC LIMIT 50) v")
 reads+=("SELECT length(taskguard.prometheus_metrics())" "SELECT taskguard.idempotency_check('bench-key')")
 best_ms() {  # best_ms DB SQL: the best of 7 in one session, as the bound role
     psql -X -At -U bench_tb -d "$1" -c '\timing on' -c "$2" -c "$2" -c "$2" -c "$2" -c "$2" -c "$2" -c "$2" |
@@ -73,4 +93,4 @@ for sql in "${reads[@]}"; do
     printf 'read: %-55s alone %7.2f ms, among %d others %7.2f ms, ratio %.2f\n' \
         "$sql" "$alone" "$backlog" "$crowd" "$(echo "$crowd / ($alone + 0.001)" | bc -l)"
 done
-P -d postgres -c "DROP DATABASE bench_tenants" -c "DROP DATABASE bench_tenants_alone"
+[ -n "${BENCH_KEEP:-}" ] || P -d postgres -c "DROP DATABASE bench_tenants" -c "DROP DATABASE bench_tenants_alone"

@@ -77,6 +77,8 @@ CREATE TABLE taskguard.activity_minute (
     PRIMARY KEY (minute, tenant)
 );
 SELECT pg_catalog.pg_extension_config_dump('taskguard.activity_minute', '');
+-- a tenant-bound reader's last 24 hours, whatever the other tenants did
+CREATE INDEX activity_minute_tenant_idx ON taskguard.activity_minute (tenant, minute);
 
 -- Monotonic totals for Prometheus counters: never pruned, never decreased.
 -- all_tenants rows as in failure_hourly.

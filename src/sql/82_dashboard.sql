@@ -130,8 +130,15 @@ recent AS (
     SELECT coalesce(sum(a.failures) FILTER (
                WHERE a.minute >= date_trunc('minute', now() - interval '1 hour')), 0)::bigint AS failures_1h,
            coalesce(sum(a.abandoned), 0)::bigint AS abandoned_24h
+      -- a tenant-bound caller reads its tenants' minutes (activity_minute_tenant_idx),
+      -- not every tenant's; one-time filters pick the branch
       FROM (SELECT m.minute, m.tenant, m.failures, m.abandoned FROM taskguard.activity_minute m
              WHERE m.minute >= date_trunc('minute', now() - interval '24 hours')
+               AND taskguard._tenant_scope() IS NULL
+            UNION ALL
+            SELECT m.minute, m.tenant, m.failures, m.abandoned FROM taskguard.activity_minute m
+             WHERE m.tenant = ANY (taskguard._tenant_scope())
+               AND m.minute >= date_trunc('minute', now() - interval '24 hours')
             UNION ALL
             SELECT d.minute, d.tenant, d.failures, d.abandoned FROM taskguard.event_delta d
              WHERE d.minute >= date_trunc('minute', now() - interval '24 hours')) a

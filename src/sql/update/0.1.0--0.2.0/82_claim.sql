@@ -200,7 +200,9 @@ BEGIN
 END
 $$;
 
--- A tenant-bound reader's dashboard counts its own ready tasks only.
+-- A tenant-bound reader's dashboard counts its own ready tasks and reads its
+-- own minutes only.
+CREATE INDEX activity_minute_tenant_idx ON taskguard.activity_minute (tenant, minute);
 CREATE OR REPLACE VIEW taskguard._health_inputs WITH (security_barrier = true) AS
 WITH dlq AS (
     SELECT coalesce(sum(c.records) FILTER (WHERE c.status <> 'RESOLVED'), 0)::bigint AS depth,
@@ -217,8 +219,15 @@ recent AS (
     SELECT coalesce(sum(a.failures) FILTER (
                WHERE a.minute >= date_trunc('minute', now() - interval '1 hour')), 0)::bigint AS failures_1h,
            coalesce(sum(a.abandoned), 0)::bigint AS abandoned_24h
+      -- a tenant-bound caller reads its tenants' minutes (activity_minute_tenant_idx),
+      -- not every tenant's; one-time filters pick the branch
       FROM (SELECT m.minute, m.tenant, m.failures, m.abandoned FROM taskguard.activity_minute m
              WHERE m.minute >= date_trunc('minute', now() - interval '24 hours')
+               AND taskguard._tenant_scope() IS NULL
+            UNION ALL
+            SELECT m.minute, m.tenant, m.failures, m.abandoned FROM taskguard.activity_minute m
+             WHERE m.tenant = ANY (taskguard._tenant_scope())
+               AND m.minute >= date_trunc('minute', now() - interval '24 hours')
             UNION ALL
             SELECT d.minute, d.tenant, d.failures, d.abandoned FROM taskguard.event_delta d
              WHERE d.minute >= date_trunc('minute', now() - interval '24 hours')) a
@@ -310,6 +319,9 @@ BEGIN
     RETURN v_n;
 END
 $$;
+
+-- No JIT compilation on every scrape (84_prometheus.sql).
+ALTER FUNCTION taskguard.prometheus_metrics() SET jit = off;
 
 -- Access as 90_access.sql leaves a fresh install: nothing for PUBLIC, every
 -- function for admins (told by a privilege only admins have).
