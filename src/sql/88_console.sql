@@ -1,0 +1,35 @@
+-- 88_console.sql — what the operator console (console/, issue 25) needs
+-- beyond the dead-letter functions of 50_dlq.sql: purging chosen records.
+-- Shipped whole to 0.1.0 databases by update piece 87_console.include.
+--
+-- Locks: the records it deletes, then their tasks (as dlq_purge does).
+
+-- Delete the given dead-letter records, whatever their status ("Purge" of one
+-- record or a selection; dlq_purge deletes by age and status).  A queue task
+-- still waiting on a purged record for its retry (status failed) would wait
+-- forever with no record: it is cancelled, as dlq_purge does.  Runs as its
+-- caller: an admin's privileges and row security (a tenant-bound admin
+-- deletes only its tenants' records); ids that do not exist or are not
+-- visible are skipped.  Returns how many records were deleted.
+CREATE FUNCTION taskguard.dlq_purge_records(ids bigint[])
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_n bigint;
+BEGIN
+    WITH gone AS (
+        DELETE FROM taskguard.dead_letter d
+         WHERE d.id = ANY(ids)
+        RETURNING d.id, d.task_id),
+    unlinked AS (
+        UPDATE taskguard.task t
+           SET failure_id = NULL,
+               status = CASE WHEN t.status = 'failed' THEN 'cancelled' ELSE t.status END,
+               finished_at = CASE WHEN t.status = 'failed' THEN now() ELSE t.finished_at END
+          FROM gone WHERE t.id = gone.task_id AND t.failure_id = gone.id
+        RETURNING 1)
+    SELECT count(*) INTO v_n FROM gone;
+    RETURN v_n;
+END
+$$;
