@@ -178,6 +178,8 @@ async function run(ctx) {
   is(await one(`SELECT count(*) FROM taskguard.task t JOIN taskguard.dlq d ON d.task_id = t.id
                  WHERE d.id = ANY($1) AND t.status = 'ready' AND t.priority = 'HIGH'`, [ab]), 2,
   'retry at a priority: their tasks are ready at HIGH');
+  await page.goto(`${URL0}/dlq?status=RETRYING`);
+  is(await page.locator(ab.map((id) => `tr[data-id="${id}"]`).join(', ')).count(), 2, 'retry: the records show under RETRYING');
 
   const pend = (await sql(`SELECT id FROM taskguard.dlq WHERE status = 'PENDING' ORDER BY id LIMIT 3`)).map((r) => r.id);
   await page.goto(`${URL0}/dlq/${pend[0]}`);
@@ -211,6 +213,15 @@ async function run(ctx) {
   const [dl2] = await Promise.all([page.waitForEvent('download'), page.click('a.export >> nth=0')]);
   is(fs.readFileSync(await dl2.path(), 'utf8').trim().split('\r\n').length - 1,
     await one(`SELECT count(*) FROM taskguard.dlq WHERE status = 'ABANDONED'`), 'CSV export of a filter: every matching record');
+
+  // purge by age (taskguard.dlq_purge): every RESOLVED record
+  await page.goto(`${URL0}/dlq`);
+  await page.click('details.purge-age summary');
+  await page.fill('details.purge-age input[name=days]', '0');
+  page.once('dialog', (dlg) => dlg.accept());
+  await Promise.all([page.waitForLoadState('load'), page.click('details.purge-age button')]);
+  is(await one(`SELECT count(*) FROM taskguard.dlq WHERE status = 'RESOLVED'`), 0, 'purge by age: the RESOLVED records are gone');
+  is(await text(page, '[data-count="RESOLVED"]'), '0', 'purge by age: the page counts none');
 
   // ---------------------------------------------------------------- CSRF
   const victim = (await sql(`SELECT id FROM taskguard.dlq WHERE status = 'PENDING' ORDER BY id LIMIT 1`))[0].id;
@@ -289,10 +300,13 @@ async function run(ctx) {
   is(await text(page, 'tr[data-service=partner-api] [data-col=state]'), 'open', 'breakers: and the page shows it open');
   await shot(page, 'console-breakers');
   await Promise.all([page.waitForLoadState('load'), page.click('tr[data-service=partner-api] button[data-op=auto]')]);
-  await Promise.all([page.waitForLoadState('load'), page.click('tr[data-service=stripe] button[data-op=reset]')]);
+  is(await one(`SELECT mode FROM taskguard.breaker_status WHERE service = 'partner-api'`), 'auto', 'breakers: back to auto');
+  for (const svc of ['partner-api', 'stripe']) {
+    await Promise.all([page.waitForLoadState('load'), page.click(`tr[data-service=${svc}] button[data-op=reset]`)]);
+  }
   is(await one(`SELECT string_agg(service || ' ' || state || ' ' || mode, ', ' ORDER BY service) FROM taskguard.breaker_status
                  WHERE service IN ('partner-api', 'stripe')`), 'partner-api closed auto, stripe closed auto',
-  'breakers: back to auto, and a reset closes the open one');
+  'breakers: a reset closes an open one');
 
   // a phone
   await page.setViewportSize({ width: 390, height: 844 });
@@ -330,12 +344,14 @@ async function run(ctx) {
   is(await text(page, '[data-count="ABANDONED"]'),
     fmt(await one(`SELECT count(*) FROM taskguard.dlq WHERE tenant = 'acme' AND status = 'ABANDONED'`)),
     'and counts only its tenant\'s');
-  const other = await one(`SELECT id FROM taskguard.dlq WHERE tenant = 'globex' LIMIT 1`);
+  const other = await one(`SELECT id FROM taskguard.dlq WHERE tenant = 'globex' AND status = 'PENDING' ORDER BY id LIMIT 1`);
   const resp = await page.goto(`${URL0}/dlq/${other}`);
   is(resp.status(), 404, 'another tenant\'s record is not found');
   const tok2 = await page.locator('input[name=_csrf]').first().inputValue();
   r = await post(page, '/dlq/action', [['_csrf', tok2], ['action', 'abandon'], ['id', other], ['back', '/dlq']]);
   is(await one('SELECT status FROM taskguard.dlq WHERE id = $1', [other]), 'PENDING', 'an action on another tenant\'s record changes nothing');
+  r = await post(page, '/dlq/action', [['_csrf', tok2], ['action', 'purge'], ['id', other], ['back', '/dlq']]);
+  is(await one('SELECT count(*) FROM taskguard.dlq WHERE id = $1', [other]), 1, 'nor does a purge of it');
   await page.goto(`${URL0}/`);
   is(await text(page, '[data-live="dlq_depth"]'),
     fmt(await one(`SELECT count(*) FROM taskguard.dlq WHERE tenant = 'acme' AND status <> 'RESOLVED'`)), 'the tenant\'s overview counts only its tenant');

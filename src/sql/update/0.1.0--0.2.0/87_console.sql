@@ -1,6 +1,7 @@
 -- ---------------------------------------------------------------- console
--- issue 25: the operator console purges chosen dead-letter records
--- (taskguard.dlq_purge_records, src/sql/88_console.sql, shipped whole by
+-- issue 25: the operator console pages the DLQ by (last_failed_at, id)
+-- and purges chosen dead-letter records (dead_letter_recent_idx and
+-- taskguard.dlq_purge_records, src/sql/88_console.sql, shipped whole by
 -- 87_console.include).  Access as 90_access.sql leaves a fresh install:
 -- nothing for PUBLIC; roles granted the admin level under 0.1.0 (told by a
 -- privilege only admins have) may run it, as grant_access(role, 'admin')
