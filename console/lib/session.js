@@ -43,10 +43,15 @@ function sameToken(a, b) {
 // host, port and database; user and password from the sign-in form.  An
 // empty password means "no password" (local socket: peer or trust, as
 // pg_hba.conf says) and is only offered when TG_CONSOLE_SOCKET_LOGIN=1.
+// An empty password is sent as a function returning '' (never undefined): pg
+// would otherwise fall back to the console's own PGPASSWORD or ~/.pgpass and
+// sign a stranger in with the console operator's stored password.
 function poolConfig(role, password) {
   return {
     user: role,
-    password: password === '' ? undefined : password,
+    password: password === '' ? () => '' : password,
+    // keyset cursors carry timestamps as PostgreSQL prints them (ISO, with offset)
+    options: '-c DateStyle=ISO,MDY',
     max: 3,
     idleTimeoutMillis: 60000,
     application_name: 'taskguard-console',

@@ -86,6 +86,22 @@ done < "$out/e2e.tap"
 ok "$rc" "the browser run finished cleanly"
 ls "$out"/*.png >/dev/null 2>&1
 ok $? "screenshots saved ($(ls "$out"/*.png 2>/dev/null | wc -l) in $out)"
+# an empty password never borrows the console's own: with socket sign-in on
+# and PGPASSWORD (or a ~/.pgpass) in the console's environment, a stranger
+# who leaves the password empty is still asked for the role's password
+kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+cport2=$(tg_pick_port)
+(cd "$dir" && PGHOST=127.0.0.1 PGDATABASE=$DBN PGPASSWORD=admin-pw TG_CONSOLE_SOCKET_LOGIN=1 \
+    TG_CONSOLE_PORT=$cport2 exec node server.js) >"$out/console-socket.log" 2>&1 &
+cpid=$!
+end=$(( $(date +%s) + 20 ))
+until grep -q "taskguard console on" "$out/console-socket.log" 2>/dev/null || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+jar=$out/socket-login.cookies
+tok=$(curl -s -c "$jar" "http://127.0.0.1:$cport2/login" | sed -n 's/.*name="_csrf" value="\([^"]*\)".*/\1/p' | head -1)
+code=$(curl -s -b "$jar" -o "$out/socket-login.html" -w '%{http_code}' --data-urlencode "_csrf=$tok" \
+       -d role=tgc_admin -d password= "http://127.0.0.1:$cport2/login")
+is "$code" 401 "an empty password does not sign in with the console's PGPASSWORD (scram asks the role's own)"
+
 slow=$(awk '/^GET \/dlq/ { split($0, a, "total;dur="); if (a[2] + 0 > 300) print }' "$out/console.log")
 is "$slow" "" "every DLQ page took under 300 ms server time"
 done_testing
