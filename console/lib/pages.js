@@ -310,7 +310,12 @@ async function retries(ctx) {
   const [c, eff, adv] = await Promise.all([
     caps(ctx),
     ctx.q('SELECT * FROM taskguard.retry_effectiveness ORDER BY retried DESC, failure_type'),
-    hasAdvice ? ctx.q(`SELECT * FROM taskguard.retry_advice ORDER BY sample DESC, task_name, failure_type LIMIT 100`)
+    hasAdvice ? ctx.q(`SELECT a.*, a.recommended_max_retries IS NOT NULL
+                              AND (a.recommended_max_retries, a.recommended_base_delay, a.recommended_max_delay,
+                                   a.recommended_multiplier)
+                                  IS DISTINCT FROM (a.current_max_retries, a.current_base_delay, a.current_max_delay,
+                                                    a.current_multiplier) AS can_apply
+                         FROM taskguard.retry_advice a ORDER BY a.sample DESC, a.task_name, a.failure_type LIMIT 100`)
       : Promise.resolve(null),
   ]);
   const used = eff.rows.filter((r) => Number(r.retried) > 0 || Number(r.in_progress) > 0);
@@ -321,7 +326,7 @@ ${table(['task', 'failure type', 'sample', 'current', 'recommended', 'recovered 
 <td>${a.recommended_max_retries === null ? '–' : html`${a.recommended_max_retries} × ${interval(a.recommended_base_delay)}…${interval(a.recommended_max_delay)}`}</td>
 <td class="r">${num(a.current_recovered)} → ${num(a.recommended_recovered)}</td><td class="r">${num(a.current_attempts_wasted)} → ${num(a.recommended_attempts_wasted)}</td>
 <td>${a.reason}</td>
-${c.apply_advice ? html`<td>${a.recommended_max_retries === null ? '' : html`<form method="post" action="/retries/apply" class="inline">${csrf(ctx.s)}<input type="hidden" name="task_name" value="${a.task_name}"><input type="hidden" name="failure_type" value="${a.failure_type}"><button>Apply</button></form>`}</td>` : ''}</tr>`), { cls: 'advice' })}`
+${c.apply_advice ? html`<td>${!a.can_apply ? '' : html`<form method="post" action="/retries/apply" class="inline">${csrf(ctx.s)}<input type="hidden" name="task_name" value="${a.task_name}"><input type="hidden" name="failure_type" value="${a.failure_type}"><button data-apply="${a.task_name}">Apply</button></form>`}</td>` : ''}</tr>`), { cls: 'advice' })}`
     : html`<p class="muted">Retry advice is not installed in this database.</p>`;
   const body = html`
 <h2>Success rate of retries by failure type</h2>

@@ -71,6 +71,15 @@ SELECT count((taskguard.record_failure('sync_inventory', jsonb_build_object('sku
               'inv-' || g)).action)
   FROM generate_series(1, 8) g;
 
+-- retry advice: poll_feed always recovered 25 s after its first failure, on
+-- its third retry of five; fewer, later retries would do (taskguard.retry_advice)
+INSERT INTO taskguard.dead_letter (task_name, status, failure_type, confidence, remediation, error_type,
+       message, retry_count, max_retries, first_failed_at, last_failed_at, resolved_at, resolution)
+SELECT 'poll_feed', 'RESOLVED', 'TRANSIENT_NETWORK', 0.9, 'RETRY_WITH_BACKOFF', 'TimeoutError', 'timed out',
+       3, 5, now() - interval '2 hours', now() - interval '2 hours' + interval '20 seconds',
+       now() - interval '2 hours' + interval '25 seconds', 'retry'
+  FROM generate_series(1, 30);
+
 -- an open breaker
 SELECT taskguard.breaker_record('stripe', false) FROM generate_series(1, 6);
 SELECT taskguard.breaker_record('partner-api', false);

@@ -215,15 +215,6 @@ async function run(ctx) {
   is(fs.readFileSync(await dl2.path(), 'utf8').trim().split('\r\n').length - 1,
     await one(`SELECT count(*) FROM taskguard.dlq WHERE status = 'ABANDONED'`), 'CSV export of a filter: every matching record');
 
-  // purge by age (taskguard.dlq_purge): every RESOLVED record
-  await page.goto(`${URL0}/dlq`);
-  await page.click('details.purge-age summary');
-  await page.fill('details.purge-age input[name=days]', '0');
-  page.once('dialog', (dlg) => dlg.accept());
-  await Promise.all([page.waitForLoadState('load'), page.click('details.purge-age button')]);
-  is(await one(`SELECT count(*) FROM taskguard.dlq WHERE status = 'RESOLVED'`), 0, 'purge by age: the RESOLVED records are gone');
-  is(await text(page, '[data-count="RESOLVED"]'), '0', 'purge by age: the page counts none');
-
   // ---------------------------------------------------------------- CSRF
   const victim = (await sql(`SELECT id FROM taskguard.dlq WHERE status = 'PENDING' ORDER BY id LIMIT 1`))[0].id;
   let r = await post(page, '/dlq/action', [['action', 'abandon'], ['id', victim]]);
@@ -260,6 +251,12 @@ async function run(ctx) {
     Math.max(1, Number(await one('SELECT count(*) FROM (SELECT 1 FROM taskguard.retry_advice LIMIT 100) s'))),
     'retries: the advice of taskguard.retry_advice is listed');
   await shot(page, 'console-retries');
+  await Promise.all([page.waitForLoadState('load'), page.click('button[data-apply=poll_feed]')]);
+  is(await one(`SELECT max_retries FROM taskguard.retry_policy WHERE task_name = 'poll_feed' AND failure_type = 'TRANSIENT_NETWORK'`),
+    await one(`SELECT (new_policy->>'max_retries') FROM taskguard.retry_policy_change WHERE task_name = 'poll_feed'`),
+    'retries: an admin applies the advice (a per-task policy, recorded in retry_policy_change)');
+  ok(/Advice applied to poll_feed/.test(await text(page, '.flash')), 'retries: the console says so');
+  is(await page.locator('button[data-apply=poll_feed]').count(), 0, 'retries: applied advice offers no second apply');
 
   await page.goto(`${URL0}/idempotency`);
   const idem = (await sql(`SELECT checks, duplicates, hit_rate_pct FROM taskguard.idempotency_stats WHERE task_name = 'charge_card'`))[0];
@@ -309,6 +306,15 @@ async function run(ctx) {
                  WHERE service IN ('partner-api', 'stripe')`), 'partner-api closed auto, stripe closed auto',
   'breakers: a reset closes an open one');
 
+  // purge by age (taskguard.dlq_purge): every RESOLVED record
+  await page.goto(`${URL0}/dlq`);
+  await page.click('details.purge-age summary');
+  await page.fill('details.purge-age input[name=days]', '0');
+  page.once('dialog', (dlg) => dlg.accept());
+  await Promise.all([page.waitForLoadState('load'), page.click('details.purge-age button')]);
+  is(await one(`SELECT count(*) FROM taskguard.dlq WHERE status = 'RESOLVED'`), 0, 'purge by age: the RESOLVED records are gone');
+  is(await text(page, '[data-count="RESOLVED"]'), '0', 'purge by age: the page counts none');
+
   // a phone
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${URL0}/`);
@@ -325,6 +331,9 @@ async function run(ctx) {
   is(await page.locator('button[data-action], input[name=id]').count(), 0, 'a reader sees no DLQ action and no selection');
   await page.goto(`${URL0}/breakers`);
   is(await page.locator('button[data-op]').count(), 0, 'a reader sees no breaker action');
+  await page.goto(`${URL0}/retries`);
+  is(await page.locator('button[data-apply]').count(), 0, 'a reader sees no advice to apply');
+  await page.goto(`${URL0}/breakers`);
   const token = await page.locator('input[name=_csrf]').first().inputValue();
   const target = (await sql(`SELECT id FROM taskguard.dlq WHERE status = 'PENDING' ORDER BY id LIMIT 1`))[0].id;
   r = await post(page, '/dlq/action', [['_csrf', token], ['action', 'abandon'], ['id', target], ['back', '/dlq']]);
