@@ -330,7 +330,7 @@ ${c.apply_advice ? html`<td>${!a.can_apply ? '' : html`<form method="post" actio
     : html`<p class="muted">Retry advice is not installed in this database.</p>`;
   const body = html`
 <h2>Success rate of retries by failure type</h2>
-${charts.hbars(used.map((r) => ({ label: r.failure_type, value: r.success_rate_pct ?? 0 })), { unit: ' %' })}
+${charts.hbars(used.filter((r) => r.success_rate_pct !== null).map((r) => ({ label: r.failure_type, value: r.success_rate_pct })), { unit: ' %' })}
 ${table(['failure type', 'retryable', 'max retries', 'retried', 'recovered', 'exhausted', 'in progress', 'success %', 'avg retries', '% of max', 'retries ever'],
     eff.rows.map((r) => html`<tr data-type="${r.failure_type}"><td>${r.failure_type}</td><td>${r.retryable ? 'yes' : 'no'}</td><td class="r">${r.max_retries}</td>
 <td class="r" data-col="retried">${num(r.retried)}</td><td class="r" data-col="recovered">${num(r.recovered)}</td><td class="r">${num(r.exhausted)}</td><td class="r">${num(r.in_progress)}</td>
