@@ -173,7 +173,7 @@ async function dlqAction(ctx, form) {
   const chosen = ids(form);
   if (action === 'export') return exportCsv(ctx, { ids: chosen });
   const a = DLQ_ACTIONS[action];
-  if (!a) return dbError(ctx, { message: `unknown action ${action}` }, back);
+  if (!a) return dbError(ctx, { message: `unknown action ${action}`, code: '22023' }, back);
   if (!chosen.length) { ctx.s.flash = { kind: 'error', text: 'Select at least one record.' }; return redirect(ctx, back); }
   if (action === 'retry' && form.get('priority') && !pages.PRIORITIES.includes(form.get('priority'))) {
     return dbError(ctx, { message: 'unknown priority', code: '22P02' }, back);
