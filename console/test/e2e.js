@@ -102,8 +102,11 @@ async function run(ctx) {
   is(await text(page, 'table.breakers tbody td'), 'stripe', 'overview: the open breaker is listed');
   is(await text(page, 'table.recent tbody td a'),
     await one('SELECT id FROM taskguard.dlq ORDER BY last_failed_at DESC, id DESC LIMIT 1'), 'overview: the newest failure comes first');
-  ok((await page.content()).includes('&lt;script&gt;alert(1)&lt;/script&gt;') || !(await page.content()).includes('<script>alert(1)'),
-    'a message with markup is shown escaped');
+  const xss = await one(`SELECT id FROM taskguard.dlq WHERE message LIKE '%<script>%' ORDER BY id LIMIT 1`);
+  await page.goto(`${URL0}/dlq/${xss}`);
+  ok((await text(page, 'pre.message')).endsWith('<script>alert(1)</script>') && await page.locator('script').count() === 1,
+    'a message with markup is shown as text (escaped), no script of it runs');
+  await page.goto(`${URL0}/`);
   // live: a new failure shows without reloading
   const depth0 = Number(d.dlq_depth);
   await sql(`SELECT taskguard.record_failure('live_probe', '{}', 'TimeoutError', 'timed out', '{}', NULL, 'live-probe')`);
