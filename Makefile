@@ -100,3 +100,10 @@ check-release:
 .PHONY: test-ha
 test-ha:
 	bash test/ha/run.sh
+
+# The operator console (console/README.md): http://127.0.0.1:8089/, where
+# people sign in as their PostgreSQL role; the database is libpq's PGHOST,
+# PGPORT and PGDATABASE (default taskguard).  TG_CONSOLE_PORT, TG_CONSOLE_HOST.
+.PHONY: console
+console:
+	cd console && { [ -d node_modules/pg ] || npm ci --omit=dev --no-audit --no-fund --loglevel=error; } && exec node server.js

@@ -9,7 +9,7 @@ TG_PGVER=${TG_PGVER:-15}
 TG_PG_CONFIG=${TG_PG_CONFIG:-}
 TG_SYS_BIN=/usr/lib/postgresql/$TG_PGVER/bin
 TG_SYS_SHARE=/usr/share/postgresql/$TG_PGVER
-TG_PACKAGES="postgresql-$TG_PGVER postgresql-server-dev-$TG_PGVER postgresql-$TG_PGVER-cron postgresql-$TG_PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc clang bc python3-psycopg python3-celery python3-requests python3-pytest prometheus prometheus-postgres-exporter curl"
+TG_PACKAGES="postgresql-$TG_PGVER postgresql-server-dev-$TG_PGVER postgresql-$TG_PGVER-cron postgresql-$TG_PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc clang bc python3-psycopg python3-celery python3-requests python3-pytest prometheus prometheus-postgres-exporter curl chromium nodejs"
 
 tg_log() { printf '== %s\n' "$*" >&2; }
 tg_die() { printf 'harness: %s\n' "$*" >&2; exit 1; }
