@@ -25,12 +25,22 @@ BEGIN
 END \$\$" >/dev/null
 q "GRANT EXECUTE ON PROCEDURE ts_cycles(int) TO ts_worker" >/dev/null
 
-foreign() {  # foreign N: N ready tasks of 99 other tenants, due before ts_a's
+foreign() {  # foreign N: N ready tasks and N dead letters of 99 other tenants
     q "INSERT INTO taskguard.task (queue, task_name, tenant, run_at)
        SELECT 'ts', 'other_job', 'ts_' || (1 + g % 99), now() - interval '1 hour'
          FROM generate_series(1, $1) g" >/dev/null
-    q "ANALYZE taskguard.task" >/dev/null
+    q "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence,
+           remediation, max_retries, first_failed_at, last_failed_at)
+       SELECT 'other_job', 'ts_' || (1 + g % 99), 'PENDING', 'TRANSIENT_NETWORK', 0.8,
+              'RETRY_WITH_BACKOFF', 3, now() - interval '1 hour', now() - g * interval '1 second'
+         FROM generate_series(1, $1) g" >/dev/null
+    q "ANALYZE taskguard.task; ANALYZE taskguard.dead_letter" >/dev/null
 }
+q "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence,
+       remediation, max_retries, first_failed_at, last_failed_at)
+   SELECT 'own_job', 'ts_a', 'PENDING', 'TRANSIENT_NETWORK', 0.8, 'RETRY_WITH_BACKOFF', 3,
+          now() - interval '1 hour', now() - g * interval '1 minute'
+     FROM generate_series(1, 60) g" >/dev/null
 # buffers per statement as ts_worker: the claim's pick (auto_explain of the
 # statements inside claim()), and the dashboard view as a whole
 claim_buffers() {
@@ -43,21 +53,26 @@ claim_buffers() {
              want && /Buffers: shared/ {sub(/.*hit=/, ""); sum += $1 + 0; n++; want = 0}
              END {print (n ? int(sum / n) : -1)}'
 }
-view_buffers() {
+view_buffers() {  # view_buffers [QUERY]: buffers the top plan node read (planning excluded)
     psql -X -q -At -d taskguard -c "SET ROLE ts_worker" \
-        -c "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM taskguard.dashboard" |
-        tr -d ' \n' | sed -n 's/^[^{]*\[{"Plan":{.*"SharedHitBlocks":\([0-9]*\),"SharedReadBlocks":\([0-9]*\).*/\1 \2/p' |
-        head -1 | awk '{print $1 + $2}'
+        -c "EXPLAIN (ANALYZE, BUFFERS) ${1:-SELECT * FROM taskguard.dashboard}" |
+        awk '/Buffers: shared/ {h = 0; r = 0; for (i = 1; i <= NF; i++) { if ($i ~ /^hit=/) h = substr($i, 5) + 0;
+             if ($i ~ /^read=/) r = substr($i, 6) + 0 } print h + r; exit}'
 }
 
+page="SELECT * FROM taskguard.dlq ORDER BY last_failed_at DESC, id DESC LIMIT 50"
 foreign 1000
-c1=$(claim_buffers); v1=$(view_buffers)
+c1=$(claim_buffers); v1=$(view_buffers); d1=$(view_buffers "$page")
 foreign 9000
-c2=$(claim_buffers); v2=$(view_buffers)
+c2=$(claim_buffers); v2=$(view_buffers); d2=$(view_buffers "$page")
 ok "$([ "$c1" -ge 0 ] && [ "$c2" -le $((c1 + 2)) ] && echo 0 || echo 1)" \
     "a tenant-bound claim reads $c1 buffers among 1,000 others' ready tasks, $c2 among 10,000"
 ok "$([ -n "$v1" ] && [ -n "$v2" ] && [ "$v2" -le $((v1 + 20)) ] && echo 0 || echo 1)" \
     "a tenant-bound reader's dashboard reads $v1 buffers among 1,000 others' ready tasks, $v2 among 10,000"
+ok "$([ -n "$d1" ] && [ -n "$d2" ] && [ "$d2" -le $((d1 + 5)) ] && echo 0 || echo 1)" \
+    "a tenant-bound reader's first DLQ page reads $d1 buffers among 1,000 others' records, $d2 among 10,000"
+is "$(psql -X -q -At -d taskguard -c "SET ROLE ts_worker" -c "SELECT count(*) FROM taskguard.dlq WHERE tenant = 'ts_a'")/$(psql -X -q -At -d taskguard -c "SET ROLE ts_worker" -c "SELECT count(*) FROM taskguard.dlq")" \
+   "60/60" "and sees its own 60 records, no other tenant's"
 is "$(psql -X -q -At -d taskguard -c "SET ROLE ts_worker" -c "SELECT ready FROM taskguard.dashboard")" \
    "$(q "SELECT count(*) FROM taskguard.task WHERE tenant = 'ts_a' AND status = 'ready'")" \
    "and counts its own ready tasks only"
