@@ -54,8 +54,6 @@ CREATE INDEX dead_letter_dispatched_idx ON taskguard.dead_letter (dispatched_at)
     WHERE status = 'RETRYING' AND external;
 -- ON DELETE SET NULL from task pruning
 CREATE INDEX dead_letter_task_idx ON taskguard.dead_letter (task_id) WHERE task_id IS NOT NULL;
--- a tenant-bound reader's records, newest first (the dlq view's second branch)
-CREATE INDEX dead_letter_tenant_idx ON taskguard.dead_letter (tenant, last_failed_at, id);
 -- external mode: one record per (tenant, task_ref); long refs are hashed
 CREATE UNIQUE INDEX dead_letter_ref_key ON taskguard.dead_letter
     (coalesce(tenant, ''), md5(task_ref)) WHERE task_ref IS NOT NULL;
@@ -632,21 +630,9 @@ END
 $$;
 
 -- The dead-letter queue as operators and dashboards see it (also the CSV export).
--- Row security filters it as the caller.  Its expression is no index key, so
--- a tenant-bound caller's rows are found by a second branch whose condition
--- is (dead_letter_tenant_idx): its own records, whatever the other tenants
--- have; one-time filters pick the branch.
 CREATE VIEW taskguard.dlq WITH (security_invoker = true) AS
 SELECT d.id, d.task_id, d.task_ref, d.task_name, d.args, d.queue, d.tenant, d.service,
        d.status, d.failure_type, d.confidence, d.remediation, d.error_type, d.message,
        d.context, d.retry_count, d.max_retries, d.priority, d.first_failed_at,
        d.last_failed_at, d.next_retry_at, d.resolved_at, d.resolution, d.alert_level, d.rule
-  FROM taskguard.dead_letter d
- WHERE taskguard._tenant_scope() IS NULL
-UNION ALL
-SELECT d.id, d.task_id, d.task_ref, d.task_name, d.args, d.queue, d.tenant, d.service,
-       d.status, d.failure_type, d.confidence, d.remediation, d.error_type, d.message,
-       d.context, d.retry_count, d.max_retries, d.priority, d.first_failed_at,
-       d.last_failed_at, d.next_retry_at, d.resolved_at, d.resolution, d.alert_level, d.rule
-  FROM taskguard.dead_letter d
- WHERE d.tenant = ANY (taskguard._tenant_scope());
+  FROM taskguard.dead_letter d;

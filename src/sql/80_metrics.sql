@@ -446,10 +446,16 @@ $$;
 
 -- ---------------------------------------------------------------- readers
 
--- The tenants ('' = none) whose rows the caller may see.
+-- The tenants ('' = none) whose rows the caller may see: every one for an
+-- unbound caller, else the caller's, looked up by key (a tenant-bound reader
+-- pays for its own tenants, not for the thousand others); one-time filters
+-- pick the branch.
 CREATE VIEW taskguard._visible_tenants AS
 SELECT m.tenant FROM taskguard.metric_tenant m
- WHERE taskguard._tenant_visible(nullif(m.tenant, ''));
+ WHERE taskguard._tenant_scope() IS NULL
+UNION ALL
+SELECT m.tenant FROM taskguard.metric_tenant m
+ WHERE m.tenant = ANY (taskguard._tenant_scope()) AND taskguard._tenant_visible(nullif(m.tenant, ''));
 
 -- One row: does the caller see every tenant (then the all_tenants rows serve)?
 CREATE VIEW taskguard._tenant_scope AS

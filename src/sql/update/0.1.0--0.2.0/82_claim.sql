@@ -323,22 +323,14 @@ $$;
 -- No JIT compilation on every scrape (84_prometheus.sql).
 ALTER FUNCTION taskguard.prometheus_metrics() SET jit = off;
 
--- A tenant-bound reader's dead letters through their own index (50_dlq.sql).
-CREATE INDEX dead_letter_tenant_idx ON taskguard.dead_letter (tenant, last_failed_at, id);
-CREATE OR REPLACE VIEW taskguard.dlq WITH (security_invoker = true) AS
-SELECT d.id, d.task_id, d.task_ref, d.task_name, d.args, d.queue, d.tenant, d.service,
-       d.status, d.failure_type, d.confidence, d.remediation, d.error_type, d.message,
-       d.context, d.retry_count, d.max_retries, d.priority, d.first_failed_at,
-       d.last_failed_at, d.next_retry_at, d.resolved_at, d.resolution, d.alert_level, d.rule
-  FROM taskguard.dead_letter d
+
+-- The caller's tenants by key (80_metrics.sql).
+CREATE OR REPLACE VIEW taskguard._visible_tenants WITH (security_barrier = true) AS
+SELECT m.tenant FROM taskguard.metric_tenant m
  WHERE taskguard._tenant_scope() IS NULL
 UNION ALL
-SELECT d.id, d.task_id, d.task_ref, d.task_name, d.args, d.queue, d.tenant, d.service,
-       d.status, d.failure_type, d.confidence, d.remediation, d.error_type, d.message,
-       d.context, d.retry_count, d.max_retries, d.priority, d.first_failed_at,
-       d.last_failed_at, d.next_retry_at, d.resolved_at, d.resolution, d.alert_level, d.rule
-  FROM taskguard.dead_letter d
- WHERE d.tenant = ANY (taskguard._tenant_scope());
+SELECT m.tenant FROM taskguard.metric_tenant m
+ WHERE m.tenant = ANY (taskguard._tenant_scope()) AND taskguard._tenant_visible(nullif(m.tenant, ''));
 
 -- Access as 90_access.sql leaves a fresh install: nothing for PUBLIC, every
 -- function for admins (told by a privilege only admins have).
