@@ -538,6 +538,29 @@ RunStep(const char *step, bool *more)
 }
 
 /*
+ * Priority escalation reads every ready task (its candidates are hours old,
+ * and no index orders ready tasks by age: one would cost every enqueue ~10 %).
+ * While another session holds an old snapshot that scan also visits a dead
+ * version per task claimed since, so it runs at most every ESCALATE_EVERY_MS,
+ * not every naptime: aging is earned over hours.  tick() runs every step.
+ */
+#define ESCALATE_EVERY_MS 10000
+
+static bool
+StepResting(const char *step, TimestampTz now)
+{
+	static TimestampTz last_escalate = 0;
+
+	if (strcmp(step, "escalate") != 0)
+		return false;
+	if (last_escalate != 0 &&
+		!TimestampDifferenceExceeds(last_escalate, now, ESCALATE_EVERY_MS))
+		return true;
+	last_escalate = now;
+	return false;
+}
+
+/*
  * One pass: every step, then the status.  Returns true when a step stopped
  * on its budget with a full batch, so the next pass should start at once
  * (a redrive of 100,000 retries must not wait a naptime every 5 s).
@@ -564,6 +587,11 @@ RunPass(void)
 		bool		more = false;
 
 		MemoryContextReset(PassContext);
+		if (StepResting(names[i], start))
+		{
+			counts[i] = 0;
+			continue;
+		}
 		counts[i] = RunStep(names[i], &more);
 		backlog |= more;
 	}

@@ -49,8 +49,9 @@ CREATE INDEX task_ready_idx ON taskguard.task (queue, (-priority_score), run_at,
 -- claim() by a tenant-bound worker: its own tenant's ready tasks in claim
 -- order, whatever the other tenants have queued ahead of them; tenant first,
 -- so that the dashboards count a tenant's ready tasks in its own range.
+-- Tasks without a tenant (most single-tenant installs) cost it nothing.
 CREATE INDEX task_ready_tenant_idx ON taskguard.task (tenant, queue, (-priority_score), run_at, id)
-    WHERE status = 'ready';
+    WHERE status = 'ready' AND tenant IS NOT NULL;
 -- the scheduler: expired leases, due retries, pruning.  "lease_expires_at IS
 -- NOT NULL" keeps the planner from taking the lease index for complete(),
 -- fail() and heartbeat() (id = $1 AND status = 'running'): the primary key
@@ -59,10 +60,6 @@ CREATE INDEX task_ready_tenant_idx ON taskguard.task (tenant, queue, (-priority_
 CREATE INDEX task_lease_idx ON taskguard.task (lease_expires_at)
     WHERE status = 'running' AND lease_expires_at IS NOT NULL;
 CREATE INDEX task_failed_idx ON taskguard.task (run_at) WHERE status = 'failed';
--- priority escalation looks at ready tasks enqueued hours ago: by age, not
--- through the claim order, whose front holds a dead version per task
--- claimed while another session keeps an old snapshot.
-CREATE INDEX task_ready_age_idx ON taskguard.task (enqueued_at) WHERE status = 'ready';
 CREATE INDEX task_finished_idx ON taskguard.task (finished_at)
     WHERE status IN ('succeeded', 'cancelled');
 

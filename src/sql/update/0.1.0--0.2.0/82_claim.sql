@@ -5,7 +5,7 @@ DROP INDEX taskguard.task_ready_idx;
 CREATE INDEX task_ready_idx ON taskguard.task (queue, (-priority_score), run_at, id)
     WHERE status = 'ready';
 CREATE INDEX task_ready_tenant_idx ON taskguard.task (tenant, queue, (-priority_score), run_at, id)
-    WHERE status = 'ready';
+    WHERE status = 'ready' AND tenant IS NOT NULL;
 DROP INDEX taskguard.task_lease_idx;
 CREATE INDEX task_lease_idx ON taskguard.task (lease_expires_at)
     WHERE status = 'running' AND lease_expires_at IS NOT NULL;
@@ -274,9 +274,7 @@ SELECT (SELECT coalesce(sum(x.n), 0)::bigint
            AS retry_success_pct
   FROM dlq, recent, idem, breakers;
 
--- Priority escalation reads ready tasks by age; the lease reaper reads the
--- last minutes of expiries (src/lease.c).
-CREATE INDEX task_ready_age_idx ON taskguard.task (enqueued_at) WHERE status = 'ready';
+-- The lease reaper reads the last minutes of expiries (src/lease.c).
 -- Scheduler step: expired leases become taskguard.LeaseExpired failures.
 -- Where the reaper starts (src/lease.c): the last minutes of expiries, or all
 -- of them when this process has not finished a full scan for a while.
