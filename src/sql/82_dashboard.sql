@@ -298,7 +298,13 @@ SELECT 'breaker_table_full', 'error'::taskguard.alert_level,
               b.refused_full + b.refused_share, b.refused_full, b.refused_share,
               b.last_refused_at, b.in_use, b.capacity)
   FROM taskguard._breaker_table() b
- WHERE b.last_refused_at > now() - interval '10 minutes';
+ WHERE b.last_refused_at > now() - interval '10 minutes'
+UNION ALL
+-- A session, prepared transaction or slot that has held back vacuum of
+-- taskguard's tables for longer than taskguard.vacuum_blocker_age (default 5
+-- minutes; 81_vacuum_blocker.sql): the oldest, in seconds.
+SELECT 'vacuum_blocker', 'warning'::taskguard.alert_level, b.value, b.threshold, b.detail
+  FROM taskguard._vacuum_blocker_alert() b;
 
 -- Scheduler step 'alerts': refresh the snapshot, forget alerts that ended,
 -- and NOTIFY taskguard_alerts (JSON) once for each alert that started or
