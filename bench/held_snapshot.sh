@@ -85,8 +85,10 @@ release() {
 }
 
 tps() {  # tps DB CLIENTS BATCH: cycles per second over one slice
-    "$PGBENCH" -n -M prepared -c "$2" -j 2 -T "$slice" -D batch="$3" -f sql/held_cycle.sql "$1" 2>&1 |
-        sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+    local out
+    out=$("$PGBENCH" -n -M prepared -c "$2" -j 2 -T "$slice" -D batch="$3" -f sql/held_cycle.sql "$1" 2>&1) ||
+        { echo "$out" >&2; echo "held_snapshot: pgbench failed in $1" >&2; return 1; }
+    sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out"
 }
 
 sizes() {  # the task table and all of taskguard's tables, heap + indexes; dead rows waiting

@@ -6,7 +6,7 @@ SELECT taskguard.enqueue('held_job', '{}', 'held');
 SELECT coalesce(max(id), 0) AS id, coalesce(max(attempts), 0) AS att FROM taskguard.claim('held', 'pgbench', 1) \gset
 SELECT taskguard.complete(:id, NULL, :att);
 \else
-SELECT count(*) FROM taskguard.enqueue_many('held_job', array_fill('{}'::jsonb, ARRAY[:batch]), 'held');
-SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(attempts), '{}') AS atts FROM taskguard.claim('held', 'pgbench', :batch) \gset
+SELECT count(*) FROM taskguard.enqueue_many('held_job', array_fill('{}'::jsonb, ARRAY[:batch::int]), 'held');
+SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(attempts), '{}') AS atts FROM taskguard.claim('held', 'pgbench', :batch::int) \gset
 SELECT taskguard.complete_many(:ids::bigint[], :atts::int[]);
 \endif
