@@ -24,7 +24,8 @@
 -- An autovacuum worker that only vacuums is left out: vacuum's own snapshot
 -- holds back no other vacuum (PROC_IN_VACUUM).  xmin_age is in transactions;
 -- age is how long the holder has held it (a session: since its transaction
--- started; a prepared transaction: since it was prepared; a slot: unknown).
+-- started; a prepared transaction: since it was prepared; unknown for a slot
+-- and for a walsender, whose xmin is a standby's feedback and moves on).
 CREATE FUNCTION taskguard._vacuum_holders()
 RETURNS TABLE (holder text, pid int, role name, application_name text, state text,
                backend_type text, xact_start timestamptz, query_start timestamptz,
@@ -35,7 +36,7 @@ AS $$
 SELECT 'session', a.pid, a.usename, a.application_name, a.state, a.backend_type,
        a.xact_start, a.query_start, a.state_change,
        greatest(age(a.backend_xmin), age(a.backend_xid)),
-       now() - coalesce(a.xact_start, a.query_start, a.backend_start), NULL::text
+       now() - a.xact_start, NULL::text
   FROM pg_catalog.pg_stat_activity a
  WHERE (a.backend_xmin IS NOT NULL OR a.backend_xid IS NOT NULL)
    AND a.pid <> pg_catalog.pg_backend_pid()
