@@ -121,4 +121,30 @@ ok "$(tg_wait_for 10 "SELECT NOT EXISTS (SELECT 1 FROM taskguard.alert_state WHE
    "and the scheduler turns it off"
 ok "$(q "SELECT taskguard.prometheus_metrics()" | grep -q "pid=\"$pid\""; [ $? -ne 0 ]; echo $?)" \
    "the metric no longer names the holder"
+
+# Prepared transactions and slots: a cluster of their own (max_prepared_transactions,
+# wal_level = logical).  A prepared transaction holds back vacuum until it ends; a
+# logical slot holds back only the catalogs (catalog_xmin) and is not a blocker.
+cleanup; trap - EXIT    # done with the harness's cluster
+tg_init_cluster "$work/own" "$(tg_pick_port)" "fsync = off" "max_prepared_transactions = 4" \
+    "wal_level = logical" "max_replication_slots = 4" "taskguard.vacuum_blocker_age = '1s'"
+trap 'tg_stop immediate' EXIT
+tg_start
+psql -X -q -d postgres -c "CREATE DATABASE taskguard" -c "CREATE ROLE tg_vb_owner" &&
+    q "CREATE EXTENSION taskguard" >/dev/null || exit 1
+# (slots first: creating a logical slot waits for every transaction in progress)
+q "SELECT pg_create_logical_replication_slot('vb_logical', 'test_decoding')" >/dev/null
+q "SELECT pg_create_physical_replication_slot('vb_physical', true)" >/dev/null
+q "BEGIN; SET LOCAL ROLE tg_vb_owner; SELECT txid_current(); PREPARE TRANSACTION 'vb-gid'" >/dev/null
+is "$(q "SELECT concat_ws('|', holder, pid IS NULL, role, state, name, xact_start IS NOT NULL, age > interval '0', xmin_age >= 0)
+           FROM taskguard.vacuum_blockers WHERE holder <> 'session'")" \
+   "prepared transaction|t|tg_vb_owner|prepared|vb-gid|t|t|t" \
+   "a prepared transaction is named (owner, gid, since when); slots without an xmin are not"
+ok "$(tg_wait_for 10 "SELECT EXISTS (SELECT 1 FROM taskguard.alerts WHERE alert = 'vacuum_blocker'
+                        AND detail LIKE 'prepared transaction vb-gid (role tg_vb_owner, %')"; echo $?)" \
+   "an old prepared transaction fires the alert"
+q "ROLLBACK PREPARED 'vb-gid'" >/dev/null
+is "$(q "SELECT count(*) FROM taskguard.vacuum_blockers WHERE holder <> 'session'")" 0 "gone once it is rolled back"
+is "$(q "SELECT count(*) FROM taskguard.alerts WHERE alert = 'vacuum_blocker'")" 0 "and the alert with it"
+q "SELECT pg_drop_replication_slot('vb_logical')" >/dev/null; q "SELECT pg_drop_replication_slot('vb_physical')" >/dev/null
 done_testing
