@@ -11,7 +11,10 @@
 # (sql/held_cycle.sql) in the two databases in turn, HELD_SLICE seconds each,
 # so both see the same machine; a one-second tick() loop in each database
 # stands in for the scheduler (which works in one database only), with
-# task_retention HELD_RETENTION so that finished tasks are pruned.
+# task_retention HELD_RETENTION so that finished tasks are pruned, and
+# taskguard.batch_size 20000: the scheduler repeats a step while it fills its
+# batch, tick() runs each step once, so it needs a batch above a second's
+# completions to keep up the same way.
 #
 # Per configuration (HELD_CONFIGS: clients:batch, default "4:1 16:1 4:10"):
 #   before — BEFORE_MINUTES with no snapshot held (the two databases agree?)
@@ -45,7 +48,8 @@ stop_all() {
 }
 trap 'stop_all; rm -rf "$tmp"' EXIT
 
-P postgres -c "ALTER SYSTEM SET taskguard.task_retention = '$retention'" -c "SELECT pg_reload_conf()" >/dev/null
+P postgres -c "ALTER SYSTEM SET taskguard.task_retention = '$retention'" \
+  -c "ALTER SYSTEM SET taskguard.batch_size = 20000" -c "SELECT pg_reload_conf()" >/dev/null
 echo "load before: $(uptime)"
 echo "$(P postgres -c "SELECT version()" | cut -d, -f1), synchronous_commit=$(P postgres -c 'SHOW synchronous_commit')," \
      "fsync=$(P postgres -c 'SHOW fsync'), autovacuum_naptime=$(P postgres -c 'SHOW autovacuum_naptime')," \
@@ -140,7 +144,8 @@ for cfg in $configs; do
     printf 'ratio: %s %.2f\nmetric: %s_mean %.2f\n' "$name" "$min" "$name" "$mean"
     stop_all
 done
-P postgres -c "ALTER SYSTEM RESET taskguard.task_retention" -c "SELECT pg_reload_conf()" >/dev/null
+P postgres -c "ALTER SYSTEM RESET taskguard.task_retention" -c "ALTER SYSTEM RESET taskguard.batch_size" \
+  -c "SELECT pg_reload_conf()" >/dev/null
 P postgres -c "DROP DATABASE IF EXISTS $A" -c "DROP DATABASE IF EXISTS $B"
 echo "load after: $(uptime)"
 printf '%s\n' "${summary[@]}"

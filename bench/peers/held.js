@@ -100,6 +100,7 @@ const systems = {
         schema: 'graphile_worker',
         async setup(db) {
             const pool = new c.pg.Pool({ ...c.conn(db), max: 2 * CLIENTS + 2 });
+            pool.on('error', (e) => console.error('[graphile pool] error:', e.message));
             await gw.runMigrations({ pgPool: pool, logger: logger() });
             const utils = await gw.makeWorkerUtils({ pgPool: pool, logger: logger() });
             const waits = new Map();
