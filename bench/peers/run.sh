@@ -14,6 +14,10 @@
 # bare table with no queue features, from the same Node driver.  No system can
 # beat it, so it says whether a goal is there to be had on this machine
 # (`ratio: goal_2x_best_peer_vs_floor_single` above 1: it is not).
+#
+# Then held.js: the held-snapshot scenario of bench/held_snapshot.sh for the
+# three systems side by side (PEERS_HELD_MINUTES, default 10; 0 skips it;
+# PEERS_ONLY_HELD=1 runs it alone).
 set -euo pipefail
 cd "$(dirname "$0")"
 rounds=${PEERS_ROUNDS:-3}
