@@ -36,6 +36,7 @@ static char *tg_task_retention = NULL;
 static char *tg_event_retention = NULL;
 static char *tg_dlq_retention = NULL;
 static char *tg_idempotency_ttl = NULL;
+static char *tg_vacuum_blocker_age = NULL;
 static char *tg_dispatch_timeout = NULL;
 
 /* read from SQL by the scheduler step retry_tune (docs/failures.md "Retry advice") */
@@ -208,6 +209,9 @@ DefineGucs(void)
 	DefineIntervalGuc("taskguard.dispatch_timeout",
 					  "How long a retry handed out by claim_due_retries() may go unreported before it is due again.",
 					  &tg_dispatch_timeout, "1 hour");
+	DefineIntervalGuc("taskguard.vacuum_blocker_age",
+					  "Age at which a session, prepared transaction or slot holding back vacuum of taskguard's tables raises the vacuum_blocker alert.",
+					  &tg_vacuum_blocker_age, "5 minutes");
 	DefineCustomBoolVariable("taskguard.retry_auto_tune",
 							 "Let the scheduler apply retry advice within bounds, once an hour.",
 							 NULL, &tg_retry_auto_tune, false,

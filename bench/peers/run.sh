@@ -14,6 +14,10 @@
 # bare table with no queue features, from the same Node driver.  No system can
 # beat it, so it says whether a goal is there to be had on this machine
 # (`ratio: goal_2x_best_peer_vs_floor_single` above 1: it is not).
+#
+# Then held.js: the held-snapshot scenario of bench/held_snapshot.sh for the
+# three systems side by side (PEERS_HELD_MINUTES, default 10; 0 skips it;
+# PEERS_ONLY_HELD=1 runs it alone).
 set -euo pipefail
 cd "$(dirname "$0")"
 rounds=${PEERS_ROUNDS:-3}
@@ -41,6 +45,7 @@ echo "node $(node --version), $(psql -X -At -d taskguard -c "SELECT version()" |
 
 # floor.js: the same workload on a bare table with no queue features (the floor)
 systems=(taskguard graphile pgboss floor)
+[ "${PEERS_ONLY_HELD:-}" = 1 ] && rounds=0    # the held-snapshot scenario alone
 for round in $(seq 1 "$rounds"); do
     full=0; [ "$round" = 1 ] && full=1
     for k in 0 1 2 3; do
@@ -53,6 +58,7 @@ done
 
 # The floor in C: a bare SKIP LOCKED claim-and-mark, one transaction a job,
 # from pgbench (the ready rows indexed, as any queue has them).
+if [ "$rounds" -gt 0 ]; then
 psql -X -q -d peers -c "CREATE TABLE bench_peers_raw (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     status text NOT NULL DEFAULT 'ready', payload jsonb NOT NULL DEFAULT '{}', locked_at timestamptz)" \
   -c "CREATE INDEX ON bench_peers_raw (id) WHERE status = 'ready'" \
@@ -63,3 +69,13 @@ for cl in 1 16; do
 done
 echo "load after: $(uptime)"
 node report.js "$out"
+fi
+
+# The held-snapshot scenario (issue 18, as bench/held_snapshot.sh does it with
+# pgbench): every system with and without a session holding a snapshot, side
+# by side; PEERS_HELD_MINUTES (default 10, 0 skips it).
+if [ "${PEERS_HELD_MINUTES:-10}" != 0 ]; then
+    echo "load before the held-snapshot scenario: $(uptime)"
+    node held.js
+    echo "load after: $(uptime)"
+fi

@@ -305,7 +305,9 @@ SELECT p.failure_type, p.retryable, p.max_retries,
 
 -- Each alert that is on, at its most severe level breached.
 CREATE VIEW taskguard.alerts AS
-WITH h AS MATERIALIZED (SELECT * FROM taskguard._health_inputs),
+WITH h AS MATERIALIZED (SELECT dlq_depth, pending, retrying, abandoned, idempotency_hit_rate_pct,
+                                schedule_health, open_breakers, open_breaker_services,
+                                retry_success_pct FROM taskguard._health_inputs),
 m (alert, value, detail) AS (
     SELECT v.alert, v.value, v.detail
       FROM h, LATERAL (VALUES
@@ -357,7 +359,13 @@ SELECT 'breaker_table_full', 'error'::taskguard.alert_level,
               b.refused_full + b.refused_share, b.refused_full, b.refused_share,
               b.last_refused_at, b.in_use, b.capacity)
   FROM taskguard._breaker_table() b
- WHERE b.last_refused_at > now() - interval '10 minutes';
+ WHERE b.last_refused_at > now() - interval '10 minutes'
+UNION ALL
+-- A session, prepared transaction or slot that has held back vacuum of
+-- taskguard's tables for longer than taskguard.vacuum_blocker_age (default 5
+-- minutes; 81_vacuum_blocker.sql): the oldest, in seconds.
+SELECT 'vacuum_blocker', 'warning'::taskguard.alert_level, b.value, b.threshold, b.detail
+  FROM taskguard._vacuum_blocker_alert() b;
 
 -- Scheduler step 'alerts': refresh the snapshot, forget alerts that ended,
 -- and NOTIFY taskguard_alerts (JSON) once for each alert that started or

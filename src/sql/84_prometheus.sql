@@ -65,7 +65,18 @@ h AS MATERIALIZED (SELECT * FROM taskguard._health_inputs),
 idem AS MATERIALIZED (
     SELECT coalesce(sum(i.checks), 0) AS checks, coalesce(sum(i.duplicates), 0) AS duplicates
       FROM taskguard.idempotency_stats i),
-bt AS MATERIALIZED (SELECT * FROM taskguard._breaker_table())
+bt AS MATERIALIZED (SELECT * FROM taskguard._breaker_table()),
+-- the oldest holder of vacuum for a second or more (shorter ones are any busy
+-- database's normal traffic), its labels, whole seconds and xmin age
+vb AS MATERIALIZED (
+    SELECT format('holder=%s,pid=%s,role=%s,application_name=%s,state=%s',
+                  taskguard._prom_label(x.holder), taskguard._prom_label(x.pid::text),
+                  taskguard._prom_label(x.role), taskguard._prom_label(x.application_name),
+                  taskguard._prom_label(x.state)) AS labels,
+           floor(extract(epoch FROM x.age))::bigint AS age_s, x.xmin_age
+      FROM taskguard._vacuum_holders() x
+     WHERE x.age >= interval '1 second'
+     ORDER BY x.age DESC LIMIT 1)
 SELECT
   taskguard._prom_family('task_failure_total', 'counter',
       'Failed task attempts, by failure type and task name.',
@@ -187,5 +198,11 @@ SELECT
       (SELECT format(E'taskguard_retry_policy_changes_total{auto="false"} %s\ntaskguard_retry_policy_changes_total{auto="true"} %s\n',
                      c.changes_manual, c.changes_auto)
          FROM taskguard._prom_retry_policy_changes() c))
+  || taskguard._prom_family('taskguard_vacuum_blocker_age_seconds', 'gauge',
+      'How long the oldest session or prepared transaction has held back vacuum of taskguard''s tables, in whole seconds, with who it is (no sample while none has held for a second; taskguard.vacuum_blockers).',
+      (SELECT format(E'taskguard_vacuum_blocker_age_seconds{%s} %s\n', v.labels, v.age_s) FROM vb v))
+  || taskguard._prom_family('taskguard_vacuum_blocker_xmin_age', 'gauge',
+      'Age in transactions of the xmin that the oldest holder (taskguard_vacuum_blocker_age_seconds) holds.',
+      (SELECT format(E'taskguard_vacuum_blocker_xmin_age{%s} %s\n', v.labels, v.xmin_age) FROM vb v))
 FROM h, idem
 $$;
