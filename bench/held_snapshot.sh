@@ -9,8 +9,9 @@
 # REPEATABLE READ session idle in held_a holds back vacuum there and not in
 # held_b (bench/README.md shows the check).  pgbench runs the same cycle
 # (sql/held_cycle.sql) in the two databases in turn, HELD_SLICE seconds each,
-# so both see the same machine; a one-second tick() loop in each database
-# stands in for the scheduler (which works in one database only), with
+# so both see the same machine; a one-second loop over the scheduler's steps
+# in each database stands in for the scheduler (which works in one database
+# only; escalation every 10 s, as the scheduler runs it), with
 # task_retention HELD_RETENTION so that finished tasks are pruned, and
 # taskguard.batch_size 20000: the scheduler repeats a step while it fills its
 # batch, tick() runs each step once, so it needs a batch above a second's
@@ -60,8 +61,12 @@ fresh_dbs() {  # both databases new, with taskguard, and a tick() loop each
     for db in $A $B; do
         P postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
         P $db -c "SET client_min_messages = warning" -c "CREATE EXTENSION taskguard"
-        # \watch: one session, one short transaction a second, like the scheduler
-        echo "SELECT taskguard.tick() \\watch 1" | PGAPPNAME=held_bench_tick psql -X -q -d $db >/dev/null 2>&1 &
+        # \watch: one session, one short transaction a second, like the
+        # scheduler's pass; and like it, priority escalation every 10 s only
+        echo "SELECT count(taskguard._tick_step(s, current_setting('taskguard.batch_size')::int))
+                FROM unnest(taskguard._tick_steps()) s
+               WHERE s <> 'escalate' OR extract(epoch FROM clock_timestamp())::int % 10 = 0 \\watch 1" |
+            PGAPPNAME=held_bench_tick psql -X -q -d $db >/dev/null 2>&1 &
         ticks+=($!)
     done
 }
