@@ -75,6 +75,8 @@ CREATE TABLE taskguard.failure_event (
 );
 SELECT pg_catalog.pg_extension_config_dump('taskguard.failure_event', '');
 CREATE INDEX failure_event_time_idx ON taskguard.failure_event (time);
+-- a tenant-bound reader's events of the last day (classification_confidence)
+CREATE INDEX failure_event_tenant_idx ON taskguard.failure_event (tenant, time);
 
 -- The effective max_retries of a type for a task (its retry_policy override or default).
 CREATE FUNCTION taskguard._policy_max_retries(failure_type taskguard.failure_type, task_name text)
