@@ -569,16 +569,17 @@ END
 $$;
 
 -- Scheduler step: expired leases become taskguard.LeaseExpired failures.
--- Where the reaper starts (src/lease.c): the last minutes of expiries, or all
--- of them when this process has not finished a full scan for a while.
-CREATE FUNCTION taskguard._reap_since()
+-- Where the reaper and pruning start (src/scan_window.c): the recent part of
+-- their range, or all of it when this process has not finished a full scan
+-- of the step for a while.
+CREATE FUNCTION taskguard._scan_since(step text, recent timestamptz)
 RETURNS timestamptz
-AS 'MODULE_PATHNAME', 'taskguard_reap_since'
+AS 'MODULE_PATHNAME', 'taskguard_scan_since'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION taskguard._reap_full_done()
+CREATE FUNCTION taskguard._scan_full_done(step text)
 RETURNS void
-AS 'MODULE_PATHNAME', 'taskguard_reap_full_done'
+AS 'MODULE_PATHNAME', 'taskguard_scan_full_done'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION taskguard._reap_expired_leases(batch int)
@@ -588,7 +589,8 @@ AS $$
 DECLARE
     v_task  record;
     v_n     int := 0;
-    v_since timestamptz := taskguard._reap_since();
+    -- the last two minutes of expiries: older ones were reaped by earlier passes
+    v_since timestamptz := taskguard._scan_since('reap_leases', now() - interval '2 minutes');
 BEGIN
     FOR v_task IN
         SELECT t.id, t.attempts, t.worker, t.lease_expires_at FROM taskguard.task t
@@ -605,7 +607,7 @@ BEGIN
         v_n := v_n + 1;
     END LOOP;
     IF v_since = '-infinity' AND v_n < batch THEN
-        PERFORM taskguard._reap_full_done();
+        PERFORM taskguard._scan_full_done('reap_leases');
     END IF;
     RETURN v_n;
 END
@@ -617,7 +619,11 @@ RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
-    v_n int;
+    v_n      int;
+    v_before timestamptz := now() - taskguard._setting_interval('taskguard.task_retention', '1 day');
+    -- tasks that passed retention in the last two minutes: older ones were
+    -- pruned by earlier passes (src/scan_window.c)
+    v_since  timestamptz := taskguard._scan_since('prune_tasks', v_before - interval '2 minutes');
 BEGIN
     -- ARRAY(): the pick runs once (an InitPlan).  As `IN (subquery)` a plan
     -- cached while the table was small could rescan the subquery for every row
@@ -627,10 +633,13 @@ BEGIN
      WHERE t.id = ANY (ARRAY(
         SELECT p.id FROM taskguard.task p
          WHERE p.status IN ('succeeded', 'cancelled')
-           AND p.finished_at < now() - taskguard._setting_interval('taskguard.task_retention', '1 day')
+           AND p.finished_at < v_before AND p.finished_at >= v_since
          LIMIT batch
          FOR UPDATE SKIP LOCKED));
     GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_since = '-infinity' AND v_n < batch THEN
+        PERFORM taskguard._scan_full_done('prune_tasks');
+    END IF;
     RETURN v_n;
 END
 $$;

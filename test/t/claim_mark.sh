@@ -92,7 +92,7 @@ q "SELECT taskguard._requeue_due_retries(100)" >/dev/null
 is "$(q "SELECT id FROM taskguard.claim('cm_lease', 'cm')")" "$lease" "and, its retry due, is claimed again"
 
 # The reaper of a process that finished a full scan looks at the last two
-# minutes of expiries only (src/lease.c); a new process scans them all.
+# minutes of expiries only (src/scan_window.c); a new process scans them all.
 old1=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_reap')")
 old2=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_reap')")
 q "SELECT count(*) FROM taskguard.claim('cm_reap', 'cm', 2)" >/dev/null
@@ -103,12 +103,24 @@ got=$(psql -X -At -d taskguard -c "SELECT taskguard._reap_expired_leases(100)" \
 is "$got" "1 0 " "a process's first reap scans every expiry, later ones the last minutes only"
 is "$(q "SELECT taskguard._reap_expired_leases(100)")" 1 "a new process reaps the lease that expired an hour ago"
 
+# Pruning the same way: tasks past task_retention in the last two minutes.
+p1=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_prune')")
+p2=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_prune')")
+q "SELECT taskguard.complete(c.id) FROM taskguard.claim('cm_prune', 'cm', 2) c" >/dev/null
+q "UPDATE taskguard.task SET finished_at = now() - interval '2 days' WHERE id = $p1" >/dev/null
+got=$(psql -X -At -d taskguard -c "SELECT taskguard._prune_tasks(100)" \
+    -c "UPDATE taskguard.task SET finished_at = now() - interval '2 days' WHERE id = $p2" \
+    -c "SELECT taskguard._prune_tasks(100)" | grep -v UPDATE | tr '\n' ' ')
+is "$got" "1 0 " "a process's first prune scans every finished task, later ones the last minutes past retention"
+is "$(q "SELECT taskguard._prune_tasks(100)")" 1 "a new process prunes the task finished two days ago"
+
 rr=$(q "SELECT taskguard.enqueue('cm_job', '{}', 'cm_rr')")
 got=$(psql -X -At -d taskguard -c "BEGIN ISOLATION LEVEL REPEATABLE READ" \
     -c "SELECT raise FROM taskguard._claim_mark('cm_rr')" -c "SELECT id FROM taskguard.claim('cm_rr', 'cm')" -c "COMMIT" | sed -n 2,3p | tr '\n' ' ')
 is "$got" "f $rr " "a REPEATABLE READ claimer claims but never raises the mark"
 
-is "$(q "SELECT count(*) FROM taskguard.task WHERE status = 'ready' AND queue LIKE 'cm_%'")" 0 \
+# (cm_reap's reaped tasks come back by their retries: not claims' business)
+is "$(q "SELECT count(*) FROM taskguard.task WHERE status = 'ready' AND queue LIKE 'cm_%' AND queue <> 'cm_reap'")" 0 \
     "no ready task is left behind in any of the queues above"
 ok 0 "(the table kept $kept row versions while the snapshot was held)"
 done_testing

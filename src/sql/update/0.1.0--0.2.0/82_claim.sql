@@ -274,18 +274,17 @@ SELECT (SELECT coalesce(sum(x.n), 0)::bigint
            AS retry_success_pct
   FROM dlq, recent, idem, breakers;
 
--- The lease reaper reads the last minutes of expiries (src/lease.c).
--- Scheduler step: expired leases become taskguard.LeaseExpired failures.
--- Where the reaper starts (src/lease.c): the last minutes of expiries, or all
--- of them when this process has not finished a full scan for a while.
-CREATE FUNCTION taskguard._reap_since()
+-- Where the reaper and pruning start (src/scan_window.c): the recent part of
+-- their range, or all of it when this process has not finished a full scan
+-- of the step for a while.
+CREATE FUNCTION taskguard._scan_since(step text, recent timestamptz)
 RETURNS timestamptz
-AS 'MODULE_PATHNAME', 'taskguard_reap_since'
+AS 'MODULE_PATHNAME', 'taskguard_scan_since'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION taskguard._reap_full_done()
+CREATE FUNCTION taskguard._scan_full_done(step text)
 RETURNS void
-AS 'MODULE_PATHNAME', 'taskguard_reap_full_done'
+AS 'MODULE_PATHNAME', 'taskguard_scan_full_done'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE OR REPLACE FUNCTION taskguard._reap_expired_leases(batch int)
@@ -295,7 +294,8 @@ AS $$
 DECLARE
     v_task  record;
     v_n     int := 0;
-    v_since timestamptz := taskguard._reap_since();
+    -- the last two minutes of expiries: older ones were reaped by earlier passes
+    v_since timestamptz := taskguard._scan_since('reap_leases', now() - interval '2 minutes');
 BEGIN
     FOR v_task IN
         SELECT t.id, t.attempts, t.worker, t.lease_expires_at FROM taskguard.task t
@@ -312,7 +312,7 @@ BEGIN
         v_n := v_n + 1;
     END LOOP;
     IF v_since = '-infinity' AND v_n < batch THEN
-        PERFORM taskguard._reap_full_done();
+        PERFORM taskguard._scan_full_done('reap_leases');
     END IF;
     RETURN v_n;
 END
@@ -330,11 +330,41 @@ UNION ALL
 SELECT m.tenant FROM taskguard.metric_tenant m
  WHERE m.tenant = ANY (taskguard._tenant_scope()) AND taskguard._tenant_visible(nullif(m.tenant, ''));
 
+CREATE OR REPLACE FUNCTION taskguard._prune_tasks(batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_n      int;
+    v_before timestamptz := now() - taskguard._setting_interval('taskguard.task_retention', '1 day');
+    -- tasks that passed retention in the last two minutes: older ones were
+    -- pruned by earlier passes (src/scan_window.c)
+    v_since  timestamptz := taskguard._scan_since('prune_tasks', v_before - interval '2 minutes');
+BEGIN
+    -- ARRAY(): the pick runs once (an InitPlan).  As `IN (subquery)` a plan
+    -- cached while the table was small could rescan the subquery for every row
+    -- (a nested-loop semi join over two seq scans): minutes at 20,000 tasks,
+    -- with the scheduler's snapshot holding back vacuum all the while.
+    DELETE FROM taskguard.task t
+     WHERE t.id = ANY (ARRAY(
+        SELECT p.id FROM taskguard.task p
+         WHERE p.status IN ('succeeded', 'cancelled')
+           AND p.finished_at < v_before AND p.finished_at >= v_since
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_since = '-infinity' AND v_n < batch THEN
+        PERFORM taskguard._scan_full_done('prune_tasks');
+    END IF;
+    RETURN v_n;
+END
+$$;
+
 -- Access as 90_access.sql leaves a fresh install: nothing for PUBLIC, every
 -- function for admins (told by a privilege only admins have).
 REVOKE ALL ON FUNCTION taskguard._claim_mark(text), taskguard._claim_mark_raise(text, bigint, real, timestamptz, bigint),
     taskguard._claim_mark_trigger(), taskguard._claim_tenants(text, text, int, interval, text[]),
-    taskguard._reap_since(), taskguard._reap_full_done() FROM PUBLIC;
+    taskguard._scan_since(text, timestamptz), taskguard._scan_full_done(text) FROM PUBLIC;
 DO $$
 DECLARE
     v_role regrole;
@@ -350,7 +380,7 @@ BEGIN
                            'taskguard._claim_mark_raise(text, bigint, real, timestamptz, bigint), '
                            'taskguard._claim_mark_trigger(), '
                            'taskguard._claim_tenants(text, text, int, interval, text[]), '
-                           'taskguard._reap_since(), taskguard._reap_full_done() TO %s', v_role);
+                           'taskguard._scan_since(text, timestamptz), taskguard._scan_full_done(text) TO %s', v_role);
         END IF;
     END LOOP;
 END
