@@ -1,0 +1,246 @@
+-- 32_flow.sql — flow control inside claim() (SPEC §14, docs/flow.md):
+-- concurrency caps, rate limits and pause, kept by src/flow.c; debounce is
+-- in enqueue() (30_queue.sql).  claim() takes the path below only while a
+-- pause or a limit concerns its queue (taskguard._flow_active).
+
+-- Limits, edited by admins; every backend sees an edit at its next claim.
+CREATE TABLE taskguard.flow_limit (
+    scope       text NOT NULL
+                CHECK (scope IN ('queue', 'task_name', 'service', 'tenant', 'flow_key')),
+    name        text NOT NULL CHECK (octet_length(name) BETWEEN 1 AND 1000),
+    max_running int CHECK (max_running >= 0),
+    rate        int CHECK (rate >= 1),
+    per         interval NOT NULL DEFAULT '1 second'
+                CHECK (per > interval '0' AND per <= interval '1 day'),
+    burst       int CHECK (burst >= 1),
+    weight      real NOT NULL DEFAULT 1 CHECK (weight > 0 AND weight <= 1000000),
+    PRIMARY KEY (scope, name),
+    CONSTRAINT flow_limit_burst_needs_rate CHECK (burst IS NULL OR rate IS NOT NULL)
+);
+SELECT pg_catalog.pg_extension_config_dump('taskguard.flow_limit', '');
+
+-- Paused queues ('*') and task types in a queue; pause() and resume() edit it.
+CREATE TABLE taskguard.flow_pause (
+    queue     text NOT NULL CHECK (octet_length(queue) BETWEEN 1 AND 800),
+    task_name text NOT NULL DEFAULT '*' CHECK (octet_length(task_name) BETWEEN 1 AND 4000),
+    paused_at timestamptz NOT NULL DEFAULT now(),
+    paused_by text NOT NULL DEFAULT current_user,
+    PRIMARY KEY (queue, task_name)
+);
+SELECT pg_catalog.pg_extension_config_dump('taskguard.flow_pause', '');
+
+CREATE FUNCTION taskguard._flow_config_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'taskguard_flow_config_changed'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE TRIGGER flow_config_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.flow_limit
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._flow_config_changed();
+CREATE TRIGGER flow_config_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.flow_pause
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._flow_config_changed();
+
+-- Does a pause or limit concern this queue?  (claim()'s one call when none does.)
+CREATE FUNCTION taskguard._flow_active(queue text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'taskguard_flow_active'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._flow_queue_paused(queue text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'taskguard_flow_queue_paused'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+-- May a task with these values start now?  (No side effect.)
+CREATE FUNCTION taskguard._flow_admit(queue text, task_name text, service text, tenant text,
+    flow_key text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'taskguard_flow_admit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Check and reserve in one step (a running slot, a token of each rate limit).
+CREATE FUNCTION taskguard._flow_take(id bigint, queue text, task_name text, service text,
+    tenant text, flow_key text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'taskguard_flow_take'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Give back the reservations the claim did not use; takes refused since.
+CREATE FUNCTION taskguard._flow_settle()
+RETURNS int
+AS 'MODULE_PATHNAME', 'taskguard_flow_settle'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Tokens left in the bucket of limit (scope, name) for value.
+CREATE FUNCTION taskguard._flow_tokens(scope text, name text, value text)
+RETURNS real
+AS 'MODULE_PATHNAME', 'taskguard_flow_tokens'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._flow_task_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'taskguard_flow_task_trigger'
+LANGUAGE C;
+
+-- Every move of a row into or out of running, whoever makes it (ALWAYS:
+-- a logical-replication apply worker's too).
+CREATE TRIGGER task_flow_count BEFORE UPDATE OF status ON taskguard.task
+    FOR EACH ROW WHEN ((OLD.status = 'running') <> (NEW.status = 'running'))
+    EXECUTE FUNCTION taskguard._flow_task_trigger();
+CREATE TRIGGER task_flow_count_insert BEFORE INSERT ON taskguard.task
+    FOR EACH ROW WHEN (NEW.status = 'running') EXECUTE FUNCTION taskguard._flow_task_trigger();
+CREATE TRIGGER task_flow_count_delete BEFORE DELETE ON taskguard.task
+    FOR EACH ROW WHEN (OLD.status = 'running') EXECUTE FUNCTION taskguard._flow_task_trigger();
+ALTER TABLE taskguard.task ENABLE ALWAYS TRIGGER task_flow_count;
+ALTER TABLE taskguard.task ENABLE ALWAYS TRIGGER task_flow_count_insert;
+ALTER TABLE taskguard.task ENABLE ALWAYS TRIGGER task_flow_count_delete;
+
+-- claim() while a pause or limit concerns the queue: the pick skips the rows
+-- a limit holds back (_flow_admit), the take reserves (_flow_take), and a
+-- take lost to a concurrent claim looks again, at most three times.
+CREATE FUNCTION taskguard._claim_flow(queue text, worker text, batch int, lease interval,
+    scope text[])
+RETURNS SETOF taskguard.task
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    v_left int := batch;
+    v_n    int;
+BEGIN
+    IF taskguard._flow_queue_paused(queue) THEN
+        RETURN;
+    END IF;
+    FOR v_try IN 1..4 LOOP
+        RETURN QUERY
+        WITH picked AS (
+            SELECT t.id, t.queue, t.task_name, t.service, t.tenant, t.flow_key
+              FROM taskguard.task t
+             WHERE t.queue = _claim_flow.queue AND t.status = 'ready' AND t.run_at <= now()
+               AND (scope IS NULL OR t.tenant = ANY (scope))
+               AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+               AND taskguard._flow_admit(t.queue, t.task_name, t.service, t.tenant, t.flow_key)
+             ORDER BY -t.priority_score, t.run_at, t.id
+             LIMIT v_left
+             FOR UPDATE SKIP LOCKED),
+        allowed AS (
+            SELECT p.id FROM picked p
+             WHERE taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant, p.flow_key)
+               AND (p.service IS NULL OR taskguard._breaker_claimed(p.service))),
+        claimed AS (
+            UPDATE taskguard.task t
+               SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                   worker = _claim_flow.worker, lease_expires_at = now() + lease,
+                   debounce_key = NULL
+             WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
+            RETURNING t.*)
+        SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_left := v_left - v_n;
+        EXIT WHEN taskguard._flow_settle() = 0 OR v_left <= 0;
+    END LOOP;
+END
+$$;
+
+-- Pause a queue (task_name NULL) or one task type in it: claim() hands out
+-- none of its tasks until resume(); nothing is lost, no attempt is used, and
+-- retries stay due.  True if it was not paused.  An admin action (the
+-- caller needs INSERT on flow_pause).
+CREATE FUNCTION taskguard.pause(queue text, task_name text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, taskguard, pg_temp
+AS $$
+BEGIN
+    IF queue IS NULL OR queue = '' OR length(queue) > 200 THEN
+        RAISE EXCEPTION 'queue must be 1 to 200 characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF task_name = '' OR task_name = '*' OR length(task_name) > 1000 THEN
+        RAISE EXCEPTION 'task_name must be NULL (the whole queue) or 1 to 1000 characters other than ''*'''
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO taskguard.flow_pause (queue, task_name)
+    VALUES (pause.queue, coalesce(pause.task_name, '*'))
+    ON CONFLICT DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+
+-- Resume what pause(queue, task_name) paused; true if it was paused.
+CREATE FUNCTION taskguard.resume(queue text, task_name text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, taskguard, pg_temp
+AS $$
+BEGIN
+    IF queue IS NULL THEN
+        PERFORM taskguard._require(queue, 'queue');
+    END IF;
+    DELETE FROM taskguard.flow_pause p
+     WHERE p.queue = resume.queue AND p.task_name = coalesce(resume.task_name, '*');
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM taskguard._notify(queue);
+    RETURN true;
+END
+$$;
+
+-- enqueue(debounce_key => …): insert, or replace the args of the ready,
+-- unclaimed task with the same tenant, task name and key and move its run_at
+-- (never past its first enqueue + debounce_max).  Parameters prefixed: the
+-- ON CONFLICT target names columns.
+CREATE FUNCTION taskguard._enqueue_debounced(p_queue text, p_task_name text, p_args jsonb,
+    p_priority taskguard.priority, p_score real, p_run_at timestamptz, p_max_attempts int,
+    p_tenant text, p_tier text, p_service text, p_idempotency_key text, p_flow_key text,
+    p_debounce_key text, p_debounce_max interval)
+RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, taskguard, pg_temp
+AS $$
+INSERT INTO taskguard.task AS t (queue, task_name, args, priority, priority_score, run_at,
+    max_attempts, tenant, customer_tier, service, idempotency_key, flow_key, debounce_key)
+VALUES (p_queue, p_task_name, p_args, p_priority, p_score,
+        CASE WHEN p_debounce_max IS NULL THEN p_run_at
+             ELSE least(p_run_at, now() + p_debounce_max) END,
+        p_max_attempts, p_tenant, p_tier, p_service, p_idempotency_key, p_flow_key, p_debounce_key)
+ON CONFLICT ((coalesce(tenant, '')), task_name, debounce_key)
+    WHERE status = 'ready' AND debounce_key IS NOT NULL
+DO UPDATE SET args = excluded.args,
+    run_at = CASE WHEN p_debounce_max IS NULL THEN excluded.run_at
+                  ELSE least(excluded.run_at, t.enqueued_at + p_debounce_max) END
+RETURNING t.id
+$$;
+
+-- Check flow_key and the debounce arguments of enqueue().
+CREATE FUNCTION taskguard._check_flow_args(flow_key text, debounce_key text, debounce interval,
+    debounce_max interval)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    IF flow_key = '' OR length(flow_key) > 200 THEN
+        RAISE EXCEPTION 'flow_key must be 1 to 200 characters, got %', length(flow_key)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF debounce_key = '' OR length(debounce_key) > 200 THEN
+        RAISE EXCEPTION 'debounce_key must be 1 to 200 characters, got %', length(debounce_key)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF debounce_key IS NULL AND (debounce IS NOT NULL OR debounce_max IS NOT NULL) THEN
+        RAISE EXCEPTION 'debounce and debounce_max need a debounce_key'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF debounce < interval '0' OR debounce > interval '1 year' THEN
+        RAISE EXCEPTION 'debounce must be an interval of 0 to 1 year, got %', debounce
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF debounce_max <= interval '0' OR debounce_max > interval '1 year' THEN
+        RAISE EXCEPTION 'debounce_max must be a positive interval of at most 1 year, got %', debounce_max
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
