@@ -119,6 +119,7 @@ typedef struct FlowCache
 	FlowPause  *pauses;
 	bool		any_cap;
 	bool		any_other_scope;	/* a limit on something other than the queue */
+	uint32		gen;			/* bumped at every load */
 } FlowCache;
 
 /* What this transaction counted: undone on rollback, applied on commit. */
@@ -136,6 +137,9 @@ typedef struct FlowOp
 	int64		task_id;
 	uint64		vhash[FLOW_SCOPES];
 	uint8		present;		/* bit per scope with a value */
+	bool		counted;		/* running counts incremented (tracking) */
+	uint32		gen;			/* flow_cache.gen when charged */
+	uint64		charged;		/* bit per limit (index < 64) whose token it took */
 } FlowOp;
 
 /* A task's five values, as the claim or the trigger sees them. */
@@ -153,7 +157,7 @@ static bool flow_callbacks = false;
 static FlowOp *flow_ops = NULL;
 static int	flow_nops = 0;
 static int	flow_maxops = 0;
-static int	flow_refused = 0;
+static uint32 flow_gen = 0;
 
 PG_FUNCTION_INFO_V1(taskguard_flow_active);
 PG_FUNCTION_INFO_V1(taskguard_flow_admit);
@@ -162,6 +166,8 @@ PG_FUNCTION_INFO_V1(taskguard_flow_settle);
 PG_FUNCTION_INFO_V1(taskguard_flow_task_trigger);
 PG_FUNCTION_INFO_V1(taskguard_flow_config_changed);
 PG_FUNCTION_INFO_V1(taskguard_flow_tokens);
+
+extern Datum taskguard_notify(PG_FUNCTION_ARGS);
 
 /* ---- shared memory ---- */
 
@@ -349,6 +355,7 @@ FlowEnsureCache(void)
 										 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(flow_cxt);
 	memset(&flow_cache, 0, sizeof(flow_cache));
+	flow_cache.gen = ++flow_gen;
 	nsp = get_namespace_oid("taskguard", false);
 	flow_cache.relids[0] = get_relname_relid("flow_limit", nsp);
 	flow_cache.relids[1] = get_relname_relid("flow_pause", nsp);
@@ -432,6 +439,9 @@ static void
 FlowOpKeys(FlowOp *op, const FlowTask *t)
 {
 	op->present = 0;
+	op->counted = false;
+	op->charged = 0;
+	op->gen = flow_cache.gen;
 	for (int s = 0; s < FLOW_SCOPES; s++)
 	{
 		op->vhash[s] = 0;
@@ -483,7 +493,7 @@ FlowBucket(const FlowLimit *l, uint64 vhash, TimestampTz now, bool create)
  * token of each rate limit and a running count of each scope.
  */
 static bool
-FlowCheck(const FlowTask *t, const FlowOp *op, bool take)
+FlowCheck(const FlowTask *t, FlowOp *op, bool take)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	FlowEntry  *buckets[64];
@@ -514,13 +524,16 @@ FlowCheck(const FlowTask *t, const FlowOp *op, bool take)
 				return false;
 			if (nbuckets < lengthof(buckets))
 				buckets[nbuckets++] = b;
+			if (i < 64)
+				op->charged |= UINT64CONST(1) << i;
 		}
 	}
 	if (take)
 	{
 		for (int i = 0; i < nbuckets; i++)
 			buckets[i]->tokens -= 1.0;
-		if (FlowTracking())
+		op->counted = FlowTracking();
+		if (op->counted)
 			FlowCount(op, 1);
 	}
 	return true;
@@ -573,10 +586,9 @@ FlowOpsEnd(int level, bool commit)
 			continue;
 		if (commit && op->kind == FLOW_OP_DOWN)
 			FlowCount(op, -1);
-		else if (!commit && op->kind != FLOW_OP_DOWN)
-			FlowCount(op, -1);
-		else if (commit && op->kind == FLOW_OP_RESERVED)
-			FlowCount(op, -1);	/* never used: give it back */
+		else if (op->kind != FLOW_OP_DOWN && op->counted &&
+				 (!commit || op->kind == FLOW_OP_RESERVED))
+			FlowCount(op, -1);	/* rolled back, or reserved and never used */
 	}
 	if (flow_hash != NULL)
 		LWLockRelease(TgLock(TG_LOCK_FLOW));
@@ -603,7 +615,6 @@ FlowXactCallback(XactEvent event, void *arg)
 		default:
 			break;
 	}
-	flow_refused = 0;
 }
 
 static void
@@ -773,53 +784,96 @@ taskguard_flow_take(PG_FUNCTION_ARGS)
 	FlowEnsureCache();
 	FlowTaskFromArgs(fcinfo, 1, &t);
 	if (FlowPaused(&t))
-		ok = false;
-	else if (flow_cache.nlimits == 0)
-		ok = true;
-	else if (flow_hash == NULL)
-		ok = false;
-	else
+		PG_RETURN_BOOL(false);
+	if (flow_cache.nlimits == 0)
+		PG_RETURN_BOOL(true);
+	if (flow_hash == NULL)
+		PG_RETURN_BOOL(false);
+	FlowOpKeys(&op, &t);
+	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
+	ok = FlowCheck(&t, &op, true);
+	LWLockRelease(TgLock(TG_LOCK_FLOW));
+	if (ok)
 	{
-		FlowOpKeys(&op, &t);
-		LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
-		ok = FlowCheck(&t, &op, true);
-		LWLockRelease(TgLock(TG_LOCK_FLOW));
-		if (ok && FlowTracking())
-			FlowOpAdd(FLOW_OP_RESERVED, PG_GETARG_INT64(0), &t);
+		FlowOp	   *kept = FlowOpAdd(FLOW_OP_RESERVED, PG_GETARG_INT64(0), &t);
+
+		kept->counted = op.counted;
+		kept->charged = op.charged;
 	}
-	if (!ok)
-		flow_refused++;
 	PG_RETURN_BOOL(ok);
+}
+
+/* Give back one unused reservation: its running counts and its tokens. */
+static void
+FlowRelease(const FlowOp *op)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (op->counted)
+		FlowCount(op, -1);
+	if (op->gen != flow_cache.gen || !flow_cache.valid)
+		return;					/* the limits changed: keep it simple, no refund */
+	for (int i = 0; i < flow_cache.nlimits && i < 64; i++)
+	{
+		const FlowLimit *l = &flow_cache.limits[i];
+		FlowEntry  *b;
+
+		if (!(op->charged & (UINT64CONST(1) << i)))
+			continue;
+		b = FlowBucket(l, op->vhash[l->scope], now, false);
+		if (b != NULL)
+			b->tokens = Min((double) l->burst, b->tokens + 1.0);
+	}
 }
 
 /*
  * taskguard._flow_settle() RETURNS int: give back the reservations this
- * claim did not use; how many takes were refused since the last settle.
+ * claim did not use (a row another claim locked first, a breaker without a
+ * probe left); how many.  More than 0 with nothing claimed: look again.
  */
 Datum
 taskguard_flow_settle(PG_FUNCTION_ARGS)
 {
-	int			refused = flow_refused;
+	int			released = 0;
 	int			kept = 0;
 
-	flow_refused = 0;
-	if (flow_hash != NULL && flow_nops > 0)
+	if (flow_hash == NULL || flow_nops == 0)
+		PG_RETURN_INT32(0);
+	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
+	for (int i = 0; i < flow_nops; i++)
 	{
-		LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
-		for (int i = 0; i < flow_nops; i++)
+		if (flow_ops[i].kind == FLOW_OP_RESERVED)
 		{
-			if (flow_ops[i].kind == FLOW_OP_RESERVED)
-				FlowCount(&flow_ops[i], -1);
-			else
-				flow_ops[kept++] = flow_ops[i];
+			FlowRelease(&flow_ops[i]);
+			released++;
 		}
-		LWLockRelease(TgLock(TG_LOCK_FLOW));
-		flow_nops = kept;
+		else
+			flow_ops[kept++] = flow_ops[i];
 	}
-	PG_RETURN_INT32(refused);
+	LWLockRelease(TgLock(TG_LOCK_FLOW));
+	flow_nops = kept;
+	PG_RETURN_INT32(released);
 }
 
-/* The five values of a task row (attribute numbers looked up by name). */
+/* Attribute numbers of the task table: the five values, status, id. */
+static Oid	flow_att_rel = InvalidOid;
+static int	flow_att[FLOW_SCOPES + 2];
+
+static void
+FlowAttnums(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (flow_att_rel == RelationGetRelid(rel))
+		return;
+	for (int s = 0; s < FLOW_SCOPES; s++)
+		flow_att[s] = SPI_fnumber(desc, flow_scope_names[s]);
+	flow_att[FLOW_SCOPES] = SPI_fnumber(desc, "status");
+	flow_att[FLOW_SCOPES + 1] = SPI_fnumber(desc, "id");
+	flow_att_rel = RelationGetRelid(rel);
+}
+
+/* The five values of a task row. */
 static void
 FlowTaskFromTuple(Relation rel, HeapTuple tuple, FlowTask *t)
 {
@@ -827,7 +881,7 @@ FlowTaskFromTuple(Relation rel, HeapTuple tuple, FlowTask *t)
 
 	for (int s = 0; s < FLOW_SCOPES; s++)
 	{
-		int			att = SPI_fnumber(desc, flow_scope_names[s]);
+		int			att = flow_att[s];
 		bool		isnull = true;
 		Datum		d = (Datum) 0;
 
@@ -842,17 +896,20 @@ static bool
 FlowRowRunning(Relation rel, HeapTuple tuple)
 {
 	bool		isnull;
-	Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(rel), "status"),
-								 RelationGetDescr(rel), &isnull);
+	Datum		d = heap_getattr(tuple, flow_att[FLOW_SCOPES], RelationGetDescr(rel), &isnull);
+	text	   *v;
 
-	return !isnull && strcmp(TextDatumGetCString(d), "running") == 0;
+	if (isnull)
+		return false;
+	v = DatumGetTextPP(d);
+	return VARSIZE_ANY_EXHDR(v) == 7 && memcmp(VARDATA_ANY(v), "running", 7) == 0;
 }
 
 static int64
 FlowRowId(Relation rel, HeapTuple tuple)
 {
 	bool		isnull;
-	Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(rel), "id"),
+	Datum		d = heap_getattr(tuple, flow_att[FLOW_SCOPES + 1],
 								 RelationGetDescr(rel), &isnull);
 
 	return isnull ? 0 : DatumGetInt64(d);
@@ -862,36 +919,60 @@ FlowRowId(Relation rel, HeapTuple tuple)
 static void
 FlowRowStarted(int64 id, const FlowTask *t)
 {
-	FlowOp	   *op;
+	FlowOp	   *op = NULL;
 
-	for (int i = flow_nops - 1; i >= 0; i--)
+	for (int i = flow_nops - 1; i >= 0 && op == NULL; i--)
 		if (flow_ops[i].kind == FLOW_OP_RESERVED && flow_ops[i].task_id == id)
-		{
-			flow_ops[i].kind = FLOW_OP_UP;
-			flow_ops[i].level = GetCurrentTransactionNestLevel();
+			op = &flow_ops[i];
+	if (op != NULL)
+	{
+		op->kind = FLOW_OP_UP;
+		op->level = GetCurrentTransactionNestLevel();
+		if (op->counted || !FlowTracking())
 			return;
-		}
-	op = FlowOpAdd(FLOW_OP_UP, id, t);
+	}
+	else if (FlowTracking())
+		op = FlowOpAdd(FLOW_OP_UP, id, t);
+	else
+		return;
 	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
 	FlowCount(op, 1);
 	LWLockRelease(TgLock(TG_LOCK_FLOW));
+	op->counted = true;
 }
 
-/* A capped row left running: wake the sleeping workers of its queue. */
+/*
+ * A row left running: count it down at commit.  If a cap it counts towards
+ * is full, a worker may be sleeping on it: wake its queue's workers (the
+ * NOTIFY goes out at commit, throttled like enqueue's).  Below the cap
+ * nobody waits, so no NOTIFY (a notifying commit takes a cluster-wide lock).
+ */
 static void
 FlowRowStopped(const FlowTask *t)
 {
-	FlowOpAdd(FLOW_OP_DOWN, 0, t);
-	FlowEnsureCache();
-	for (int i = 0; i < flow_cache.nlimits; i++)
-		if (flow_cache.limits[i].max_running >= 0 && FlowLimitMatches(&flow_cache.limits[i], t) &&
-			t->value[0] != NULL)
-		{
-			char	   *q = pnstrdup(t->value[0], Min(t->len[0], NAMEDATALEN * 4));
+	FlowOp	   *op;
+	bool		full = false;
 
-			Async_Notify("taskguard", q);
-			break;
-		}
+	if (!FlowTracking())
+		return;
+	op = FlowOpAdd(FLOW_OP_DOWN, 0, t);
+
+	FlowEnsureCache();
+	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_SHARED);
+	for (int i = 0; i < flow_cache.nlimits && !full; i++)
+	{
+		const FlowLimit *l = &flow_cache.limits[i];
+		FlowEntry  *e;
+
+		if (l->max_running < 0 || !FlowLimitMatches(l, t))
+			continue;
+		e = FlowEntryFor(FLOW_KIND_RUNNING + l->scope, op->vhash[l->scope], false);
+		full = e != NULL && e->running >= l->max_running;
+	}
+	LWLockRelease(TgLock(TG_LOCK_FLOW));
+	if (full && t->value[0] != NULL)
+		DirectFunctionCall1(taskguard_notify,
+							PointerGetDatum(cstring_to_text_with_len(t->value[0], t->len[0])));
 }
 
 /*
@@ -912,10 +993,12 @@ taskguard_flow_task_trigger(PG_FUNCTION_ARGS)
 				 errmsg("_flow_task_trigger must be called as a trigger")));
 	rel = td->tg_relation;
 	ret = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
-	if (!FlowTracking())
+	/* nothing counted, and no reservation of this claim to use */
+	if (!FlowTracking() && flow_nops == 0)
 		return PointerGetDatum(ret);
 	if (!flow_callbacks)
 		FlowEnsureCache();		/* registers the transaction callbacks */
+	FlowAttnums(rel);
 
 	if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
 	{
