@@ -267,3 +267,86 @@ BEGIN
     END IF;
 END
 $$;
+
+-- ---------------------------------------------------------------- dashboards
+
+-- Per limit and value ('*': each value with ready or running tasks): running
+-- against the cap, tokens left, tasks waiting (ready and due), and whether
+-- the limit holds them back now (at its cap or out of tokens) since when.
+-- Counted from the table, as the caller sees it (row security applies).
+CREATE VIEW taskguard.flow_status AS
+WITH v AS (
+    SELECT l.scope, l.name, x.value,
+           count(*) FILTER (WHERE x.status = 'running') AS running,
+           count(*) FILTER (WHERE x.status = 'ready' AND x.run_at <= now()) AS waiting,
+           min(x.run_at) FILTER (WHERE x.status = 'ready' AND x.run_at <= now()) AS oldest_due
+      FROM taskguard.flow_limit l
+      JOIN LATERAL (
+          SELECT CASE l.scope WHEN 'queue' THEN t.queue WHEN 'task_name' THEN t.task_name
+                              WHEN 'service' THEN t.service WHEN 'tenant' THEN t.tenant
+                              ELSE t.flow_key END AS value, t.status, t.run_at
+            FROM taskguard.task t WHERE t.status IN ('ready', 'running')) x
+        ON x.value = l.name OR (l.name = '*' AND x.value IS NOT NULL)
+     GROUP BY l.scope, l.name, x.value),
+s AS (
+    SELECT l.scope, l.name, coalesce(v.value, nullif(l.name, '*')) AS value, l.max_running,
+           coalesce(v.running, 0) AS running, l.rate, l.per, coalesce(l.burst, l.rate) AS burst,
+           CASE WHEN l.rate IS NOT NULL AND coalesce(v.value, nullif(l.name, '*')) IS NOT NULL
+                THEN taskguard._flow_tokens(l.scope, l.name, coalesce(v.value, l.name)) END AS tokens,
+           coalesce(v.waiting, 0) AS waiting, v.oldest_due, l.weight
+      FROM taskguard.flow_limit l LEFT JOIN v ON v.scope = l.scope AND v.name = l.name)
+SELECT s.scope, s.name, s.value, s.max_running, s.running, s.rate, s.per, s.burst,
+       round(s.tokens::numeric, 2) AS tokens, s.waiting,
+       s.waiting > 0 AND (s.running >= s.max_running OR s.tokens < 1) AS held_back,
+       CASE WHEN s.waiting > 0 AND (s.running >= s.max_running OR s.tokens < 1)
+            THEN s.oldest_due END AS waiting_since,
+       s.weight
+  FROM s;
+
+-- Paused queues and task types, with the ready tasks they keep waiting.
+CREATE VIEW taskguard.flow_paused AS
+SELECT p.queue, nullif(p.task_name, '*') AS task_name, p.paused_at, p.paused_by,
+       (SELECT count(*) FROM taskguard.task t
+         WHERE t.queue = p.queue AND t.status = 'ready'
+           AND (p.task_name = '*' OR t.task_name = p.task_name)) AS waiting
+  FROM taskguard.flow_pause p;
+
+-- The flow families of prometheus_metrics() (84_prometheus.sql), one sample
+-- per limit and value (NaN where a limit has no cap or no rate), and one per
+-- pause.  dashboards/postgres_exporter/queries.yaml publishes the same.
+-- PL/pgSQL: the _prom_ helpers come later in the install script.
+CREATE FUNCTION taskguard._prom_flow()
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+AS $$
+DECLARE
+    v_out text := '';
+    v_fam record;
+BEGIN
+    FOR v_fam IN
+        SELECT * FROM (VALUES
+            ('running', 'Tasks running, per flow limit and value.'),
+            ('max_running', 'The cap of the flow limit (NaN: no cap).'),
+            ('tokens', 'Tokens left in the flow limit''s bucket for the value (NaN: no rate).'),
+            ('waiting', 'Ready and due tasks the flow limit applies to.')) f (col, help)
+    LOOP
+        v_out := v_out || taskguard._prom_family('taskguard_flow_' || v_fam.col, 'gauge', v_fam.help,
+            (SELECT string_agg(format(E'taskguard_flow_%s{scope=%s,name=%s,value=%s} %s\n', v_fam.col,
+                                      taskguard._prom_label(s.scope), taskguard._prom_label(s.name),
+                                      taskguard._prom_label(s.value),
+                                      taskguard._prom_value(CASE v_fam.col
+                                          WHEN 'running' THEN s.running::numeric
+                                          WHEN 'max_running' THEN s.max_running::numeric
+                                          WHEN 'tokens' THEN s.tokens
+                                          ELSE s.waiting::numeric END)),
+                               '' ORDER BY s.scope, s.name, s.value)
+               FROM taskguard.flow_status s));
+    END LOOP;
+    RETURN v_out || taskguard._prom_family('taskguard_flow_queue_paused', 'gauge',
+        'Paused queues (task_name "") and task types (1).',
+        (SELECT string_agg(format(E'taskguard_flow_queue_paused{queue=%s,task_name=%s} 1\n',
+                                  taskguard._prom_label(p.queue), taskguard._prom_label(p.task_name)),
+                           '' ORDER BY p.queue, p.task_name)
+           FROM taskguard.flow_paused p));
+END
+$$;

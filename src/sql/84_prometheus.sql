@@ -183,5 +183,6 @@ SELECT
       (SELECT format(E'taskguard_retry_policy_changes_total{auto="false"} %s\ntaskguard_retry_policy_changes_total{auto="true"} %s\n',
                      c.changes_manual, c.changes_auto)
          FROM taskguard._prom_retry_policy_changes() c))
+  || taskguard._prom_flow()
 FROM h, idem
 $$;

@@ -5,7 +5,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(39);
+SELECT plan(44);
 
 -- ---- bad input ----
 SELECT throws_ok($$INSERT INTO taskguard.flow_limit (scope, name, max_running) VALUES ('bogus', 'x', 1)$$,
@@ -62,6 +62,22 @@ SELECT is((SELECT count(*)::int FROM taskguard.claim('flow_cap', 'w', 10)), 2, '
 SELECT is((SELECT count(*)::int FROM taskguard.claim('flow_cap', 'w', 10)), 0, 'and no more while they run');
 SELECT is((SELECT count(*)::int FROM taskguard.task WHERE queue = 'flow_cap' AND status = 'ready'
              AND attempts = 0), 3, 'the held-back tasks are ready, no attempt used');
+
+-- the dashboards see the full cap
+SELECT is((SELECT row(running, max_running, waiting, held_back)::text FROM taskguard.flow_status
+            WHERE scope = 'queue' AND name = 'flow_cap'), '(2,2,3,t)',
+          'flow_status: 2 running of 2, 3 waiting, held back');
+SELECT ok(taskguard.prometheus_metrics() LIKE
+          '%taskguard_flow_running{scope="queue",name="flow_cap",value="flow_cap"} 2%',
+          'prometheus_metrics: taskguard_flow_running');
+SELECT ok(taskguard.prometheus_metrics() LIKE
+          '%taskguard_flow_queue_paused{queue="flow_p2",task_name="pa"} 1%',
+          'prometheus_metrics: taskguard_flow_queue_paused');
+SELECT is((SELECT waiting FROM taskguard.flow_paused WHERE queue = 'flow_p2'), 1::bigint,
+          'flow_paused: the paused task type keeps one task waiting');
+UPDATE taskguard.alert_threshold SET threshold = -1 WHERE alert = 'flow_held_back';
+SELECT is((SELECT level::text FROM taskguard.alerts WHERE alert = 'flow_held_back:queue:flow_cap'),
+          'warning', 'the alert flow_held_back names the limit holding tasks back');
 
 INSERT INTO taskguard.flow_limit (scope, name, max_running) VALUES ('tenant', '*', 1);
 SELECT taskguard.enqueue('t', '{}', 'flow_ten', tenant => tn)
