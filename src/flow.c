@@ -42,8 +42,11 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/shmem.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -63,6 +66,9 @@
 #define FLOW_KIND_RUNNING 0
 #define FLOW_KIND_BUCKET_NAMED 8
 #define FLOW_KIND_BUCKET_EACH 16
+#define FLOW_KIND_FAIR 24		/* a (queue, tenant)'s pass; tokens holds it */
+/* A tenant not seen in a claim's list for this long rejoins at the front's pass. */
+#define FLOW_FAIR_IDLE_US (1 * USECS_PER_SEC)
 
 static const char *const flow_scope_names[FLOW_SCOPES] =
 {"queue", "task_name", "service", "tenant", "flow_key"};
@@ -101,6 +107,7 @@ typedef struct FlowLimit
 	int32		rate;			/* -1: none */
 	int64		per_us;
 	int32		burst;
+	double		weight;			/* fair share between tenants */
 } FlowLimit;
 
 typedef struct FlowPause
@@ -120,6 +127,7 @@ typedef struct FlowCache
 	bool		any_cap;
 	bool		any_other_scope;	/* a limit on something other than the queue */
 	uint32		gen;			/* bumped at every load */
+	bool		fair_tenant;	/* a tenant limit: claims share between tenants */
 } FlowCache;
 
 /* What this transaction counted: undone on rollback, applied on commit. */
@@ -166,8 +174,6 @@ PG_FUNCTION_INFO_V1(taskguard_flow_settle);
 PG_FUNCTION_INFO_V1(taskguard_flow_task_trigger);
 PG_FUNCTION_INFO_V1(taskguard_flow_config_changed);
 PG_FUNCTION_INFO_V1(taskguard_flow_tokens);
-
-extern Datum taskguard_notify(PG_FUNCTION_ARGS);
 
 /* ---- shared memory ---- */
 
@@ -290,7 +296,8 @@ FlowLoadLimits(void)
 {
 	if (SPI_execute("SELECT scope, name, max_running::int8, rate::int8, "
 					"(extract(epoch FROM per) * 1000000)::int8, "
-					"coalesce(burst, rate)::int8 FROM taskguard.flow_limit", true, 0) != SPI_OK_SELECT)
+					"coalesce(burst, rate)::int8, weight::float8 FROM taskguard.flow_limit",
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "flow_limit query failed");
 	flow_cache.limits = MemoryContextAllocZero(flow_cxt, sizeof(FlowLimit) * (SPI_processed + 1));
 	flow_cache.nlimits = 0;
@@ -309,8 +316,14 @@ FlowLoadLimits(void)
 		l->rate = (int32) FlowGetInt(i, 4, -1);
 		l->per_us = Max(FlowGetInt(i, 5, USECS_PER_SEC), 1);
 		l->burst = (int32) Max(FlowGetInt(i, 6, 1), 1);
-		if (l->max_running < 0 && l->rate < 0)
-			continue;			/* weight only: nothing to enforce */
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 7, &isnull);
+
+			l->weight = isnull ? 1.0 : Max(DatumGetFloat8(d), 1e-6);
+		}
+		/* a tenant row (weight only or not) turns fair share on */
+		flow_cache.fair_tenant |= l->scope == 3;
 		flow_cache.any_cap |= l->max_running >= 0;
 		flow_cache.any_other_scope |= l->scope != 0;
 		flow_cache.nlimits++;
@@ -944,8 +957,9 @@ FlowRowStarted(int64 id, const FlowTask *t)
 /*
  * A row left running: count it down at commit.  If a cap it counts towards
  * is full, a worker may be sleeping on it: wake its queue's workers (the
- * NOTIFY goes out at commit, throttled like enqueue's).  Below the cap
- * nobody waits, so no NOTIFY (a notifying commit takes a cluster-wide lock).
+ * NOTIFY goes out at commit; not throttled, a throttled one would leave the
+ * slot idle until the scheduler's pass).  Below the cap nobody waits, so no
+ * NOTIFY (a notifying commit takes a cluster-wide lock).
  */
 static void
 FlowRowStopped(const FlowTask *t)
@@ -971,8 +985,7 @@ FlowRowStopped(const FlowTask *t)
 	}
 	LWLockRelease(TgLock(TG_LOCK_FLOW));
 	if (full && t->value[0] != NULL)
-		DirectFunctionCall1(taskguard_notify,
-							PointerGetDatum(cstring_to_text_with_len(t->value[0], t->len[0])));
+		Async_Notify("taskguard", pnstrdup(t->value[0], pg_mbcliplen(t->value[0], t->len[0], 800)));
 }
 
 /*
@@ -1082,4 +1095,148 @@ taskguard_flow_tokens(PG_FUNCTION_ARGS)
 	if (tokens < 0)
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT4((float4) tokens);
+}
+
+/* ---- fair share between tenants (stride scheduling) ---- */
+
+/* taskguard._flow_fair(queue text) RETURNS boolean: do claims share between tenants? */
+PG_FUNCTION_INFO_V1(taskguard_flow_fair);
+Datum
+taskguard_flow_fair(PG_FUNCTION_ARGS)
+{
+	FlowEnsureCache();
+	PG_RETURN_BOOL(flow_cache.fair_tenant && flow_hash != NULL);
+}
+
+/* A tenant's weight: its own limit row's, else the '*' row's, else 1. */
+static double
+FlowTenantWeight(const char *tenant)
+{
+	double		w = 1.0;
+
+	for (int i = 0; i < flow_cache.nlimits; i++)
+	{
+		const FlowLimit *l = &flow_cache.limits[i];
+
+		if (l->scope != 3)
+			continue;
+		if (l->name == NULL)
+			w = l->weight;
+		else if (tenant != NULL && strcmp(l->name, tenant) == 0)
+			return l->weight;
+	}
+	return w;
+}
+
+static uint64
+FlowFairHash(text *queue, const char *tenant)
+{
+	uint64		h = FlowHashValue(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue));
+
+	return tenant == NULL ? h ^ UINT64CONST(0x9e3779b97f4a7c15)
+		: hash_bytes_extended((const unsigned char *) tenant, strlen(tenant), h);
+}
+
+typedef struct FlowFairGroup
+{
+	char	   *tenant;			/* NULL: tasks without a tenant */
+	double		pass;
+} FlowFairGroup;
+
+static int
+FlowFairCompare(const void *a, const void *b)
+{
+	const FlowFairGroup *x = a;
+	const FlowFairGroup *y = b;
+
+	if (x->pass != y->pass)
+		return x->pass < y->pass ? -1 : 1;
+	if (x->tenant == NULL || y->tenant == NULL)
+		return (x->tenant == NULL) - (y->tenant == NULL);
+	return strcmp(x->tenant, y->tenant);
+}
+
+/*
+ * taskguard._flow_fair_order(queue text, tenants text[]) RETURNS text[]: the
+ * tenants (NULL: no tenant) in the order a claim should try them, lowest
+ * pass first.  A tenant new, or back after an idle spell, starts at the
+ * lowest pass of those still active (it gets its share, not a catch-up).
+ */
+PG_FUNCTION_INFO_V1(taskguard_flow_fair_order);
+Datum
+taskguard_flow_fair_order(PG_FUNCTION_ARGS)
+{
+	text	   *queue = PG_GETARG_TEXT_PP(0);
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	FlowFairGroup *g;
+	FlowEntry **e;
+	double		vmin = -1;
+	TimestampTz now = GetCurrentTimestamp();
+	Datum	   *out;
+
+	FlowEnsureCache();
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0 || flow_hash == NULL)
+		PG_RETURN_ARRAYTYPE_P(arr);
+	g = palloc(sizeof(FlowFairGroup) * n);
+	e = palloc(sizeof(FlowEntry *) * n);
+	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		g[i].tenant = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+		e[i] = FlowEntryFor(FLOW_KIND_FAIR, FlowFairHash(queue, g[i].tenant), true);
+		if (e[i] != NULL && e[i]->tokens >= 0 && now - e[i]->refill_at < FLOW_FAIR_IDLE_US &&
+			(vmin < 0 || e[i]->tokens < vmin))
+			vmin = e[i]->tokens;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		if (e[i] == NULL)
+			g[i].pass = Max(vmin, 0);
+		else
+		{
+			if (e[i]->tokens < 0 || now - e[i]->refill_at >= FLOW_FAIR_IDLE_US)
+				e[i]->tokens = Max(Max(vmin, 0), e[i]->tokens);
+			e[i]->refill_at = now;
+			g[i].pass = e[i]->tokens;
+		}
+	}
+	LWLockRelease(TgLock(TG_LOCK_FLOW));
+	qsort(g, n, sizeof(FlowFairGroup), FlowFairCompare);
+	out = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		out[i] = g[i].tenant ? CStringGetTextDatum(g[i].tenant) : (Datum) 0;
+		nulls[i] = g[i].tenant == NULL;
+	}
+	{
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
+
+		PG_RETURN_ARRAYTYPE_P(construct_md_array(out, nulls, 1, dims, lbs, TEXTOID, -1, false,
+												 TYPALIGN_INT));
+	}
+}
+
+/* taskguard._flow_fair_charge(queue text, tenant text): the tenant got a task. */
+PG_FUNCTION_INFO_V1(taskguard_flow_fair_charge);
+Datum
+taskguard_flow_fair_charge(PG_FUNCTION_ARGS)
+{
+	text	   *queue = PG_GETARG_TEXT_PP(0);
+	char	   *tenant = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	FlowEntry  *e;
+
+	FlowEnsureCache();
+	if (flow_hash == NULL)
+		PG_RETURN_VOID();
+	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
+	e = FlowEntryFor(FLOW_KIND_FAIR, FlowFairHash(queue, tenant), true);
+	if (e != NULL)
+		e->tokens = Max(e->tokens, 0) + 1.0 / FlowTenantWeight(tenant);
+	LWLockRelease(TgLock(TG_LOCK_FLOW));
+	PG_RETURN_VOID();
 }

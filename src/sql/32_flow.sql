@@ -80,6 +80,24 @@ RETURNS real
 AS 'MODULE_PATHNAME', 'taskguard_flow_tokens'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
+-- Fair share between tenants (stride scheduling, src/flow.c): on while a
+-- tenant row exists in flow_limit; the order to try a priority level's
+-- tenants in; a tenant handed a task moves on by 1 / weight.
+CREATE FUNCTION taskguard._flow_fair(queue text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'taskguard_flow_fair'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._flow_fair_order(queue text, tenants text[])
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'taskguard_flow_fair_order'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._flow_fair_charge(queue text, tenant text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'taskguard_flow_fair_charge'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION taskguard._flow_task_trigger()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'taskguard_flow_task_trigger'
@@ -112,10 +130,64 @@ SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v_left int := batch;
-    v_n    int;
+    v_left   int := batch;
+    v_n      int;
+    v_score  real;
+    v_tenant text;
+    v_id     bigint;
 BEGIN
     IF taskguard._flow_queue_paused(queue) THEN
+        RETURN;
+    END IF;
+    -- Fair share: one task at a time from the top priority level's tenants,
+    -- the one furthest behind its weighted share first.  Whatever that
+    -- does not hand out (limits, locks) the plain path below may.
+    WHILE v_left > 0 AND taskguard._flow_fair(queue) LOOP
+        SELECT -p.priority_score INTO v_score FROM taskguard.task p
+         WHERE p.queue = _claim_flow.queue AND p.status = 'ready' AND p.run_at <= now()
+           AND (scope IS NULL OR p.tenant = ANY (scope))
+         ORDER BY -p.priority_score LIMIT 1;
+        EXIT WHEN v_score IS NULL;
+        v_n := 0;
+        FOREACH v_tenant IN ARRAY taskguard._flow_fair_order(queue, taskguard._flow_tenants(queue, v_score, scope))
+        LOOP
+            -- two picks, so that a tenant's is a range of task_ready_tenant_idx
+            IF v_tenant IS NULL THEN
+                SELECT p.id INTO v_id FROM taskguard.task p
+                 WHERE p.tenant IS NULL AND p.queue = _claim_flow.queue AND p.status = 'ready'
+                   AND -p.priority_score = v_score AND p.run_at <= now()
+                   AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                   AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant, p.flow_key)
+                 ORDER BY p.run_at, p.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+            ELSE
+                SELECT p.id INTO v_id FROM taskguard.task p
+                 WHERE p.tenant = v_tenant AND p.queue = _claim_flow.queue AND p.status = 'ready'
+                   AND -p.priority_score = v_score AND p.run_at <= now()
+                   AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                   AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant, p.flow_key)
+                 ORDER BY p.run_at, p.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+            END IF;
+            v_n := 0;
+            IF v_id IS NOT NULL THEN
+                RETURN QUERY
+                UPDATE taskguard.task t
+                   SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                       worker = _claim_flow.worker, lease_expires_at = now() + lease,
+                       debounce_key = NULL
+                 WHERE t.id = v_id AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
+                RETURNING t.*;
+                GET DIAGNOSTICS v_n = ROW_COUNT;
+            END IF;
+            PERFORM taskguard._flow_settle();
+            IF v_n > 0 THEN
+                PERFORM taskguard._flow_fair_charge(queue, v_tenant);
+                EXIT;
+            END IF;
+        END LOOP;
+        EXIT WHEN v_n = 0;
+        v_left := v_left - v_n;
+    END LOOP;
+    IF v_left <= 0 THEN
         RETURN;
     END IF;
     FOR v_try IN 1..4 LOOP
@@ -165,6 +237,33 @@ BEGIN
         EXIT WHEN taskguard._flow_settle() = 0 OR v_left <= 0;
     END LOOP;
 END
+$$;
+
+-- The tenants (NULL: tasks without one) with ready, due tasks of a queue at
+-- one priority score, among the caller's: a skip scan of
+-- task_ready_tenant_idx, one probe per tenant.
+CREATE FUNCTION taskguard._flow_tenants(queue text, neg_score real, scope text[])
+RETURNS text[]
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, taskguard, pg_temp
+AS $$
+WITH RECURSIVE g (tenant) AS (
+    (SELECT p.tenant FROM taskguard.task p
+      WHERE p.status = 'ready' AND p.queue = $1 AND -p.priority_score = $2 AND p.tenant IS NOT NULL
+        AND p.run_at <= now()
+      ORDER BY p.tenant LIMIT 1)
+    UNION ALL
+    SELECT (SELECT p.tenant FROM taskguard.task p
+             WHERE p.status = 'ready' AND p.queue = $1 AND -p.priority_score = $2
+               AND p.tenant > g.tenant AND p.run_at <= now()
+             ORDER BY p.tenant LIMIT 1)
+      FROM g WHERE g.tenant IS NOT NULL)
+SELECT ARRAY(SELECT g.tenant FROM g WHERE g.tenant IS NOT NULL AND ($3 IS NULL OR g.tenant = ANY ($3))
+             UNION ALL
+             SELECT NULL WHERE $3 IS NULL AND EXISTS (
+                 SELECT 1 FROM taskguard.task p
+                  WHERE p.status = 'ready' AND p.queue = $1 AND -p.priority_score = $2
+                    AND p.tenant IS NULL AND p.run_at <= now()))
 $$;
 
 -- Pause a queue (task_name NULL) or one task type in it: claim() hands out

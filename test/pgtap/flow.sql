@@ -5,7 +5,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(44);
+SELECT plan(47);
 
 -- ---- bad input ----
 SELECT throws_ok($$INSERT INTO taskguard.flow_limit (scope, name, max_running) VALUES ('bogus', 'x', 1)$$,
@@ -103,6 +103,22 @@ SELECT taskguard.enqueue('r', '{}', 'flow_rate') FROM generate_series(1, 5);
 SELECT is((SELECT count(*)::int FROM taskguard.claim('flow_rate', 'w', 10)), 3, 'a burst of 3 hands out 3');
 SELECT is((SELECT count(*)::int FROM taskguard.claim('flow_rate', 'w', 10)), 0, 'then none until tokens refill');
 SELECT cmp_ok(taskguard._flow_tokens('queue', 'flow_rate', 'flow_rate'), '<', 0.1::real, 'no token left');
+
+-- ---- fair share: tenant fa weight 3, the others 1; fa's 300 tasks are older ----
+SELECT 'flow_fair_' || txid_current() AS fq \gset
+INSERT INTO taskguard.flow_limit (scope, name, weight) VALUES ('tenant', 'fa', 3), ('tenant', '*', 1);
+SELECT taskguard.enqueue('f', '{}', :'fq', now() - interval '1 hour', tenant => 'fa') FROM generate_series(1, 300);
+SELECT taskguard.enqueue('f', '{}', :'fq', now() - interval '1 minute', tenant => 'fb') FROM generate_series(1, 300);
+SELECT taskguard.enqueue('f', '{}', :'fq', now() - interval '1 minute', tenant => 'fc') FROM generate_series(1, 300);
+CREATE TEMP TABLE fair_got AS
+SELECT c.tenant FROM generate_series(1, 100) g, LATERAL taskguard.claim(:'fq', 'w' || g, 1) c;
+SELECT cmp_ok((SELECT count(*)::int FROM fair_got WHERE tenant = 'fa'), '>=', 48,
+              'fair share: weight 3 of 5 gets its 60 of 100 claims, within 20 % (at least 48)');
+SELECT cmp_ok((SELECT count(*)::int FROM fair_got WHERE tenant = 'fa'), '<=', 72, '(at most 72)');
+SELECT ok((SELECT bool_and(n BETWEEN 16 AND 24) FROM (SELECT count(*) AS n FROM fair_got
+            WHERE tenant IN ('fb', 'fc') GROUP BY tenant) x),
+          'weight 1 of 5 gets its 20 of 100, within 20 %, though its tasks are newer');
+DELETE FROM taskguard.flow_limit WHERE scope = 'tenant';
 
 -- ---- debounce ----
 SELECT taskguard.enqueue('deb', '{"v": 1}', 'flow_deb', debounce_key => 'doc-1', debounce => '1 hour') AS d1 \gset

@@ -17,7 +17,7 @@ psql -X -q -d postgres -c "CREATE DATABASE taskguard" &&
     psql -X -q -d taskguard -c "CREATE EXTENSION taskguard" || exit 1
 
 q "CREATE TABLE fw_log (task_id bigint, queue text, flow_key text, t_start timestamptz,
-                        t_end timestamptz)" >/dev/null
+                        t_end timestamptz, tenant text)" >/dev/null
 # A worker: claim one task; if none, wait for a NOTIFY (or 20 ms); hold it
 # hold_ms, logging the held interval; complete.  Until stop_at.
 q "CREATE PROCEDURE fw_work(p_queue text, p_hold_ms int, p_seconds float8)
@@ -41,7 +41,7 @@ BEGIN
         IF p_hold_ms > 0 THEN
             PERFORM pg_sleep(p_hold_ms / 1000.0);
         END IF;
-        INSERT INTO fw_log VALUES (r.id, r.queue, r.flow_key, v_t0, clock_timestamp());
+        INSERT INTO fw_log VALUES (r.id, r.queue, r.flow_key, v_t0, clock_timestamp(), r.tenant);
         PERFORM taskguard.complete(r.id, NULL, r.attempts);
         COMMIT;
     END LOOP;
@@ -135,6 +135,25 @@ is "$(q "SELECT taskguard.resume('fw_pause')")" t "resume"
 workers fw_pause 0 -60
 is "$(q "SELECT count(*) || '/' || max(attempts) FROM taskguard.task WHERE queue = 'fw_pause' AND status = 'succeeded'")" \
    "200/1" "after resume every task ran once"
+
+# ---- fair share: tenant ta weight 2, tb and tc 1; ta's tasks are the oldest ----
+q "INSERT INTO taskguard.flow_limit (scope, name, weight) VALUES ('tenant', 'ta', 2), ('tenant', '*', 1)" >/dev/null
+for tn in ta:3 tb:2 tc:1; do
+    q "SELECT taskguard.enqueue_many('job', array_fill('{}'::jsonb, ARRAY[400]), 'fw_fair', tenant => '${tn%:*}',
+                                     run_at => now() - interval '1 hour' * ${tn#*:})" >/dev/null
+done
+workers fw_fair 2 -60
+is "$(q "SELECT count(*) FROM taskguard.task WHERE queue = 'fw_fair' AND status = 'succeeded'")" 1200 \
+   "fair share: every task ran"
+share=$(q "SELECT string_agg(tenant || '=' || n, ' ' ORDER BY tenant) FROM (
+             SELECT tenant, count(*) AS n FROM (SELECT tenant FROM fw_log WHERE queue = 'fw_fair'
+                                                 ORDER BY t_start LIMIT 400) f GROUP BY tenant) x")
+echo "# fair share, first 400 starts: $share (weights 2:1:1 -> 200/100/100)"
+ok $(q "SELECT CASE WHEN count(*) = 3 AND bool_and(abs(n - want) <= 0.2 * want) THEN 0 ELSE 1 END
+          FROM (SELECT tenant, count(*) AS n, CASE tenant WHEN 'ta' THEN 200 ELSE 100 END AS want
+                  FROM (SELECT tenant FROM fw_log WHERE queue = 'fw_fair' ORDER BY t_start LIMIT 400) f
+                 GROUP BY tenant) x") "16 workers: each tenant's share of the first 400 starts within 20 % of its weight ($share)"
+q "DELETE FROM taskguard.flow_limit WHERE scope = 'tenant'" >/dev/null
 
 # ---- debounce under 16 concurrent enqueuers ----
 for i in $(seq 16); do
