@@ -396,8 +396,10 @@ s AS (
       FROM taskguard.flow_limit l LEFT JOIN v ON v.scope = l.scope AND v.name = l.name)
 SELECT s.scope, s.name, s.value, s.max_running, s.running, s.rate, s.per, s.burst,
        round(s.tokens::numeric, 2) AS tokens, s.waiting,
-       s.waiting > 0 AND (s.running >= s.max_running OR s.tokens < 1) AS held_back,
-       CASE WHEN s.waiting > 0 AND (s.running >= s.max_running OR s.tokens < 1)
+       s.waiting > 0 AND (coalesce(s.running >= s.max_running, false) OR coalesce(s.tokens < 1, false))
+           AS held_back,
+       CASE WHEN s.waiting > 0 AND (coalesce(s.running >= s.max_running, false)
+                                    OR coalesce(s.tokens < 1, false))
             THEN s.oldest_due END AS waiting_since,
        s.weight
   FROM s;
