@@ -5,6 +5,8 @@
 # Cycles: single (enqueue 1, claim 1, complete) and batch (enqueue_many 10,
 # claim 10, complete_many).  Prints ratio: flow_limits3_vs_none_single and
 # flow_limits3_vs_none_batch (docs/flow.md; the issue asks for >= 0.9).
+# Then fair share between 10 tenants (a tenant row with a weight) against
+# none, single cycle: ratio flow_fair_vs_none_single.
 set -euo pipefail
 cd "$(dirname "$0")"
 PGBENCH=${TG_BIN:-/usr/lib/postgresql/15/bin}/pgbench
@@ -51,4 +53,19 @@ for mode in single batch; do
     limits_off
     printf 'ratio: flow_limits3_vs_none_%s %.2f\n' "$mode" "$(median "${ratios[@]}")"
 done
+# fair share: the same single cycle, tasks of 10 tenants
+sed "s/flow_key => 'acct-' || (random() \* 100)::int/tenant => 'tenant-' || (random() * 10)::int/" \
+    "$tmp/flow_single.sql" >"$tmp/flow_fair.sql"
+tps "$tmp/flow_fair.sql" >/dev/null
+ratios=()
+for round in $(seq 1 "$rounds"); do
+    limits_off; n=$(tps "$tmp/flow_fair.sql")
+    P -c "INSERT INTO taskguard.flow_limit (scope, name, weight) VALUES ('tenant', '*', 1), ('tenant', 'tenant-1', 3)"
+    l=$(tps "$tmp/flow_fair.sql")
+    ratios+=("$(echo "$l / $n" | bc -l)")
+    printf 'round %d (fair): no limit %.0f cycles/s, fair share %.0f cycles/s, ratio %.2f (%d clients)\n' \
+        "$round" "$n" "$l" "$(echo "$l / $n" | bc -l)" "$clients"
+done
+limits_off
+printf 'ratio: flow_fair_vs_none_single %.2f\n' "$(median "${ratios[@]}")"
 psql -X -q -d postgres -c "DROP DATABASE $db"
