@@ -6,7 +6,8 @@
 # claim 10, complete_many).  Prints ratio: flow_limits3_vs_none_single and
 # flow_limits3_vs_none_batch (docs/flow.md; the issue asks for >= 0.9).
 # Then fair share between 10 tenants (a tenant row with a weight) against
-# none, single cycle: ratio flow_fair_vs_none_single.
+# none, single cycle: ratio flow_fair_vs_none_single.  Last, bench/flow_cap.py:
+# a binding cap against its allowance, with the Python worker.
 set -euo pipefail
 cd "$(dirname "$0")"
 PGBENCH=${TG_BIN:-/usr/lib/postgresql/15/bin}/pgbench
@@ -68,4 +69,6 @@ for round in $(seq 1 "$rounds"); do
 done
 limits_off
 printf 'ratio: flow_fair_vs_none_single %.2f\n' "$(median "${ratios[@]}")"
+# a binding cap with the Python worker: throughput against the cap's allowance
+/usr/bin/python3 flow_cap.py "$db"
 psql -X -q -d postgres -c "DROP DATABASE $db"

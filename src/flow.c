@@ -744,15 +744,54 @@ taskguard_flow_active(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(false);
 }
 
-/* taskguard._flow_queue_paused(queue text) RETURNS boolean */
-PG_FUNCTION_INFO_V1(taskguard_flow_queue_paused);
+/*
+ * taskguard._flow_queue_closed(queue text) RETURNS boolean: is the queue
+ * paused, or a limit on the whole queue full (at its cap, out of tokens)?
+ * Then a claim hands out nothing without looking at a row: the workers a
+ * freed slot's NOTIFY woke find out at once, not by walking the backlog.
+ */
+PG_FUNCTION_INFO_V1(taskguard_flow_queue_closed);
 Datum
-taskguard_flow_queue_paused(PG_FUNCTION_ARGS)
+taskguard_flow_queue_closed(PG_FUNCTION_ARGS)
 {
 	text	   *queue = PG_GETARG_TEXT_PP(0);
+	const char *q = VARDATA_ANY(queue);
+	int			len = VARSIZE_ANY_EXHDR(queue);
+	FlowTask	t;
+	FlowOp		op;
+	bool		closed = false;
 
 	FlowEnsureCache();
-	PG_RETURN_BOOL(FlowQueuePaused(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue)));
+	if (FlowQueuePaused(q, len))
+		PG_RETURN_BOOL(true);
+	if (flow_hash == NULL)
+		PG_RETURN_BOOL(false);
+	memset(&t, 0, sizeof(t));
+	t.value[0] = q;
+	t.len[0] = len;
+	FlowOpKeys(&op, &t);
+	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
+	for (int i = 0; i < flow_cache.nlimits && !closed; i++)
+	{
+		const FlowLimit *l = &flow_cache.limits[i];
+
+		if (l->scope != 0 || !FlowLimitMatches(l, &t))
+			continue;
+		if (l->max_running >= 0)
+		{
+			FlowEntry  *e = FlowEntryFor(FLOW_KIND_RUNNING, op.vhash[0], false);
+
+			closed = FlowTracking() && e != NULL && e->running >= l->max_running;
+		}
+		if (!closed && l->rate >= 0)
+		{
+			FlowEntry  *b = FlowBucket(l, op.vhash[0], GetCurrentTimestamp(), false);
+
+			closed = b != NULL && b->tokens < 1.0;
+		}
+	}
+	LWLockRelease(TgLock(TG_LOCK_FLOW));
+	PG_RETURN_BOOL(closed);
 }
 
 /*

@@ -47,9 +47,10 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'taskguard_flow_active'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION taskguard._flow_queue_paused(queue text)
+-- Paused, or a limit on the whole queue full: a claim looks at no row.
+CREATE FUNCTION taskguard._flow_queue_closed(queue text)
 RETURNS boolean
-AS 'MODULE_PATHNAME', 'taskguard_flow_queue_paused'
+AS 'MODULE_PATHNAME', 'taskguard_flow_queue_closed'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
 -- May a task with these values start now?  (No side effect.)
@@ -136,7 +137,7 @@ DECLARE
     v_tenant text;
     v_id     bigint;
 BEGIN
-    IF taskguard._flow_queue_paused(queue) THEN
+    IF taskguard._flow_queue_closed(queue) THEN
         RETURN;
     END IF;
     -- Fair share: one task at a time from the top priority level's tenants,
