@@ -258,11 +258,15 @@ FlowEntryFor(int kind, uint64 vhash, bool create)
 
 /* ---- the configuration cache ---- */
 
+static Oid	flow_att_rel = InvalidOid;
+
 static void
 FlowRelcacheCallback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == flow_cache.relids[0] || relid == flow_cache.relids[1])
 		flow_cache.valid = false;
+	if (relid == InvalidOid || relid == flow_att_rel)
+		flow_att_rel = InvalidOid;	/* the task table changed: look its columns up again */
 }
 
 static char *
@@ -908,7 +912,6 @@ taskguard_flow_settle(PG_FUNCTION_ARGS)
 }
 
 /* Attribute numbers of the task table: the five values, status, id. */
-static Oid	flow_att_rel = InvalidOid;
 static int	flow_att[FLOW_SCOPES + 2];
 
 static void
@@ -1079,7 +1082,8 @@ taskguard_flow_task_trigger(PG_FUNCTION_ARGS)
 
 /*
  * Statement trigger on flow_limit and flow_pause: every backend re-reads
- * them; a first cap starts the counts now (in the editor's transaction).
+ * them.  The counts start at the next claim (_flow_active), not here: the
+ * build's table lock would be held until the editor's transaction ends.
  */
 Datum
 taskguard_flow_config_changed(PG_FUNCTION_ARGS)
@@ -1092,9 +1096,6 @@ taskguard_flow_config_changed(PG_FUNCTION_ARGS)
 				 errmsg("_flow_config_changed must be called as a trigger")));
 	CacheInvalidateRelcache(td->tg_relation);
 	flow_cache.valid = false;
-	FlowEnsureCache();
-	if (flow_cache.any_cap && flow_shared != NULL)
-		FlowBuild();
 	return PointerGetDatum(NULL);
 }
 
