@@ -127,7 +127,7 @@ typedef struct FlowCache
 	bool		any_cap;
 	bool		any_other_scope;	/* a limit on something other than the queue */
 	uint32		gen;			/* bumped at every load */
-	bool		fair_tenant;	/* a tenant limit: claims share between tenants */
+	bool		fair[FLOW_SCOPES];	/* claims share between tenants / flow keys */
 } FlowCache;
 
 /* What this transaction counted: undone on rollback, applied on commit. */
@@ -326,8 +326,9 @@ FlowLoadLimits(void)
 
 			l->weight = isnull ? 1.0 : Max(DatumGetFloat8(d), 1e-6);
 		}
-		/* a tenant row (weight only or not) turns fair share on */
-		flow_cache.fair_tenant |= l->scope == 3;
+		/* a tenant or flow_key row with a weight (weight only, or not 1) turns fair share on */
+		if ((l->max_running < 0 && l->rate < 0) || l->weight != 1.0)
+			flow_cache.fair[l->scope] = true;
 		flow_cache.any_cap |= l->max_running >= 0;
 		flow_cache.any_other_scope |= l->scope != 0;
 		flow_cache.nlimits++;
@@ -1139,18 +1140,27 @@ taskguard_flow_tokens(PG_FUNCTION_ARGS)
 
 /* ---- fair share between tenants (stride scheduling) ---- */
 
-/* taskguard._flow_fair(queue text) RETURNS boolean: do claims share between tenants? */
+/*
+ * taskguard._flow_fair(queue text) RETURNS text: what claims share between,
+ * 'tenant' or 'flow_key' (tenants first), or NULL: claim order as is.
+ */
 PG_FUNCTION_INFO_V1(taskguard_flow_fair);
 Datum
 taskguard_flow_fair(PG_FUNCTION_ARGS)
 {
 	FlowEnsureCache();
-	PG_RETURN_BOOL(flow_cache.fair_tenant && flow_hash != NULL);
+	if (flow_hash == NULL)
+		PG_RETURN_NULL();
+	if (flow_cache.fair[3])
+		PG_RETURN_TEXT_P(cstring_to_text("tenant"));
+	if (flow_cache.fair[4])
+		PG_RETURN_TEXT_P(cstring_to_text("flow_key"));
+	PG_RETURN_NULL();
 }
 
-/* A tenant's weight: its own limit row's, else the '*' row's, else 1. */
+/* A group's weight: its own row's of the scope, else the '*' row's, else 1. */
 static double
-FlowTenantWeight(const char *tenant)
+FlowGroupWeight(int scope, const char *value)
 {
 	double		w = 1.0;
 
@@ -1158,23 +1168,36 @@ FlowTenantWeight(const char *tenant)
 	{
 		const FlowLimit *l = &flow_cache.limits[i];
 
-		if (l->scope != 3)
+		if (l->scope != scope)
 			continue;
 		if (l->name == NULL)
 			w = l->weight;
-		else if (tenant != NULL && strcmp(l->name, tenant) == 0)
+		else if (value != NULL && strcmp(l->name, value) == 0)
 			return l->weight;
 	}
 	return w;
 }
 
 static uint64
-FlowFairHash(text *queue, const char *tenant)
+FlowFairHash(text *queue, int scope, const char *value)
 {
-	uint64		h = FlowHashValue(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue));
+	uint64		h = FlowHashValue(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue)) + scope;
 
-	return tenant == NULL ? h ^ UINT64CONST(0x9e3779b97f4a7c15)
-		: hash_bytes_extended((const unsigned char *) tenant, strlen(tenant), h);
+	return value == NULL ? h ^ UINT64CONST(0x9e3779b97f4a7c15)
+		: hash_bytes_extended((const unsigned char *) value, strlen(value), h);
+}
+
+static int
+FlowScopeArg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *scope = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	int			s = FlowScopeIndex(scope);
+
+	if (s != 3 && s != 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("fair share is by tenant or flow_key, not \"%s\"", scope)));
+	return s;
 }
 
 typedef struct FlowFairGroup
@@ -1197,17 +1220,18 @@ FlowFairCompare(const void *a, const void *b)
 }
 
 /*
- * taskguard._flow_fair_order(queue text, tenants text[]) RETURNS text[]: the
- * tenants (NULL: no tenant) in the order a claim should try them, lowest
- * pass first.  A tenant new, or back after an idle spell, starts at the
- * lowest pass of those still active (it gets its share, not a catch-up).
+ * taskguard._flow_fair_order(queue text, scope text, groups text[]) RETURNS
+ * text[]: the tenants or flow keys (NULL: none) in the order a claim should
+ * try them, lowest pass first.  A group new, or back after an idle spell,
+ * starts at the lowest pass of those still active (its share, no catch-up).
  */
 PG_FUNCTION_INFO_V1(taskguard_flow_fair_order);
 Datum
 taskguard_flow_fair_order(PG_FUNCTION_ARGS)
 {
 	text	   *queue = PG_GETARG_TEXT_PP(0);
-	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+	int			scope = FlowScopeArg(fcinfo, 1);
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(2);
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
@@ -1227,7 +1251,7 @@ taskguard_flow_fair_order(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 	{
 		g[i].tenant = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
-		e[i] = FlowEntryFor(FLOW_KIND_FAIR, FlowFairHash(queue, g[i].tenant), true);
+		e[i] = FlowEntryFor(FLOW_KIND_FAIR, FlowFairHash(queue, scope, g[i].tenant), true);
 		if (e[i] != NULL && e[i]->tokens >= 0 && now - e[i]->refill_at < FLOW_FAIR_IDLE_US &&
 			(vmin < 0 || e[i]->tokens < vmin))
 			vmin = e[i]->tokens;
@@ -1261,22 +1285,23 @@ taskguard_flow_fair_order(PG_FUNCTION_ARGS)
 	}
 }
 
-/* taskguard._flow_fair_charge(queue text, tenant text): the tenant got a task. */
+/* taskguard._flow_fair_charge(queue, scope, value): the group got a task. */
 PG_FUNCTION_INFO_V1(taskguard_flow_fair_charge);
 Datum
 taskguard_flow_fair_charge(PG_FUNCTION_ARGS)
 {
 	text	   *queue = PG_GETARG_TEXT_PP(0);
-	char	   *tenant = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int			scope = FlowScopeArg(fcinfo, 1);
+	char	   *value = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	FlowEntry  *e;
 
 	FlowEnsureCache();
 	if (flow_hash == NULL)
 		PG_RETURN_VOID();
 	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
-	e = FlowEntryFor(FLOW_KIND_FAIR, FlowFairHash(queue, tenant), true);
+	e = FlowEntryFor(FLOW_KIND_FAIR, FlowFairHash(queue, scope, value), true);
 	if (e != NULL)
-		e->tokens = Max(e->tokens, 0) + 1.0 / FlowTenantWeight(tenant);
+		e->tokens = Max(e->tokens, 0) + 1.0 / FlowGroupWeight(scope, value);
 	LWLockRelease(TgLock(TG_LOCK_FLOW));
 	PG_RETURN_VOID();
 }

@@ -60,6 +60,10 @@ CREATE INDEX task_ready_tenant_idx ON taskguard.task (tenant, queue, (-priority_
 -- keeps in it.  The reaper's lease_expires_at < now() implies it.
 CREATE INDEX task_lease_idx ON taskguard.task (lease_expires_at)
     WHERE status = 'running' AND lease_expires_at IS NOT NULL;
+-- claim() with fair share between flow keys (32_flow.sql): a key's ready
+-- tasks in claim order; only rows with a flow key have an entry.
+CREATE INDEX task_ready_flow_key_idx ON taskguard.task (flow_key, queue, (-priority_score), run_at, id)
+    WHERE status = 'ready' AND flow_key IS NOT NULL;
 -- enqueue(debounce_key =>): one unclaimed task per tenant, task name and key.
 CREATE UNIQUE INDEX task_debounce_idx ON taskguard.task ((coalesce(tenant, '')), task_name, debounce_key)
     WHERE status = 'ready' AND debounce_key IS NOT NULL;

@@ -81,20 +81,21 @@ RETURNS real
 AS 'MODULE_PATHNAME', 'taskguard_flow_tokens'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
--- Fair share between tenants (stride scheduling, src/flow.c): on while a
--- tenant row exists in flow_limit; the order to try a priority level's
--- tenants in; a tenant handed a task moves on by 1 / weight.
+-- Fair share (stride scheduling, src/flow.c): by 'tenant' or 'flow_key'
+-- while a row of that scope carries a weight (weight only, or not 1;
+-- tenants first), else NULL; the order to try a priority level's groups in;
+-- a group handed a task moves on by 1 / weight.
 CREATE FUNCTION taskguard._flow_fair(queue text)
-RETURNS boolean
+RETURNS text
 AS 'MODULE_PATHNAME', 'taskguard_flow_fair'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION taskguard._flow_fair_order(queue text, tenants text[])
+CREATE FUNCTION taskguard._flow_fair_order(queue text, scope text, groups text[])
 RETURNS text[]
 AS 'MODULE_PATHNAME', 'taskguard_flow_fair_order'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
-CREATE FUNCTION taskguard._flow_fair_charge(queue text, tenant text)
+CREATE FUNCTION taskguard._flow_fair_charge(queue text, scope text, value text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'taskguard_flow_fair_charge'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
@@ -134,36 +135,51 @@ DECLARE
     v_left   int := batch;
     v_n      int;
     v_score  real;
-    v_tenant text;
+    v_by     text;
+    v_group  text;
     v_id     bigint;
 BEGIN
     IF taskguard._flow_queue_closed(queue) THEN
         RETURN;
     END IF;
-    -- Fair share: one task at a time from the top priority level's tenants,
-    -- the one furthest behind its weighted share first.  Whatever that
-    -- does not hand out (limits, locks) the plain path below may.
-    WHILE v_left > 0 AND taskguard._flow_fair(queue) LOOP
+    -- Fair share: one task at a time from the top priority level's tenants
+    -- (or flow keys), the one furthest behind its weighted share first.
+    -- Whatever that does not hand out (limits, locks) the plain path may.
+    v_by := taskguard._flow_fair(queue);
+    WHILE v_left > 0 AND v_by IS NOT NULL LOOP
+        v_score := NULL;
         SELECT -p.priority_score INTO v_score FROM taskguard.task p
          WHERE p.queue = _claim_flow.queue AND p.status = 'ready' AND p.run_at <= now()
            AND (scope IS NULL OR p.tenant = ANY (scope))
          ORDER BY -p.priority_score LIMIT 1;
         EXIT WHEN v_score IS NULL;
         v_n := 0;
-        FOREACH v_tenant IN ARRAY taskguard._flow_fair_order(queue, taskguard._flow_tenants(queue, v_score, scope))
+        FOREACH v_group IN ARRAY taskguard._flow_fair_order(queue, v_by,
+                                     taskguard._flow_groups(queue, v_score, scope, v_by))
         LOOP
-            -- two picks, so that a tenant's is a range of task_ready_tenant_idx
-            IF v_tenant IS NULL THEN
+            -- one pick per form, so that a group's is a range of its index
+            v_id := NULL;
+            IF v_by = 'tenant' AND v_group IS NOT NULL THEN
                 SELECT p.id INTO v_id FROM taskguard.task p
-                 WHERE p.tenant IS NULL AND p.queue = _claim_flow.queue AND p.status = 'ready'
+                 WHERE p.tenant = v_group AND p.queue = _claim_flow.queue AND p.status = 'ready'
                    AND -p.priority_score = v_score AND p.run_at <= now()
+                   AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                   AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant, p.flow_key)
+                 ORDER BY p.run_at, p.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+            ELSIF v_by = 'flow_key' AND v_group IS NOT NULL THEN
+                SELECT p.id INTO v_id FROM taskguard.task p
+                 WHERE p.flow_key = v_group AND p.queue = _claim_flow.queue AND p.status = 'ready'
+                   AND -p.priority_score = v_score AND p.run_at <= now()
+                   AND (scope IS NULL OR p.tenant = ANY (scope))
                    AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
                    AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant, p.flow_key)
                  ORDER BY p.run_at, p.id LIMIT 1 FOR UPDATE SKIP LOCKED;
             ELSE
                 SELECT p.id INTO v_id FROM taskguard.task p
-                 WHERE p.tenant = v_tenant AND p.queue = _claim_flow.queue AND p.status = 'ready'
+                 WHERE p.queue = _claim_flow.queue AND p.status = 'ready'
                    AND -p.priority_score = v_score AND p.run_at <= now()
+                   AND CASE WHEN v_by = 'tenant' THEN p.tenant IS NULL ELSE p.flow_key IS NULL END
+                   AND (scope IS NULL OR p.tenant = ANY (scope))
                    AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
                    AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant, p.flow_key)
                  ORDER BY p.run_at, p.id LIMIT 1 FOR UPDATE SKIP LOCKED;
@@ -181,7 +197,7 @@ BEGIN
             END IF;
             PERFORM taskguard._flow_settle();
             IF v_n > 0 THEN
-                PERFORM taskguard._flow_fair_charge(queue, v_tenant);
+                PERFORM taskguard._flow_fair_charge(queue, v_by, v_group);
                 EXIT;
             END IF;
         END LOOP;
@@ -240,31 +256,55 @@ BEGIN
 END
 $$;
 
--- The tenants (NULL: tasks without one) with ready, due tasks of a queue at
--- one priority score, among the caller's: a skip scan of
--- task_ready_tenant_idx, one probe per tenant.
-CREATE FUNCTION taskguard._flow_tenants(queue text, neg_score real, scope text[])
+-- The tenants or flow keys (group_by; NULL: tasks without one) with ready, due
+-- tasks of a queue at one priority score, among the caller's tenants: a skip
+-- scan of task_ready_tenant_idx or task_ready_flow_key_idx, one probe a group.
+CREATE FUNCTION taskguard._flow_groups(queue text, neg_score real, tenants text[], group_by text)
 RETURNS text[]
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
-WITH RECURSIVE g (tenant) AS (
-    (SELECT p.tenant FROM taskguard.task p
-      WHERE p.status = 'ready' AND p.queue = $1 AND -p.priority_score = $2 AND p.tenant IS NOT NULL
-        AND p.run_at <= now()
-      ORDER BY p.tenant LIMIT 1)
-    UNION ALL
-    SELECT (SELECT p.tenant FROM taskguard.task p
-             WHERE p.status = 'ready' AND p.queue = $1 AND -p.priority_score = $2
-               AND p.tenant > g.tenant AND p.run_at <= now()
-             ORDER BY p.tenant LIMIT 1)
-      FROM g WHERE g.tenant IS NOT NULL)
-SELECT ARRAY(SELECT g.tenant FROM g WHERE g.tenant IS NOT NULL AND ($3 IS NULL OR g.tenant = ANY ($3))
-             UNION ALL
-             SELECT NULL WHERE $3 IS NULL AND EXISTS (
-                 SELECT 1 FROM taskguard.task p
-                  WHERE p.status = 'ready' AND p.queue = $1 AND -p.priority_score = $2
-                    AND p.tenant IS NULL AND p.run_at <= now()))
+BEGIN
+    IF group_by = 'tenant' THEN
+        RETURN ARRAY(
+            WITH RECURSIVE g (v) AS (
+                (SELECT p.tenant FROM taskguard.task p
+                  WHERE p.status = 'ready' AND p.queue = _flow_groups.queue
+                    AND -p.priority_score = neg_score AND p.tenant IS NOT NULL AND p.run_at <= now()
+                  ORDER BY p.tenant LIMIT 1)
+                UNION ALL
+                SELECT (SELECT p.tenant FROM taskguard.task p
+                         WHERE p.status = 'ready' AND p.queue = _flow_groups.queue
+                           AND -p.priority_score = neg_score AND p.tenant > g.v AND p.run_at <= now()
+                         ORDER BY p.tenant LIMIT 1)
+                  FROM g WHERE g.v IS NOT NULL)
+            SELECT g.v FROM g WHERE g.v IS NOT NULL AND (tenants IS NULL OR g.v = ANY (tenants))
+            UNION ALL
+            SELECT NULL WHERE tenants IS NULL AND EXISTS (
+                SELECT 1 FROM taskguard.task p
+                 WHERE p.status = 'ready' AND p.queue = _flow_groups.queue
+                   AND -p.priority_score = neg_score AND p.tenant IS NULL AND p.run_at <= now()));
+    END IF;
+    RETURN ARRAY(
+        WITH RECURSIVE g (v) AS (
+            (SELECT p.flow_key FROM taskguard.task p
+              WHERE p.status = 'ready' AND p.flow_key IS NOT NULL AND p.queue = _flow_groups.queue
+                AND -p.priority_score = neg_score AND p.run_at <= now()
+              ORDER BY p.flow_key LIMIT 1)
+            UNION ALL
+            SELECT (SELECT p.flow_key FROM taskguard.task p
+                     WHERE p.status = 'ready' AND p.flow_key IS NOT NULL AND p.queue = _flow_groups.queue
+                       AND -p.priority_score = neg_score AND p.flow_key > g.v AND p.run_at <= now()
+                     ORDER BY p.flow_key LIMIT 1)
+              FROM g WHERE g.v IS NOT NULL)
+        SELECT g.v FROM g WHERE g.v IS NOT NULL
+        UNION ALL
+        SELECT NULL WHERE EXISTS (
+            SELECT 1 FROM taskguard.task p
+             WHERE p.status = 'ready' AND p.queue = _flow_groups.queue
+               AND -p.priority_score = neg_score AND p.flow_key IS NULL AND p.run_at <= now()
+               AND (tenants IS NULL OR p.tenant = ANY (tenants))));
+END
 $$;
 
 -- Pause a queue (task_name NULL) or one task type in it: claim() hands out

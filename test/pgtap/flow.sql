@@ -5,7 +5,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(47);
+SELECT plan(49);
 
 -- ---- bad input ----
 SELECT throws_ok($$INSERT INTO taskguard.flow_limit (scope, name, max_running) VALUES ('bogus', 'x', 1)$$,
@@ -119,6 +119,20 @@ SELECT ok((SELECT bool_and(n BETWEEN 16 AND 24) FROM (SELECT count(*) AS n FROM 
             WHERE tenant IN ('fb', 'fc') GROUP BY tenant) x),
           'weight 1 of 5 gets its 20 of 100, within 20 %, though its tasks are newer');
 DELETE FROM taskguard.flow_limit WHERE scope = 'tenant';
+
+-- fair share between flow keys: k1 weight 1, k2 weight 4; k1's tasks are older
+INSERT INTO taskguard.flow_limit (scope, name, weight) VALUES ('flow_key', 'k1', 1), ('flow_key', 'k2', 4);
+SELECT taskguard.enqueue_many('f', array_fill('{}'::jsonb, ARRAY[200]), :'fq' || 'k', now() - interval '1 hour',
+                              flow_key => 'k1');
+SELECT taskguard.enqueue_many('f', array_fill('{}'::jsonb, ARRAY[200]), :'fq' || 'k', now() - interval '1 minute',
+                              flow_key => 'k2');
+CREATE TEMP TABLE fair_key AS
+SELECT c.flow_key FROM generate_series(1, 100) g, LATERAL taskguard.claim(:'fq' || 'k', 'w' || g, 1) c;
+SELECT cmp_ok((SELECT count(*)::int FROM fair_key WHERE flow_key = 'k2'), '>=', 64,
+              'fair share by flow key: weight 4 of 5 gets its 80 of 100 within 20 % (at least 64)');
+SELECT cmp_ok((SELECT count(*)::int FROM fair_key WHERE flow_key = 'k1'), '>=', 16,
+              'weight 1 of 5 gets its 20 within 20 % (at least 16), though its tasks are older');
+DELETE FROM taskguard.flow_limit WHERE scope = 'flow_key';
 
 -- ---- debounce ----
 SELECT taskguard.enqueue('deb', '{"v": 1}', 'flow_deb', debounce_key => 'doc-1', debounce => '1 hour') AS d1 \gset

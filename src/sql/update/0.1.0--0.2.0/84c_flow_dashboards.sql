@@ -240,7 +240,7 @@ BEGIN
         IF pg_catalog.has_table_privilege(v_role, 'taskguard.dlq', 'SELECT') THEN
             EXECUTE format('GRANT SELECT ON taskguard.flow_status, taskguard.flow_paused TO %s', v_role);
             EXECUTE format('GRANT EXECUTE ON FUNCTION taskguard._flow_tokens(text, text, text), '
-                           'taskguard._prom_flow(), taskguard._flow_tenants(text, real, text[]), '
+                           'taskguard._prom_flow(), taskguard._flow_groups(text, real, text[], text), '
                            'taskguard._check_flow_args(text, text, interval, interval) TO %s', v_role);
         END IF;
     END LOOP;
