@@ -60,6 +60,7 @@ TgShmemSize(void)
 	size = add_size(size, BreakerShmemSize());
 	size = add_size(size, CounterShmemSize());
 	size = add_size(size, ClaimMarkShmemSize());
+	size = add_size(size, FlowShmemSize());
 	return size;
 }
 
@@ -84,6 +85,7 @@ TgShmemStartup(void)
 	BreakerShmemInit();
 	CounterShmemInit();
 	ClaimMarkShmemInit();
+	FlowShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 	tg_shmem_ready = true;
 }

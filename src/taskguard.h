@@ -29,6 +29,7 @@ typedef enum TgLockId
 	TG_LOCK_BREAKER,
 	TG_LOCK_COUNTERS,
 	TG_LOCK_CLAIM_MARK,
+	TG_LOCK_FLOW,
 	TG_LOCK_COUNT
 } TgLockId;
 
@@ -65,6 +66,8 @@ extern Size CounterShmemSize(void);
 extern void CounterShmemInit(void);
 extern Size ClaimMarkShmemSize(void);
 extern void ClaimMarkShmemInit(void);
+extern Size FlowShmemSize(void);
+extern void FlowShmemInit(void);
 
 /* scheduler.c */
 extern void SchedulerRegisterLauncher(void);

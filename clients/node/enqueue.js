@@ -2,7 +2,14 @@
 // Producers: put tasks on a taskguard queue from any `pg` Client or Pool (or
 // anything with query(text, values)), inside the caller's transaction when
 // it is a client in one.  Options are enqueue()'s named arguments (SPEC §3),
-// camelCase or snake_case; runAt may be a Date or a number of ms from now.
+// camelCase or snake_case; runAt may be a Date or a number of ms from now;
+// debounce and debounceMax an interval string ('30 seconds') or ms.
+// Flow control (docs/flow.md): flowKey names what a flow limit counts;
+// debounceKey replaces the args of the unclaimed task with the same key:
+//
+//   await enqueue(pool, 'reindex', { doc: 7, rev: 12 },
+//                 { debounceKey: 'doc:7', debounce: 30000, debounceMax: '5 minutes' });
+//   await pause(pool, 'mail');  /* ... */  await resume(pool, 'mail');
 //
 //   const { enqueue } = require('taskguard');
 //   const id = await enqueue(pool, 'send_email', { to: 'ana@example.com' },
@@ -17,8 +24,12 @@ const OPTIONS = {
     service: ['service', 'text'],
     idempotencyKey: ['idempotency_key', 'text'],
     maxAttempts: ['max_attempts', 'int'],
+    flowKey: ['flow_key', 'text'],
+    debounceKey: ['debounce_key', 'text'],
+    debounce: ['debounce', 'interval'],
+    debounceMax: ['debounce_max', 'interval'],
 };
-const MANY = new Set(['queue', 'runAt', 'priority', 'tenant', 'customerTier', 'service']);
+const MANY = new Set(['queue', 'runAt', 'priority', 'tenant', 'customerTier', 'service', 'flowKey']);
 const camel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 
 // "name => $n::type" for each option given; values appended to `values`.
@@ -31,6 +42,7 @@ function namedArgs(opts, allowed, values) {
         const [arg, type] = OPTIONS[name];
         let v = value;
         if (name === 'runAt' && typeof v === 'number') v = new Date(Date.now() + v);
+        if (type === 'interval' && typeof v === 'number') v = `${v} milliseconds`;
         values.push(v);
         parts.push(`${arg} => $${values.length}::${type}`);
     }
@@ -65,4 +77,17 @@ async function enqueueMany(db, taskName, argsList, opts = {}) {
     return r.rows.map((row) => row.id);
 }
 
-module.exports = { enqueue, enqueueMany };
+// Pause a queue (or one task type in it): claim() hands none of it out until
+// resume(); nothing is lost.  Resolves to true if it was not paused yet.
+async function pause(db, queue, taskName = null) {
+    const r = await db.query('SELECT taskguard.pause($1, $2) AS done', [queue, taskName]);
+    return r.rows[0].done;
+}
+
+// Resume what pause(queue, taskName) paused; true if it was paused.
+async function resume(db, queue, taskName = null) {
+    const r = await db.query('SELECT taskguard.resume($1, $2) AS done', [queue, taskName]);
+    return r.rows[0].done;
+}
+
+module.exports = { enqueue, enqueueMany, pause, resume };

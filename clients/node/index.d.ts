@@ -106,11 +106,19 @@ export interface EnqueueManyOptions {
     tenant?: string;
     customerTier?: string;
     service?: string;
+    /** What a flow limit of scope flow_key counts (docs/flow.md). */
+    flowKey?: string;
 }
 
 export interface EnqueueOptions extends EnqueueManyOptions {
     idempotencyKey?: string;
     maxAttempts?: number;
+    /** Replace the args of the unclaimed task with the same tenant, name and key. */
+    debounceKey?: string;
+    /** An interval ('30 seconds') or ms: run_at moves to now + debounce. */
+    debounce?: string | number;
+    /** An interval or ms: never past the first enqueue + debounceMax. */
+    debounceMax?: string | number;
 }
 
 /** Enqueue one task; its id (a string: bigint). */
@@ -119,3 +127,7 @@ export function enqueue(db: Queryable, taskName: string, args?: unknown,
 /** Enqueue many tasks of one name in one statement; their ids in order. */
 export function enqueueMany(db: Queryable, taskName: string, argsList: unknown[],
                             opts?: EnqueueManyOptions): Promise<string[]>;
+/** Pause a queue (or one task type in it); true if it was not paused yet. */
+export function pause(db: Queryable, queue: string, taskName?: string | null): Promise<boolean>;
+/** Resume what pause(queue, taskName) paused; true if it was paused. */
+export function resume(db: Queryable, queue: string, taskName?: string | null): Promise<boolean>;

@@ -29,7 +29,9 @@ CREATE TABLE taskguard.task (
     lease_expires_at timestamptz,
     result           jsonb,
     last_error       text,
-    failure_id       bigint          -- the open dead-letter record, if any
+    failure_id       bigint,         -- the open dead-letter record, if any
+    flow_key         text,           -- flow control (32_flow.sql): a key of the caller's choosing
+    debounce_key     text            -- enqueue(debounce_key =>): cleared when claimed
 );
 SELECT pg_catalog.pg_extension_config_dump('taskguard.task', ''); SELECT pg_catalog.pg_extension_config_dump('taskguard.task_id_seq', '');
 
@@ -59,6 +61,13 @@ CREATE INDEX task_ready_tenant_idx ON taskguard.task (tenant, queue, (-priority_
 -- keeps in it.  The reaper's lease_expires_at < now() implies it.
 CREATE INDEX task_lease_idx ON taskguard.task (lease_expires_at)
     WHERE status = 'running' AND lease_expires_at IS NOT NULL;
+-- claim() with fair share between flow keys (32_flow.sql): a key's ready
+-- tasks in claim order; only rows with a flow key have an entry.
+CREATE INDEX task_ready_flow_key_idx ON taskguard.task (flow_key, queue, (-priority_score), run_at, id)
+    WHERE status = 'ready' AND flow_key IS NOT NULL;
+-- enqueue(debounce_key =>): one unclaimed task per tenant, task name and key.
+CREATE UNIQUE INDEX task_debounce_idx ON taskguard.task ((coalesce(tenant, '')), task_name, debounce_key)
+    WHERE status = 'ready' AND debounce_key IS NOT NULL;
 CREATE INDEX task_failed_idx ON taskguard.task (run_at) WHERE status = 'failed';
 CREATE INDEX task_finished_idx ON taskguard.task (finished_at)
     WHERE status IN ('succeeded', 'cancelled');
@@ -118,7 +127,9 @@ CREATE FUNCTION taskguard.enqueue(task_name text, args jsonb DEFAULT '{}',
     queue text DEFAULT 'default', run_at timestamptz DEFAULT now(),
     priority taskguard.priority DEFAULT NULL, tenant text DEFAULT NULL,
     customer_tier text DEFAULT 'standard', service text DEFAULT NULL,
-    idempotency_key text DEFAULT NULL, max_attempts int DEFAULT NULL)
+    idempotency_key text DEFAULT NULL, max_attempts int DEFAULT NULL,
+    flow_key text DEFAULT NULL, debounce_key text DEFAULT NULL,
+    debounce interval DEFAULT NULL, debounce_max interval DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
@@ -136,6 +147,10 @@ BEGIN
        OR max_attempts < 1 THEN
         PERFORM taskguard._check_enqueue(task_name, queue, run_at, max_attempts);
     END IF;
+    IF flow_key IS NOT NULL OR debounce_key IS NOT NULL OR debounce IS NOT NULL
+       OR debounce_max IS NOT NULL THEN
+        PERFORM taskguard._check_flow_args(flow_key, debounce_key, debounce, debounce_max);
+    END IF;
     IF idempotency_key IS NOT NULL THEN
         v_id := taskguard._idempotency_find(idempotency_key, v_tenant, task_name);
         IF v_id IS NOT NULL THEN
@@ -148,16 +163,25 @@ BEGIN
         v_prio := (priority, taskguard._priority_score(priority), NULL, NULL);
     END IF;
 
-    INSERT INTO taskguard.task AS t (queue, task_name, args, priority, priority_score, run_at,
-                                     max_attempts, tenant, customer_tier, service, idempotency_key)
-    VALUES (queue, task_name, coalesce(args, '{}'), v_prio.priority, v_prio.score,
-            coalesce(run_at, now()), max_attempts, v_tenant, v_tier, service, idempotency_key)
-    RETURNING t.id INTO v_id;
+    IF debounce_key IS NOT NULL THEN
+        v_id := taskguard._enqueue_debounced(queue, task_name, coalesce(args, '{}'),
+            v_prio.priority, v_prio.score, coalesce(run_at, now()) + coalesce(debounce, '0'),
+            max_attempts, v_tenant, v_tier, service, idempotency_key, flow_key, debounce_key,
+            debounce_max);
+    ELSE
+        INSERT INTO taskguard.task AS t (queue, task_name, args, priority, priority_score, run_at,
+                                         max_attempts, tenant, customer_tier, service,
+                                         idempotency_key, flow_key)
+        VALUES (queue, task_name, coalesce(args, '{}'), v_prio.priority, v_prio.score,
+                coalesce(run_at, now()), max_attempts, v_tenant, v_tier, service,
+                idempotency_key, flow_key)
+        RETURNING t.id INTO v_id;
+    END IF;
 
     IF idempotency_key IS NOT NULL THEN
         v_id := taskguard._idempotency_bind(idempotency_key, v_tenant, task_name, v_id);
     END IF;
-    IF coalesce(run_at, now()) <= now() THEN
+    IF coalesce(run_at, now()) + coalesce(debounce, interval '0') <= now() THEN
         PERFORM taskguard._notify(queue);
     END IF;
     RETURN v_id;
@@ -167,7 +191,8 @@ $$;
 CREATE FUNCTION taskguard.enqueue_many(task_name text, args jsonb[],
     queue text DEFAULT 'default', run_at timestamptz DEFAULT now(),
     priority taskguard.priority DEFAULT NULL, tenant text DEFAULT NULL,
-    customer_tier text DEFAULT 'standard', service text DEFAULT NULL)
+    customer_tier text DEFAULT 'standard', service text DEFAULT NULL,
+    flow_key text DEFAULT NULL)
 RETURNS SETOF bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
@@ -185,6 +210,9 @@ BEGIN
     IF args IS NULL THEN
         PERFORM taskguard._require(args, 'args');
     END IF;
+    IF flow_key IS NOT NULL THEN
+        PERFORM taskguard._check_flow_args(flow_key, NULL, NULL, NULL);
+    END IF;
     IF priority IS NULL THEN
         v_prio := taskguard.calculate_priority(task_name, jsonb_build_object('customer_tier', v_tier));
     ELSE
@@ -193,9 +221,10 @@ BEGIN
 
     RETURN QUERY
     INSERT INTO taskguard.task AS t (queue, task_name, args, priority, priority_score, run_at,
-                                     tenant, customer_tier, service)
+                                     tenant, customer_tier, service, flow_key)
     SELECT enqueue_many.queue, enqueue_many.task_name, coalesce(a.arg, '{}'), v_prio.priority,
-           v_prio.score, coalesce(enqueue_many.run_at, now()), v_tenant, v_tier, enqueue_many.service
+           v_prio.score, coalesce(enqueue_many.run_at, now()), v_tenant, v_tier, enqueue_many.service,
+           enqueue_many.flow_key
       FROM unnest(args) WITH ORDINALITY AS a(arg, ord)
      ORDER BY a.ord
     RETURNING t.id;
@@ -247,7 +276,7 @@ BEGIN
         RETURN QUERY
         UPDATE taskguard.task t
            SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-               worker = _claim_tenants.worker, lease_expires_at = now() + lease
+               worker = _claim_tenants.worker, lease_expires_at = now() + lease, debounce_key = NULL
          WHERE t.id = (SELECT p.id FROM taskguard.task p
                         WHERE p.queue = _claim_tenants.queue AND p.tenant = v_tenant
                           AND p.status = 'ready' AND p.run_at <= now()
@@ -284,7 +313,7 @@ BEGIN
     claimed AS (
         UPDATE taskguard.task t
            SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-               worker = _claim_tenants.worker, lease_expires_at = now() + lease
+               worker = _claim_tenants.worker, lease_expires_at = now() + lease, debounce_key = NULL
          WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
         RETURNING t.*)
     SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
@@ -323,6 +352,11 @@ BEGIN
         RAISE EXCEPTION 'lease must be a positive interval of at most 1 year, got %', lease
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Flow control (32_flow.sql): only while a pause or limit concerns the queue.
+    IF taskguard._flow_active(queue) THEN
+        RETURN QUERY SELECT * FROM taskguard._claim_flow(queue, worker, batch, lease, v_scope);
+        RETURN;
+    END IF;
     IF v_scope IS NOT NULL THEN
         RETURN QUERY SELECT * FROM taskguard._claim_tenants(queue, worker, batch, lease, v_scope);
         RETURN;
@@ -345,7 +379,7 @@ BEGIN
         RETURN QUERY
         UPDATE taskguard.task t
            SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-               worker = claim.worker, lease_expires_at = now() + lease
+               worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
          WHERE t.id = (SELECT p.id FROM taskguard.task p
                         WHERE p.queue = claim.queue AND p.status = 'ready' AND p.run_at <= now()
                           AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
@@ -376,7 +410,7 @@ BEGIN
         claimed AS (
             UPDATE taskguard.task t
                SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-                   worker = claim.worker, lease_expires_at = now() + lease
+                   worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
              WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
             RETURNING t.*)
         -- handed out in claim order, so a worker runs the most urgent first

@@ -10,7 +10,7 @@
 
 CREATE TABLE taskguard.alert_threshold (
     alert      text NOT NULL CHECK (alert IN ('dlq_depth', 'idempotency_hit_rate',
-                   'schedule_health', 'open_breakers', 'retry_success_rate')),
+                   'schedule_health', 'open_breakers', 'retry_success_rate', 'flow_held_back')),
     level      taskguard.alert_level NOT NULL,
     comparison text NOT NULL CHECK (comparison IN ('>', '<')),
     threshold  numeric NOT NULL CHECK (threshold BETWEEN -1e15 AND 1e15),
@@ -25,7 +25,8 @@ INSERT INTO taskguard.alert_threshold (alert, level, comparison, threshold, buil
     ('schedule_health',      'warning',  '<', 80, true),
     ('schedule_health',      'critical', '<', 60, true),
     ('open_breakers',        'error',    '>', 0,  true),
-    ('retry_success_rate',   'warning',  '<', 30, true);
+    ('retry_success_rate',   'warning',  '<', 30, true),
+    ('flow_held_back',       'warning',  '>', 300, true);
 -- Dumped whole: a restore puts the built-in rows back as they were edited
 -- (02_backup.sql; docs/operations.md).
 SELECT pg_catalog.pg_extension_config_dump('taskguard.alert_threshold', '');
@@ -372,7 +373,22 @@ UNION ALL
 -- taskguard's tables for longer than taskguard.vacuum_blocker_age (default 5
 -- minutes; 81_vacuum_blocker.sql): the oldest, in seconds.
 SELECT 'vacuum_blocker', 'warning'::taskguard.alert_level, b.value, b.threshold, b.detail
-  FROM taskguard._vacuum_blocker_alert() b;
+  FROM taskguard._vacuum_blocker_alert() b
+UNION ALL
+-- A flow limit (32_flow.sql) holding due tasks back, at its cap or out of
+-- tokens, for longer than the 'flow_held_back' threshold (seconds the oldest
+-- has waited): one row per limit, named flow_held_back:<scope>:<name>.
+(SELECT DISTINCT ON (f.scope, f.name) 'flow_held_back:' || f.scope || ':' || f.name, t.level,
+       f.held_seconds, t.threshold,
+       format('flow limit %s %s holds %s due tasks back, the oldest for %s s',
+              f.scope, f.name, f.waiting, f.held_seconds)
+  FROM (SELECT s.scope, s.name, sum(s.waiting) AS waiting,
+               round(max(extract(epoch FROM now() - s.waiting_since)), 1) AS held_seconds
+          FROM taskguard.flow_status s WHERE s.held_back GROUP BY 1, 2) f
+  JOIN taskguard.alert_threshold t ON t.alert = 'flow_held_back'
+ WHERE t.enabled
+   AND CASE t.comparison WHEN '>' THEN f.held_seconds > t.threshold ELSE f.held_seconds < t.threshold END
+ ORDER BY f.scope, f.name, t.level DESC);
 
 -- Scheduler step 'alerts': refresh the snapshot, forget alerts that ended,
 -- and NOTIFY taskguard_alerts (JSON) once for each alert that started or

@@ -204,5 +204,6 @@ SELECT
   || taskguard._prom_family('taskguard_vacuum_blocker_xmin_age', 'gauge',
       'Age in transactions of the xmin that the oldest holder (taskguard_vacuum_blocker_age_seconds) holds.',
       (SELECT format(E'taskguard_vacuum_blocker_xmin_age{%s} %s\n', v.labels, v.xmin_age) FROM vb v))
+  || taskguard._prom_flow()
 FROM h, idem
 $$;

@@ -72,5 +72,10 @@ BEGIN
                    VALUES ('charge', 'TRANSIENT_NETWORK', '{"max_retries": 5}', '{"max_retries": 2}',
                            'filled by fill_every_table.sql')$q$;
     END IF;
+    IF to_regclass('taskguard.flow_limit') IS NOT NULL THEN
+        EXECUTE $q$INSERT INTO taskguard.flow_limit (scope, name, max_running, rate, per, burst, weight)
+                   VALUES ('flow_key', 'fill-account', 1000, 1000, '1 minute', 100, 2)$q$;
+        EXECUTE $q$INSERT INTO taskguard.flow_pause (queue, task_name) VALUES ('fill-paused', '*')$q$;
+    END IF;
 END
 $$;

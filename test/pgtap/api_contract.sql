@@ -5,7 +5,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(62);
+SELECT plan(65);
 
 CREATE TEMP TABLE spec_function (name text, args text, result text);
 INSERT INTO spec_function VALUES
@@ -27,8 +27,8 @@ INSERT INTO spec_function VALUES
     ('dlq_purge', 'older_than interval DEFAULT ''30 days''::interval, statuses taskguard.dlq_status[] DEFAULT ''{RESOLVED}''::taskguard.dlq_status[]', 'bigint'),
     ('dlq_resolve', 'ids bigint[], note text DEFAULT NULL::text', 'integer'),
     ('dlq_retry', 'ids bigint[], priority taskguard.priority DEFAULT NULL::taskguard.priority, spread interval DEFAULT NULL::interval', 'integer'),
-    ('enqueue', 'task_name text, args jsonb DEFAULT ''{}''::jsonb, queue text DEFAULT ''default''::text, run_at timestamp with time zone DEFAULT now(), priority taskguard.priority DEFAULT NULL::taskguard.priority, tenant text DEFAULT NULL::text, customer_tier text DEFAULT ''standard''::text, service text DEFAULT NULL::text, idempotency_key text DEFAULT NULL::text, max_attempts integer DEFAULT NULL::integer', 'bigint'),
-    ('enqueue_many', 'task_name text, args jsonb[], queue text DEFAULT ''default''::text, run_at timestamp with time zone DEFAULT now(), priority taskguard.priority DEFAULT NULL::taskguard.priority, tenant text DEFAULT NULL::text, customer_tier text DEFAULT ''standard''::text, service text DEFAULT NULL::text', 'SETOF bigint'),
+    ('enqueue', 'task_name text, args jsonb DEFAULT ''{}''::jsonb, queue text DEFAULT ''default''::text, run_at timestamp with time zone DEFAULT now(), priority taskguard.priority DEFAULT NULL::taskguard.priority, tenant text DEFAULT NULL::text, customer_tier text DEFAULT ''standard''::text, service text DEFAULT NULL::text, idempotency_key text DEFAULT NULL::text, max_attempts integer DEFAULT NULL::integer, flow_key text DEFAULT NULL::text, debounce_key text DEFAULT NULL::text, debounce interval DEFAULT NULL::interval, debounce_max interval DEFAULT NULL::interval', 'bigint'),
+    ('enqueue_many', 'task_name text, args jsonb[], queue text DEFAULT ''default''::text, run_at timestamp with time zone DEFAULT now(), priority taskguard.priority DEFAULT NULL::taskguard.priority, tenant text DEFAULT NULL::text, customer_tier text DEFAULT ''standard''::text, service text DEFAULT NULL::text, flow_key text DEFAULT NULL::text', 'SETOF bigint'),
     ('fail', 'task_id bigint, error_type text, message text DEFAULT NULL::text, context jsonb DEFAULT ''{}''::jsonb, attempt integer DEFAULT NULL::integer', 'taskguard.failure_outcome'),
     ('heartbeat', 'task_id bigint, lease interval DEFAULT ''00:05:00''::interval, attempt integer DEFAULT NULL::integer', 'boolean'),
     ('idempotency_check', 'key text, ttl interval DEFAULT ''24:00:00''::interval, task_name text DEFAULT NULL::text', 'boolean'),
@@ -37,6 +37,8 @@ INSERT INTO spec_function VALUES
     ('priority_level', 'score real', 'taskguard.priority'),
     ('record_failure', 'task_name text, args jsonb, error_type text, message text DEFAULT NULL::text, context jsonb DEFAULT ''{}''::jsonb, tenant text DEFAULT NULL::text, task_ref text DEFAULT NULL::text', 'taskguard.failure_outcome'),
     ('release', 'task_id bigint, attempt integer DEFAULT NULL::integer', 'boolean'),
+    ('pause', 'queue text, task_name text DEFAULT NULL::text', 'boolean'),
+    ('resume', 'queue text, task_name text DEFAULT NULL::text', 'boolean'),
     ('requeue', 'task_id bigint, priority taskguard.priority DEFAULT NULL::taskguard.priority', 'boolean'),
     ('resolve', 'failure_id bigint, note text DEFAULT NULL::text', 'boolean'),
     ('retry_decision', 'failure_type taskguard.failure_type, retry_count integer, task_name text DEFAULT NULL::text, context jsonb DEFAULT ''{}''::jsonb', 'taskguard.retry_decision'),
@@ -79,6 +81,7 @@ SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHE
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['id', 'queue', 'task_name', 'args', 'status', 'priority', 'priority_score', 'run_at', 'attempts', 'max_attempts', 'tenant', 'customer_tier', 'service', 'idempotency_key', 'enqueued_at', 'started_at', 'finished_at', 'worker', 'lease_expires_at', 'result', 'last_error']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.task'::regclass AND attnum > 0),
           '{}'::text[], 'taskguard.task has every SPEC §3 column');
+SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.flow_limit'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['scope', 'name', 'max_running', 'rate', 'per', 'burst', 'weight'], 'taskguard.flow_limit has the SPEC §14 columns in order');
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['id', 'task_id', 'task_ref', 'task_name', 'args', 'queue', 'tenant', 'service', 'status', 'failure_type', 'confidence', 'remediation', 'error_type', 'message', 'context', 'retry_count', 'max_retries', 'priority', 'first_failed_at', 'last_failed_at', 'next_retry_at', 'resolved_at', 'resolution']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.dead_letter'::regclass AND attnum > 0),
           '{}'::text[], 'taskguard.dead_letter has every SPEC §5 column');

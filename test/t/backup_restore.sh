@@ -56,7 +56,7 @@ builtins_sql="SELECT concat_ws(' ',
     (SELECT failure_threshold FROM taskguard.breaker_config WHERE service = '*'),
     (SELECT threshold FROM taskguard.alert_threshold WHERE alert = 'dlq_depth' AND level = 'warning'))"
 builtins=$(q "$builtins_sql")
-is "$builtins" "15 5 5 1 7 00:20:00 urgent 7 9 25" "the source holds the edited built-in rows"
+is "$builtins" "15 5 5 1 8 00:20:00 urgent 7 9 25" "the source holds the edited built-in rows"
 
 # What is dumped: every table but the metric_snapshot cache, whole, and
 # every sequence.

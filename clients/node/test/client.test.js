@@ -11,7 +11,7 @@ const crypto = require('node:crypto');
 const pg = require('pg');
 const taskguard = require('..');
 
-const { Worker, enqueue, enqueueMany } = taskguard;
+const { Worker, enqueue, enqueueMany, pause, resume } = taskguard;
 const root = path.join(__dirname, '..', '..', '..');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -97,6 +97,26 @@ dbTest('enqueueMany keeps the order', async () => {
     const r = await pool.query("SELECT id::text, (args->>'img')::int AS img FROM taskguard.task WHERE queue = $1", [q]);
     const byId = Object.fromEntries(r.rows.map((x) => [x.id, x.img]));
     assert.deepEqual(ids.map((id) => byId[id]), [0, 1, 2, 3, 4]);
+});
+
+dbTest('flowKey, debounce, pause and resume', async () => {
+    const q = newQueue();
+    await enqueueMany(pool, 'sync', [{}, {}], { queue: q, flowKey: 'acct-1' });
+    let r = await pool.query('SELECT array_agg(DISTINCT flow_key) AS k FROM taskguard.task WHERE queue = $1', [q]);
+    assert.deepEqual(r.rows[0].k, ['acct-1']);
+    const first = await enqueue(pool, 'reindex', { rev: 1 }, { queue: q, debounceKey: 'doc:7', debounce: 30000,
+                                                               debounceMax: '5 minutes' });
+    const again = await enqueue(pool, 'reindex', { rev: 2 }, { queue: q, debounceKey: 'doc:7', debounce: '30 seconds' });
+    assert.equal(again, first);
+    r = await pool.query("SELECT args->>'rev' AS rev FROM taskguard.task WHERE id = $1", [first]);
+    assert.equal(r.rows[0].rev, '2');
+    assert.equal(await pause(pool, q), true);
+    assert.equal(await pause(pool, q), false);
+    r = await pool.query("SELECT count(*)::int AS n FROM taskguard.claim($1, 'node', 10)", [q]);
+    assert.equal(r.rows[0].n, 0);
+    assert.equal(await resume(pool, q), true);
+    r = await pool.query("SELECT count(*)::int AS n FROM taskguard.claim($1, 'node', 10)", [q]);
+    assert.equal(r.rows[0].n, 2);
 });
 
 dbTest('a task without a handler fails as taskguard.NoHandler, CONFIGURATION_MISSING_ENV, not retried', async () => {

@@ -8,10 +8,22 @@ transaction that asked for it commits.
         task_id = enqueue(conn, "send_email", {"to": "ana@example.com"},
                           queue="mail", priority="HIGH", idempotency_key="welcome:42")
 
-The options are taskguard.enqueue()'s named arguments (SPEC §3).  ``run_at``
+The options are taskguard.enqueue()'s named arguments (SPEC §3, §14).  ``run_at``
 takes a datetime, or a timedelta meaning "that long from now".  With an
 idempotency_key already used within its TTL the existing task's id comes back
 and nothing is enqueued.  For an AsyncConnection use ``aenqueue``.
+
+Flow control (docs/flow.md): ``flow_key`` names what a flow limit counts (a
+customer, an API account); with ``debounce_key`` a new enqueue replaces the
+args of the unclaimed task with the same tenant, name and key and moves it to
+now + ``debounce`` (a timedelta), never past its first enqueue +
+``debounce_max``:
+
+    enqueue(conn, "reindex", {"doc": 7, "rev": 12}, debounce_key="doc:7",
+            debounce=timedelta(seconds=30), debounce_max=timedelta(minutes=5))
+
+``pause(conn, queue, task_name=None)`` and ``resume(...)`` stop and restart
+what claim() hands out (admin access).
 """
 
 from datetime import timedelta
@@ -19,7 +31,7 @@ from datetime import timedelta
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-__all__ = ["enqueue", "enqueue_many", "aenqueue", "aenqueue_many"]
+__all__ = ["enqueue", "enqueue_many", "aenqueue", "aenqueue_many", "pause", "resume"]
 
 _OPTIONS = {            # name -> SQL type of enqueue()'s argument
     "queue": "text",
@@ -30,8 +42,12 @@ _OPTIONS = {            # name -> SQL type of enqueue()'s argument
     "service": "text",
     "idempotency_key": "text",
     "max_attempts": "int",
+    "flow_key": "text",
+    "debounce_key": "text",
+    "debounce": "interval",
+    "debounce_max": "interval",
 }
-_MANY = ("queue", "run_at", "priority", "tenant", "customer_tier", "service")
+_MANY = ("queue", "run_at", "priority", "tenant", "customer_tier", "service", "flow_key")
 
 
 def _named(opts, allowed):
@@ -96,3 +112,14 @@ async def aenqueue_many(aconn, task_name, args_list, **opts):
     query, params = _enqueue_many_query(task_name, list(args_list), opts)
     cur = await aconn.execute(query, params)
     return [row[0] for row in await cur.fetchall()]
+
+
+def pause(conn, queue, task_name=None):
+    """Pause a queue (or one task type in it): claim() hands none of it out
+    until resume(); nothing is lost.  True if it was not paused yet."""
+    return conn.execute("SELECT taskguard.pause(%s, %s)", [queue, task_name]).fetchone()[0]
+
+
+def resume(conn, queue, task_name=None):
+    """Resume what pause(queue, task_name) paused; True if it was paused."""
+    return conn.execute("SELECT taskguard.resume(%s, %s)", [queue, task_name]).fetchone()[0]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import taskguard
-from taskguard import Worker, enqueue, enqueue_many
+from taskguard import Worker, enqueue, enqueue_many, pause, resume
 from taskguard.aio import AsyncWorker
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
@@ -87,6 +87,24 @@ def test_enqueue_many_keeps_the_order(conn, queue):
     got = conn.execute("SELECT id, (args->>'img')::int FROM taskguard.task WHERE id = ANY(%s)",
                        (ids,)).fetchall()
     assert [dict(got)[i] for i in ids] == [0, 1, 2, 3, 4]
+
+
+def test_flow_key_debounce_pause_resume(conn, queue):
+    ids = enqueue_many(conn, "sync", [{}, {}], queue=queue, flow_key="acct-1")
+    assert conn.execute("SELECT array_agg(DISTINCT flow_key) FROM taskguard.task WHERE id = ANY(%s)",
+                        (ids,)).fetchone()[0] == ["acct-1"]
+    first = enqueue(conn, "reindex", {"rev": 1}, queue=queue, debounce_key="doc:7",
+                    debounce=timedelta(seconds=30), debounce_max=timedelta(minutes=5))
+    again = enqueue(conn, "reindex", {"rev": 2}, queue=queue, debounce_key="doc:7",
+                    debounce=timedelta(seconds=30))
+    assert again == first
+    assert conn.execute("SELECT args->>'rev' FROM taskguard.task WHERE id = %s",
+                        (first,)).fetchone()[0] == "2"
+    assert pause(conn, queue) is True
+    assert pause(conn, queue) is False
+    assert conn.execute("SELECT count(*) FROM taskguard.claim(%s, 'py', 10)", (queue,)).fetchone()[0] == 0
+    assert resume(conn, queue) is True
+    assert conn.execute("SELECT count(*) FROM taskguard.claim(%s, 'py', 10)", (queue,)).fetchone()[0] == 2
 
 
 def test_aenqueue(dsn, conn, queue):

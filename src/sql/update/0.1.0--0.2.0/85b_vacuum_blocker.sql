@@ -66,7 +66,22 @@ UNION ALL
 -- taskguard's tables for longer than taskguard.vacuum_blocker_age (default 5
 -- minutes; 81_vacuum_blocker.sql): the oldest, in seconds.
 SELECT 'vacuum_blocker', 'warning'::taskguard.alert_level, b.value, b.threshold, b.detail
-  FROM taskguard._vacuum_blocker_alert() b;
+  FROM taskguard._vacuum_blocker_alert() b
+UNION ALL
+-- A flow limit (32_flow.sql) holding due tasks back, at its cap or out of
+-- tokens, for longer than the 'flow_held_back' threshold (seconds the oldest
+-- has waited): one row per limit, named flow_held_back:<scope>:<name>.
+(SELECT DISTINCT ON (f.scope, f.name) 'flow_held_back:' || f.scope || ':' || f.name, t.level,
+       f.held_seconds, t.threshold,
+       format('flow limit %s %s holds %s due tasks back, the oldest for %s s',
+              f.scope, f.name, f.waiting, f.held_seconds)
+  FROM (SELECT s.scope, s.name, sum(s.waiting) AS waiting,
+               round(max(extract(epoch FROM now() - s.waiting_since)), 1) AS held_seconds
+          FROM taskguard.flow_status s WHERE s.held_back GROUP BY 1, 2) f
+  JOIN taskguard.alert_threshold t ON t.alert = 'flow_held_back'
+ WHERE t.enabled
+   AND CASE t.comparison WHEN '>' THEN f.held_seconds > t.threshold ELSE f.held_seconds < t.threshold END
+ ORDER BY f.scope, f.name, t.level DESC);
 
 CREATE OR REPLACE FUNCTION taskguard.prometheus_metrics()
 RETURNS text
@@ -223,6 +238,7 @@ SELECT
   || taskguard._prom_family('taskguard_vacuum_blocker_xmin_age', 'gauge',
       'Age in transactions of the xmin that the oldest holder (taskguard_vacuum_blocker_age_seconds) holds.',
       (SELECT format(E'taskguard_vacuum_blocker_xmin_age{%s} %s\n', v.labels, v.xmin_age) FROM vb v))
+  || taskguard._prom_flow()
 FROM h, idem
 $$;
 
