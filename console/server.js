@@ -216,6 +216,20 @@ async function breakerAction(ctx, form) {
   }
 }
 
+async function pauseAction(ctx, form) {
+  const queue = form.get('queue') || '';
+  const taskName = form.get('task_name') || null;
+  const op = form.get('op');
+  try {
+    if (!['pause', 'resume'].includes(op)) throw Object.assign(new Error(`unknown queue operation ${op}`), { code: '22023' });
+    await ctx.q(`SELECT taskguard.${op === 'pause' ? 'pause' : 'resume'}($1, $2)`, [queue, taskName]);
+    ctx.s.flash = { kind: 'ok', text: `${taskName ? `${queue}/${taskName}` : queue} ${op === 'pause' ? 'paused' : 'resumed'}.` };
+    redirect(ctx, '/queues');
+  } catch (e) {
+    dbError(ctx, e, '/queues');
+  }
+}
+
 async function applyAdvice(ctx, form) {
   try {
     await ctx.q('SELECT taskguard.retry_apply_advice($1, $2::taskguard.failure_type)', [form.get('task_name'), form.get('failure_type')]);
@@ -301,7 +315,7 @@ const GET_PAGES = {
   '/idempotency': pages.idempotency, '/schedules': pages.schedules, '/breakers': pages.breakers, '/queues': pages.queues,
 };
 const POSTS = {
-  '/dlq/action': dlqAction, '/dlq/purge-old': purgeOld, '/breakers/action': breakerAction, '/retries/apply': applyAdvice,
+  '/dlq/action': dlqAction, '/dlq/purge-old': purgeOld, '/breakers/action': breakerAction, '/queues/pause': pauseAction, '/retries/apply': applyAdvice,
 };
 
 async function handle(req, res) {

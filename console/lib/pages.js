@@ -21,7 +21,10 @@ SELECT has_function_privilege('taskguard.dlq_retry(bigint[],taskguard.priority,i
        has_function_privilege('taskguard.dlq_purge(interval,taskguard.dlq_status[])', 'EXECUTE') AS purge_age,
        has_function_privilege('taskguard.breaker_force(text,text)', 'EXECUTE') AS breaker_force,
        has_function_privilege('taskguard.breaker_reset(text)', 'EXECUTE') AS breaker_reset,
-       coalesce(has_function_privilege(to_regprocedure('taskguard.retry_apply_advice(text,taskguard.failure_type)'), 'EXECUTE'), false) AS apply_advice`;
+       coalesce(has_function_privilege(to_regprocedure('taskguard.retry_apply_advice(text,taskguard.failure_type)'), 'EXECUTE'), false) AS apply_advice,
+       -- pause/resume run as the caller and write flow_pause: admins only
+       coalesce(has_function_privilege(to_regprocedure('taskguard.pause(text,text)'), 'EXECUTE')
+                AND has_table_privilege('taskguard.flow_pause', 'INSERT'), false) AS pause`;
 
 async function caps(ctx) {
   const r = await ctx.q(CAPS_SQL);
@@ -415,7 +418,7 @@ ${table(['service', 'state', 'mode', 'failures', 'successes', 'opened', 'next pr
 // ------------------------------------------------------------------ queues
 
 async function queues(ctx) {
-  const r = await ctx.q(`
+  const [c, r, p] = await Promise.all([caps(ctx), ctx.q(`
     SELECT t.queue,
            count(*) FILTER (WHERE t.status = 'ready' AND t.run_at <= now()) AS ready_now,
            count(*) FILTER (WHERE t.status = 'ready' AND t.run_at > now()) AS scheduled,
@@ -423,18 +426,27 @@ async function queues(ctx) {
            count(*) FILTER (WHERE t.status = 'failed') AS failed,
            min(t.run_at) FILTER (WHERE t.status = 'ready' AND t.run_at <= now()) AS oldest_ready
       FROM taskguard.task t WHERE t.status IN ('ready', 'running', 'failed')
-     GROUP BY t.queue ORDER BY t.queue`);
+     GROUP BY t.queue ORDER BY t.queue`),
+    ctx.q(`SELECT queue, task_name, paused_at, paused_by, waiting FROM taskguard.flow_paused
+            ORDER BY queue, task_name NULLS FIRST`)]);
+  // a whole queue paused: its row says so; task types paused are listed below
+  const whole = new Set(p.rows.filter((x) => x.task_name === null).map((x) => x.queue));
+  const op = (queue, taskName, paused) => html`<form method="post" action="/queues/pause" class="inline">${csrf(ctx.s)}
+<input type="hidden" name="queue" value="${queue}">${taskName === null ? '' : html`<input type="hidden" name="task_name" value="${taskName}">`}
+<button name="op" value="${paused ? 'resume' : 'pause'}" data-pause="${paused ? 'resume' : 'pause'}">${paused ? 'Resume' : 'Pause'}</button></form>`;
   const body = html`
 <h2>Depth (ready now)</h2>
 ${charts.hbars(r.rows.map((q) => ({ label: q.queue, value: q.ready_now })))}
-${table(['queue', 'ready now', 'scheduled', 'running', 'failed (waiting for a retry or an operator)', 'oldest ready', 'pause / resume'],
+${table(['queue', 'ready now', 'scheduled', 'running', 'failed (waiting for a retry or an operator)', 'oldest ready', 'state'],
     r.rows.map((q) => html`<tr data-queue="${q.queue}"><td>${q.queue}</td><td class="r" data-col="ready_now">${num(q.ready_now)}</td><td class="r">${num(q.scheduled)}</td>
 <td class="r" data-col="running">${num(q.running)}</td><td class="r">${num(q.failed)}</td><td>${time(q.oldest_ready)}</td>
-<td class="muted small">not yet</td></tr>`), { cls: 'queues' })}
-<p class="todo" id="pause-resume"><b>Pause / resume:</b> not built yet. It arrives with flow control
-(SPEC §14, <code>taskguard.pause(queue, task_name)</code> / <code>taskguard.resume(…)</code>), which this
-database does not have; the buttons go in the last column of this table
-(console/lib/pages.js, <code>queues()</code>) when it lands.</p>`;
+<td data-col="state">${whole.has(q.queue) ? badge('paused') : badge('running')}${c.pause ? op(q.queue, null, whole.has(q.queue)) : ''}</td></tr>`), { cls: 'queues' })}
+<h2>Paused</h2>
+${table(['queue', 'task type', 'paused', 'by', 'tasks waiting', ...(c.pause ? [''] : [])],
+    p.rows.map((x) => html`<tr data-paused="${x.queue}${x.task_name === null ? '' : `/${x.task_name}`}"><td>${x.queue}</td><td>${x.task_name === null ? 'every type' : x.task_name}</td>
+<td>${time(x.paused_at)}</td><td>${x.paused_by}</td><td class="r">${num(x.waiting)}</td>${c.pause ? html`<td>${op(x.queue, x.task_name, true)}</td>` : ''}</tr>`), { cls: 'paused' })}
+<p class="muted small">A paused queue (or task type in it) hands out nothing, loses nothing, uses no attempts and keeps its retries due
+(<code>taskguard.pause(queue, task_name)</code>, <code>taskguard.resume(…)</code>; admins). Limits: <code>taskguard.flow_status</code>.</p>`;
   return { title: 'Queues', body };
 }
 

@@ -289,8 +289,15 @@ async function run(ctx) {
     if (got !== fmt(x.ready)) bad.push(`${x.queue} ${got} (want ${x.ready})`);
   }
   is(bad.join('; '), '', 'queues: the ready depth of every queue is the task table\'s');
-  is(await page.locator('#pause-resume').count(), 1, 'queues: pause/resume is a marked placeholder');
+  const pq = qs[0].queue;
+  await Promise.all([page.waitForLoadState('load'), page.click(`tr[data-queue="${pq}"] button[data-pause=pause]`)]);
+  is(await one('SELECT count(*) FROM taskguard.flow_paused WHERE queue = $1 AND task_name IS NULL', [pq]), '1',
+    'queues: an admin pauses a queue (taskguard.flow_paused has it)');
+  is(await text(page, `tr[data-queue="${pq}"] [data-col=state] .badge`), 'paused', 'queues: and the page shows it paused');
+  is(await page.locator(`tr[data-paused="${pq}"]`).count(), 1, 'queues: and lists it under Paused');
   await shot(page, 'console-queues');
+  await Promise.all([page.waitForLoadState('load'), page.click(`tr[data-queue="${pq}"] button[data-pause=resume]`)]);
+  is(await one('SELECT count(*) FROM taskguard.flow_paused WHERE queue = $1', [pq]), '0', 'queues: and resumes it');
 
   await page.goto(`${URL0}/breakers`);
   is(await text(page, 'tr[data-service=stripe] [data-col=state]'), await one(`SELECT state FROM taskguard.breaker_status WHERE service = 'stripe'`),
@@ -346,6 +353,11 @@ async function run(ctx) {
   is(await one('SELECT status FROM taskguard.dlq WHERE id = $1', [target]), 'PENDING', 'and the record is unchanged');
   r = await post(page, '/breakers/action', [['_csrf', token], ['service', 'stripe'], ['op', 'open']]);
   is(r.status, 403, 'a forged breaker force of a reader is refused');
+  await page.goto(`${URL0}/queues`);
+  is(await page.locator('button[data-pause]').count(), 0, 'a reader sees no pause button');
+  r = await post(page, '/queues/pause', [['_csrf', token], ['queue', qs[0].queue], ['op', 'pause']]);
+  is(r.status, 403, 'a forged pause of a reader is refused');
+  is(await one('SELECT count(*) FROM taskguard.flow_paused'), '0', 'and nothing is paused');
   await shot(page, 'console-reader-dlq');
 
   // ---------------------------------------------------------------- a tenant-bound admin
