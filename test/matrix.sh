@@ -85,6 +85,7 @@ build_server() {
     ( cd "$src" && ./configure --prefix="$prefix" "${configure_opts[@]}" >/dev/null ) || return 1
     make -C "$src" -s -j"$(nproc)" >/dev/null 2>&1 || make -C "$src" -s >/dev/null || return 1
     make -C "$src" -s install >/dev/null || return 1
+    make -C "$src/contrib/auto_explain" -s install >/dev/null || return 1
     local ext
     for ext in "$cron_tgz" "$pgtap_tgz"; do
         mkdir -p "$prefix.build/ext" && tar -xzf "$ext" -C "$prefix.build/ext"
@@ -132,6 +133,22 @@ for i in "${!pids[@]}"; do
     fi
 done
 [ "$build_failed" = 0 ] || tg_die "a server build failed"
+
+# auto_explain (contrib): the tests that count the buffers a claim reads use
+# it.  Servers cached before it was wanted get it here, built with PGXS from
+# the tarball's contrib/auto_explain alone (seconds, not a server rebuild).
+for tgz in "${tarballs[@]}"; do
+    v=$(version_of "$tgz"); major=$(major_of "$v"); prefix=$cache/$major
+    wanted "$major" || continue
+    [ -f "$("$prefix/bin/pg_config" --pkglibdir)/auto_explain.so" ] && continue
+    ( exec 9>"$cache/$major.lock"; flock 9
+      d=$(mktemp -d /tmp/taskguard-ae.XXXXXX)
+      tar -xzf "$tgz" -C "$d" "postgresql-$v/contrib/auto_explain" &&
+          make -C "$d/postgresql-$v/contrib/auto_explain" -s USE_PGXS=1 PG_CONFIG="$prefix/bin/pg_config" >/dev/null 2>&1 &&
+          make -C "$d/postgresql-$v/contrib/auto_explain" -s USE_PGXS=1 PG_CONFIG="$prefix/bin/pg_config" install >/dev/null 2>&1
+      rc=$?; rm -rf "$d"; chmod -R a+rX "$prefix"; exit $rc ) ||
+        tg_log "PostgreSQL $v: could not add auto_explain (the buffer counts are skipped there)"
+done
 [ -z "${TG_MATRIX_BUILD_ONLY:-}" ] || exit 0
 
 # ---------- the suites, one version after the other ----------

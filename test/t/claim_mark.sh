@@ -39,9 +39,13 @@ tg_wait_for 30 "SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT 
 q "CALL cm_cycles('cm_held', 3000)" >/dev/null
 is "$(q "SELECT count(*) FROM taskguard.task WHERE queue = 'cm_held' AND status = 'succeeded'")" 3000 \
     "3,000 cycles under a held snapshot all completed"
-per=$(claim_buffers cm_held 50)
-ok "$([ "$per" -ge 0 ] && [ "$per" -lt 30 ] && echo 0 || echo 1)" \
-    "with 3,000 dead versions kept by the snapshot, a claim's index scan reads $per buffers (< 30)"
+if q "LOAD 'auto_explain'" >/dev/null 2>&1; then
+    per=$(claim_buffers cm_held 50)
+    ok "$([ "$per" -ge 0 ] && [ "$per" -lt 30 ] && echo 0 || echo 1)" \
+        "with 3,000 dead versions kept by the snapshot, a claim's index scan reads $per buffers (< 30)"
+else
+    ok 0 "# SKIP auto_explain is not installed with this server"
+fi
 kept=$(q "SELECT n_dead_tup + n_live_tup FROM pg_stat_user_tables WHERE relname = 'task'")
 q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'" >/dev/null
 wait "$holder" 2>/dev/null
