@@ -360,7 +360,7 @@ MarkRememberRaised(const char *queue, int len)
 	nraised++;
 }
 
-/* Column number of a task column, looked up once per relation. */
+/* Column number of a task column. */
 static int
 MarkAttnum(Relation rel, const char *name)
 {
@@ -371,6 +371,38 @@ MarkAttnum(Relation rel, const char *name)
 						errmsg("taskguard._claim_mark_trigger: table \"%s\" has no column \"%s\"",
 							   RelationGetRelationName(rel), name)));
 	return attnum;
+}
+
+/*
+ * The four columns the key is made of, looked up once per table (enqueue
+ * fires the trigger for every row).  A column's number never changes, so the
+ * table's oid and column count tell whether the cache still holds.
+ */
+typedef struct MarkColumns
+{
+	Oid			relid;
+	int			natts;
+	int			queue;
+	int			score;
+	int			run_at;
+	int			id;
+} MarkColumns;
+
+static const MarkColumns *
+MarkColumnsOf(Relation rel)
+{
+	static MarkColumns cols = {InvalidOid, 0, 0, 0, 0, 0};
+
+	if (cols.relid != RelationGetRelid(rel) || cols.natts != RelationGetDescr(rel)->natts)
+	{
+		cols.queue = MarkAttnum(rel, "queue");
+		cols.score = MarkAttnum(rel, "priority_score");
+		cols.run_at = MarkAttnum(rel, "run_at");
+		cols.id = MarkAttnum(rel, "id");
+		cols.natts = RelationGetDescr(rel)->natts;
+		cols.relid = RelationGetRelid(rel);
+	}
+	return &cols;
 }
 
 /*
@@ -388,6 +420,7 @@ taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
 	Datum		d;
 	MarkPos		pos;
 	text	   *queue;
+	const MarkColumns *cols;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trig->tg_event) ||
 		!TRIGGER_FIRED_BEFORE(trig->tg_event))
@@ -397,16 +430,17 @@ taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
 	if (mark_hash == NULL)
 		return PointerGetDatum(row);
 	desc = RelationGetDescr(trig->tg_relation);
+	cols = MarkColumnsOf(trig->tg_relation);
 
-	d = heap_getattr(row, MarkAttnum(trig->tg_relation, "queue"), desc, &isnull);
+	d = heap_getattr(row, cols->queue, desc, &isnull);
 	if (isnull)
 		return PointerGetDatum(row);
 	queue = DatumGetTextPP(d);
-	d = heap_getattr(row, MarkAttnum(trig->tg_relation, "priority_score"), desc, &isnull);
+	d = heap_getattr(row, cols->score, desc, &isnull);
 	pos.neg_score = isnull ? -INFINITY : -DatumGetFloat4(d);
-	d = heap_getattr(row, MarkAttnum(trig->tg_relation, "run_at"), desc, &isnull);
+	d = heap_getattr(row, cols->run_at, desc, &isnull);
 	pos.run_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
-	d = heap_getattr(row, MarkAttnum(trig->tg_relation, "id"), desc, &isnull);
+	d = heap_getattr(row, cols->id, desc, &isnull);
 	pos.id = isnull ? PG_INT64_MIN : DatumGetInt64(d);
 
 	MarkBackendInit();

@@ -1,10 +1,12 @@
 -- 85_vacuum_blocker.sql — who holds back vacuum (issue 18): the objects of
--- src/sql/81_vacuum_blocker.sql (85a, whole), then alerts gains the row
--- vacuum_blocker and prometheus_metrics the taskguard_vacuum_blocker_*
--- families (copies of 82_dashboard.sql and 84_prometheus.sql), and access as
--- 90_access.sql gives it.
+-- src/sql/81_vacuum_blocker.sql (85a, whole), then alerts and
+-- prometheus_metrics() as 0.2.0 has them (copies of 82_dashboard.sql and
+-- 84_prometheus.sql): the one restatement of both for the rows and families
+-- that 80d (retry analytics), 82 (no JIT, no task counts), 84 (flow control)
+-- and this piece add; and access as 90_access.sql gives it.
 
--- alerts gains the row vacuum_blocker (at the end).
+-- alerts, with every 0.2.0 branch (per-type retry rates, vacuum_blocker,
+-- flow_held_back).
 CREATE OR REPLACE VIEW taskguard.alerts WITH (security_invoker = true) AS
 WITH h AS MATERIALIZED (SELECT dlq_depth, pending, retrying, abandoned, idempotency_hit_rate_pct,
                                 schedule_health, open_breakers, open_breaker_services,
