@@ -124,6 +124,30 @@ got=$(psql -X -At -d taskguard -c "BEGIN ISOLATION LEVEL REPEATABLE READ" \
 is "$got" "f $rr " "a REPEATABLE READ claimer claims but never raises the mark"
 
 # (cm_reap's reaped tasks come back by their retries: not claims' business)
+# Bad inputs of the helpers: no mark, no raise, a full scan; never an error.
+long=$(printf 'x%.0s' $(seq 1 5000))
+is "$(q "SELECT neg_score || ' ' || run_at || ' ' || raise FROM taskguard._claim_mark(NULL)")" \
+   "-Infinity -infinity false" "_claim_mark(NULL): scan from the front, no raise"
+is "$(q "SELECT raise FROM taskguard._claim_mark('$long')")" "f" "_claim_mark of a 5,000-byte name: no mark"
+is "$(q "SELECT taskguard._claim_mark_raise(NULL, 1, 0, now(), 1)::text || taskguard._claim_mark_raise('cm_order', NULL, 0, now(), 1)::text
+          || taskguard._claim_mark_raise('$long', 0, 0, now(), 1)::text || taskguard._claim_mark_raise('cm_order', -5, 0, now(), 1)::text")" \
+   "falsefalsefalsefalse" "_claim_mark_raise refuses a NULL queue or epoch, a huge name and an epoch never handed out"
+is "$(q "SELECT taskguard._scan_since(NULL, now())::text || ' ' || taskguard._scan_since('reap_leases', NULL)::text")" \
+   "-infinity -infinity" "_scan_since with a NULL step or start: a full scan"
+is "$(psql -X -At -d taskguard -c "SELECT taskguard._scan_full_done(NULL)" -c "SELECT taskguard._scan_full_done('$long')" \
+        -c "SELECT taskguard._scan_since('$long', now())::text" | tail -1)" "-infinity" \
+   "_scan_full_done of a NULL or huge step name records nothing"
+# Workers, readers and PUBLIC may not move a mark or a scan window (42501).
+q "DO \$\$ BEGIN DROP ROLE IF EXISTS cm_worker; CREATE ROLE cm_worker;
+     PERFORM taskguard.grant_access('cm_worker', 'worker'), taskguard.grant_access('cm_worker', 'reader'); END \$\$" >/dev/null
+refused=0
+for call in "taskguard._claim_mark_raise('cm_order', 1, 'Infinity', 'infinity', 1)" "taskguard._claim_mark('cm_order')" \
+            "taskguard._scan_full_done('reap_leases')" "taskguard._scan_since('reap_leases', now())"; do
+    err=$(psql -X -At -d taskguard -c "SET ROLE cm_worker" -c "SELECT $call" 2>&1 >/dev/null)
+    case "$err" in *"permission denied for function"*) refused=$((refused + 1)) ;; esac
+done
+is "$refused" 4 "a worker-and-reader role may execute none of the mark and scan-window helpers"
+
 is "$(q "SELECT count(*) FROM taskguard.task WHERE status = 'ready' AND queue LIKE 'cm_%' AND queue <> 'cm_reap'")" 0 \
     "no ready task is left behind in any of the queues above"
 ok 0 "(the table kept $kept row versions while the snapshot was held)"
