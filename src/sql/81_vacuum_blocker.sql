@@ -77,7 +77,8 @@ CREATE FUNCTION taskguard._vacuum_blocker_alert()
 RETURNS TABLE (value numeric, threshold numeric, detail text)
 LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$
-SELECT round(extract(epoch FROM b.age), 1),
+-- rounded up to a tenth: a holder just past the limit shows a value above it
+SELECT round(ceil(extract(epoch FROM b.age) * 10) / 10, 1),
        trim_scale(extract(epoch FROM s.lim)),
        format('%s %s (role %s, application %s, %s) has held back vacuum of taskguard''s tables for %s (xmin %s transactions old); %s dead row versions are waiting (taskguard.vacuum_blockers)',
               b.holder, coalesce(b.pid::text, b.name), coalesce(b.role::text, '-'),
