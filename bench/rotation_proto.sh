@@ -14,6 +14,11 @@
 # queue's finished rows (ROT_RETENTION) and every ROT_PERIOD seconds rotates
 # the ring.  ROT_HOLDER_READS=1 makes the holder read both queues first, so it
 # holds a lock on every partition: the ring cannot TRUNCATE then.
+# ROT_RACE=1 runs only the race phase: 8 clients enqueue 2 + claim 1 +
+# complete 1 (a growing backlog, so every rotation moves thousands of ready
+# rows) through writers with no retry, while the ring rotates every 0.5 s,
+# first with rq.rotate_locked (EXCLUSIVE on the partition while its rows
+# move), then with rq.rotate (rows locked one by one); it counts their errors.
 set -euo pipefail
 cd "$(dirname "$0")"
 PGBENCH=${TG_BIN:-/usr/lib/postgresql/15/bin}/pgbench
@@ -43,6 +48,30 @@ SELECT $s.complete(:id, :att);
 EOF
 done
 
+ring() { P "$1" -c "SELECT format('%s rotations, %s skipped, %s rows moved', rotations, skipped, moved) FROM rq.ring"; }
+
+race() {  # writers with no retry while the ring rotates every 0.5 s; count their errors
+    local mode out rot w
+    P postgres -c "DROP DATABASE IF EXISTS rot_race WITH (FORCE)" -c "CREATE DATABASE rot_race"
+    P rot_race -f sql/rotation_proto.sql -c "SELECT rq.setup(3)" >/dev/null
+    printf '%s\n' "SELECT rq.enqueue('job', '{}', 'q');" "SELECT rq.enqueue('job', '{}', 'q');" \
+        "SELECT coalesce(max(id), 0) AS id, coalesce(max(attempts), 0) AS att FROM rq.claim_plain('q', 1) \\gset" \
+        "SELECT rq.complete_plain(:id, :att);" >"$tmp/race.sql"
+    for mode in locked rowwise; do
+        P rot_race -c "TRUNCATE rq.task" -c "UPDATE rq.ring SET rotations = 0, skipped = 0, moved = 0"
+        if [ $mode = locked ]; then rot="rq.rotate_locked('0')"; else rot="rq.rotate('0')"; fi
+        echo "SELECT $rot \\watch 0.5" | psql -X -q -d rot_race >/dev/null 2>&1 & w=$!
+        out=$("$PGBENCH" -n -M prepared -c 8 -j 2 -T 30 -f "$tmp/race.sql" rot_race 2>&1 || true)
+        kill $w; wait $w 2>/dev/null || true
+        printf 'race %s: %.0f cycles/s, %s writer errors; %s; left: %s\n' "$mode" \
+            "$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")" "$(grep -c 'ERROR' <<<"$out" || true)" \
+            "$(ring rot_race)" "$(P rot_race -c "SELECT string_agg(status || ' ' || n, ', ') FROM
+                                    (SELECT status, count(*) n FROM rq.task GROUP BY 1 ORDER BY 1) s")"
+    done
+    P postgres -c "DROP DATABASE IF EXISTS rot_race WITH (FORCE)"
+}
+if [ "${ROT_RACE:-0}" = 1 ]; then race; exit 0; fi
+
 echo "load before: $(uptime)"
 echo "$(P postgres -c 'SELECT version()' | cut -d, -f1); $clients clients, slices of $slice s," \
      "ring of $parts partitions rotated every $period s, retention $retention, holder reads the queues: $reads"
@@ -61,8 +90,6 @@ size() {  # size DB SCHEMA: MB of the queue's tables and indexes, every partitio
     P "$1" -c "SELECT round(sum(pg_total_relation_size(c.oid)) / 1048576.0, 1) FROM pg_class c
                 WHERE c.relnamespace = '$2'::regnamespace AND c.relkind = 'r' AND c.relname LIKE 'task%'"
 }
-ring() { P "$1" -c "SELECT format('%s rotations, %s skipped, %s rows moved', rotations, skipped, moved) FROM rq.ring"; }
-
 minute() {  # minute PHASE N
     local s x y line="$1 minute $2:"
     for s in pq rq; do

@@ -179,3 +179,52 @@ BEGIN
     UPDATE rq.ring SET cur = oldest, rotations = rotations + 1, moved = moved + n;
     RETURN 'rotated';
 END $$;
+
+-- The same rotation without the retries on the writers' side: it takes
+-- EXCLUSIVE on the oldest partition first (NOWAIT-like: 50 ms), so no claim
+-- or complete runs on it while its live rows move.  A READ COMMITTED
+-- statement takes its relation locks before its snapshot, so none that runs
+-- after the move can see a moved row's old version: rq.claim_plain and
+-- rq.complete_plain have no retry, and bench/rotation_proto.sh's race phase
+-- counts their errors.
+CREATE FUNCTION rq.rotate_locked(retention interval) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    r rq.ring;
+    oldest int;
+    n bigint;
+BEGIN
+    SELECT * INTO r FROM rq.ring FOR UPDATE;
+    oldest := (r.cur + 1) % r.parts;
+    BEGIN
+        SET LOCAL lock_timeout = '50ms';
+        EXECUTE format('LOCK TABLE rq.task_%s IN EXCLUSIVE MODE', oldest);
+    EXCEPTION WHEN lock_not_available THEN
+        UPDATE rq.ring SET skipped = skipped + 1;
+        RETURN 'locked';
+    END;
+    UPDATE rq.task t SET gen = r.cur
+     WHERE t.gen = oldest
+       AND (t.status NOT IN ('succeeded', 'cancelled') OR t.finished_at >= now() - retention);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    EXECUTE format('TRUNCATE rq.task_%s', oldest);
+    UPDATE rq.ring SET cur = oldest, rotations = rotations + 1, moved = moved + n;
+    RETURN 'rotated';
+END $$;
+
+CREATE FUNCTION rq.claim_plain(q text, n int) RETURNS TABLE (id bigint, attempts int)
+LANGUAGE sql AS $$
+    WITH c AS (SELECT t.id, t.gen FROM rq.task t
+                WHERE t.queue = q AND t.status = 'ready' AND t.run_at <= now()
+                ORDER BY -t.priority_score, t.run_at, t.id
+                LIMIT n FOR UPDATE SKIP LOCKED)
+    UPDATE rq.task t SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+           lease_expires_at = now() + interval '5 minutes'
+      FROM c WHERE t.id = c.id AND t.gen = c.gen
+    RETURNING t.id, t.attempts $$;
+
+CREATE FUNCTION rq.complete_plain(tid bigint, att int) RETURNS boolean
+LANGUAGE sql AS $$
+    WITH u AS (UPDATE rq.task SET status = 'succeeded', finished_at = now(), lease_expires_at = NULL
+                WHERE id = tid AND status = 'running' AND attempts = att RETURNING 1)
+    SELECT count(*) > 0 FROM u $$;
