@@ -51,13 +51,22 @@ for f in $(grep -oE '^(### |- \*\*)`[a-z_]+\(' "$ref" | grep -oE '[a-z_]+\($' | 
 done
 is "$stale" "" "every function docs/reference.md documents exists"
 
+# every SQLSTATE the code raises (errcode(ERRCODE_…) in C, USING ERRCODE in SQL)
+# has its row in the SQLSTATE table
+codes=$( { grep -ho 'errcode(ERRCODE_[A-Z_]*' src/*.c | sed 's/errcode(ERRCODE_//' | tr 'A-Z' 'a-z' | sed 's/^e_r_i_e_//'
+           grep -hoi "ERRCODE *= *'[a-z_0-9]*'" src/sql/*.sql | sed "s/.*'\(.*\)'/\1/"; } | sort -u)
+table=$(sed -n '/<a id="sqlstates">/,$p' "$ref" | grep '^| `')
+nodoc=""
+for c in $codes; do echo "$table" | grep -qF "| \`$c\` |" || nodoc="$nodoc $c"; done
+is "$nodoc" "" "every SQLSTATE the code raises has its row in docs/reference.md#sqlstates ($(echo $codes | wc -w) conditions)"
+
 # code cites the reference, not the SPEC that is not in the repository
 is "$(grep -rlI --exclude-dir=node_modules --exclude=reference_complete.sh -e 'SPEC §' -e '-- §[0-9]' src test bench clients docs README.md | tr '\n' ' ')" "" \
    "no file cites SPEC § (they cite docs/reference.md#anchor)"
 # every docs/reference.md#anchor cited anywhere exists
 anchors=$(grep -o '<a id="[a-z-]*">' "$ref" | sed 's/<a id="\(.*\)">/\1/')
 bad=""
-for a in $(grep -rhoE 'reference\.md#[a-z-]+' src test bench clients console docs README.md --exclude-dir=node_modules | sed 's/.*#//' | sort -u); do
+for a in $(grep -rhoE 'reference\.md#[a-z-]+' src test bench clients console docs README.md --exclude-dir=node_modules --exclude=reference_complete.sh | sed 's/.*#//' | sort -u); do
     echo "$anchors" | grep -qx "$a" || bad="$bad $a"
 done
 is "$bad" "" "every cited docs/reference.md#anchor exists"
