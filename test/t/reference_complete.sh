@@ -59,6 +59,14 @@ table=$(sed -n '/<a id="sqlstates">/,$p' "$ref" | grep '^| `')
 nodoc=""
 for c in $codes; do echo "$table" | grep -qF "| \`$c\` |" || nodoc="$nodoc $c"; done
 is "$nodoc" "" "every SQLSTATE the code raises has its row in docs/reference.md#sqlstates ($(echo $codes | wc -w) conditions)"
+# and each row's code is its condition's (PL/pgSQL raises the name; SQLSTATE tells the code)
+wrong=""
+while IFS='|' read -r _ code name _; do
+    code=$(echo "$code" | tr -d ' `'); name=$(echo "$name" | tr -d ' `')
+    got=$(q "DO \$\$ BEGIN RAISE USING ERRCODE = '$name'; EXCEPTION WHEN others THEN RAISE NOTICE 'code=%', SQLSTATE; END \$\$" 2>&1 | sed -n 's/.*code=//p')
+    [ "$got" = "$code" ] || wrong="$wrong $name:$code/$got"
+done <<< "$table"
+is "$wrong" "" "each SQLSTATE row pairs the code with its condition name"
 
 # code cites the reference, not the SPEC that is not in the repository
 is "$(grep -rlI --exclude-dir=node_modules --exclude=reference_complete.sh -e 'SPEC §' -e '-- §[0-9]' src test bench clients docs README.md | tr '\n' ' ')" "" \
