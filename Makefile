@@ -1,4 +1,4 @@
-# taskguard — PGXS build.  `make test` and `make demo` are the two entry points
+# taskguard — PGXS build.  `make test` and `make demo` (demo/run.sh) are the two entry points
 # (see README.md); both run test/harness.sh, which installs what is missing.
 
 EXTENSION   = taskguard

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/views.sh — every dashboard view at scale (SPEC §11).
+# bench/views.sh — every dashboard view at scale (docs/reference.md#observability).
 #   metric: view_ms_<view> X      best of RUNS executions of the view's query
 #   metric: slowest_view_ms X     (goal < 50), then `slowest_view: <view>`
 # Data, generated set-based in a database of its own (dropped afterwards):

@@ -1,5 +1,5 @@
 /*
- * breaker.c — circuit breakers (SPEC §6): state in shared memory, settings
+ * breaker.c — circuit breakers (docs/reference.md#breakers): state in shared memory, settings
  * cached per backend, state persisted to taskguard.breaker_saved.
  *
  * Shared state: a dynahash keyed by (database oid, service name) holding one

@@ -1,5 +1,5 @@
 /*
- * breaker.h — circuit breakers (SPEC §6): what other capability files may
+ * breaker.h — circuit breakers (docs/reference.md#breakers): what other capability files may
  * call.  The state machine itself is in breaker_core.h.
  */
 #ifndef BREAKER_H

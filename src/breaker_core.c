@@ -1,5 +1,5 @@
 /*
- * breaker_core.c — the circuit-breaker state machine (SPEC §6), pure C.
+ * breaker_core.c — the circuit-breaker state machine (docs/reference.md#breakers), pure C.
  *
  * closed → open when failure_threshold failures fall within one window (the
  * window starts at the first failure and lasts window_us; a failure after it

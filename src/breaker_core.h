@@ -1,5 +1,5 @@
 /*
- * breaker_core.h — the circuit-breaker state machine (SPEC §6) as pure C:
+ * breaker_core.h — the circuit-breaker state machine (docs/reference.md#breakers) as pure C:
  * no backend headers, so test/unit/breaker_core_test.c links it alone.
  *
  * Times are microseconds on one monotonic-enough axis (the server passes

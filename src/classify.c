@@ -1,5 +1,5 @@
 /*
- * classify.c — taskguard.classify(error_type, message, context) (SPEC §4).
+ * classify.c — taskguard.classify(error_type, message, context) (docs/reference.md#classification).
  *
  * Evidence layers, strongest first: user rules (taskguard.classification_rule),
  * context sqlstate, context http_status, the exception type and message
@@ -97,7 +97,7 @@ static bool callback_registered = false;
 
 static const char *const alert_names[TG_ALERT_COUNT] = {"info", "warning", "error", "critical"};
 
-/* SPEC §4 defaults, used for a type whose retry_policy row was deleted. */
+/* Built-in defaults (docs/reference.md#retry), used for a type whose retry_policy row was deleted. */
 static const struct
 {
 	TgRemedy	remedy;

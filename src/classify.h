@@ -1,5 +1,5 @@
 /*
- * classify.h — the failure taxonomy (SPEC §4): the per-backend cache of
+ * classify.h — the failure taxonomy (docs/reference.md#classification): the per-backend cache of
  * taskguard.retry_policy and taskguard.classification_rule, shared with
  * retry.c.
  */

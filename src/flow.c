@@ -1,5 +1,5 @@
 /*
- * flow.c — flow control inside claim() (SPEC §14, docs/flow.md): pause,
+ * flow.c — flow control inside claim() (docs/reference.md#flow-control, docs/flow.md): pause,
  * concurrency caps and token-bucket rate limits from taskguard.flow_limit and
  * taskguard.flow_pause.
  *

@@ -1,5 +1,5 @@
 /*
- * idempotency.c — idempotency keys and per-task_name check counters (SPEC §8).
+ * idempotency.c — idempotency keys and per-task_name check counters (docs/reference.md#idempotency).
  *
  * Keys: idempotency_key() is the hex SHA-256 of task_name || chr(31) ||
  * args::text, computed with PostgreSQL's own cryptohash over the UTF-8 bytes,
@@ -730,7 +730,7 @@ taskguard_idempotency_check(PG_FUNCTION_ARGS)
 
 	/*
 	 * As the table's owner, under the pinned search_path: workers hold no
-	 * write privilege on idempotency_record (SPEC §12).  The tenant was
+	 * write privilege on idempotency_record (docs/reference.md#tenants).  The tenant was
 	 * judged from the caller above.  An error restores user and path with
 	 * the transaction's abort.
 	 */

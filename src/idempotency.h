@@ -1,5 +1,5 @@
 /*
- * idempotency.h — idempotency keys and per-task_name check counters (SPEC §8).
+ * idempotency.h — idempotency keys and per-task_name check counters (docs/reference.md#idempotency).
  */
 #ifndef TASKGUARD_IDEMPOTENCY_H
 #define TASKGUARD_IDEMPOTENCY_H

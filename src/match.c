@@ -1,5 +1,5 @@
 /*
- * match.c — built-in evidence of the failure taxonomy (SPEC §4 layers 4, 5).
+ * match.c — built-in evidence of the failure taxonomy (docs/reference.md#classification, layers 4 and 5).
  *
  * Message patterns: an Aho–Corasick automaton over all patterns, built once
  * per process into static tables and run as a DFA, so a message costs one

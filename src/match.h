@@ -1,5 +1,5 @@
 /*
- * match.h — the pure-C evidence tables of the failure taxonomy (SPEC §4):
+ * match.h — the pure-C evidence tables of the failure taxonomy (docs/reference.md#classification):
  * message patterns (layer 5) matched in one pass over a bounded, lowercased
  * prefix, and exception type names (layer 4).
  *

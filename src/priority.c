@@ -1,6 +1,6 @@
 /*
  * priority.c — calculate_priority, priority_level and the escalation score
- * (SPEC §7).
+ * (docs/reference.md#priority).
  *
  * score = base + tier bonus + aging + SLA pressure + failure urgency, clamped
  * to [0, 4].  enqueue() calls this for every task, so the small configuration
@@ -10,7 +10,7 @@
  * every change, and DROP/ALTER send their own.  retry_policy's
  * priority_adjustment column is cached the same way (its own trigger,
  * retry_policy_invalidate, sends the invalidation); when the table does not
- * exist the SPEC's values are used.
+ * exist the built-in values (docs/reference.md#retry) are used.
  *
  * No shared state, no locks.
  */
@@ -40,7 +40,7 @@
 static const char *const prio_level_names[PRIO_LEVELS] =
 {"DEFERRED", "LOW", "MEDIUM", "HIGH", "CRITICAL"};
 
-/* SPEC §2 failure types with their built-in priority adjustment (SPEC §4). */
+/* The failure types (docs/reference.md#types) with their built-in priority adjustment (docs/reference.md#retry). */
 static const struct
 {
 	const char *name;

@@ -1,5 +1,5 @@
 /*
- * priority.h — priority math (SPEC §7).
+ * priority.h — priority math (docs/reference.md#priority).
  */
 #ifndef TASKGUARD_PRIORITY_H
 #define TASKGUARD_PRIORITY_H

@@ -1,5 +1,5 @@
 /*
- * retry.c — taskguard.backoff() and taskguard.retry_decision() (SPEC §5).
+ * retry.c — taskguard.backoff() and taskguard.retry_decision() (docs/reference.md#retry).
  *
  * Backoff works in seconds as double precision: nominal = min(cap,
  * base × multiplier^(attempt−1)), which saturates to the cap (pow() reaching

@@ -1,5 +1,5 @@
 /*
- * schedule.c — the SQL-callable side of schedules (SPEC §10): cron_next,
+ * schedule.c — the SQL-callable side of schedules (docs/reference.md#schedule): cron_next,
  * cron_occurrences, the validator used by the schedule table's trigger, and
  * the per-bucket load and greedy suggestions behind schedule_load() and
  * schedule_suggestions() (their SQL wrappers gather the jobs, see
@@ -40,7 +40,7 @@ PG_FUNCTION_INFO_V1(taskguard_schedule_suggest);
 /* Durations are clamped to this (400 days) so the arithmetic cannot overflow. */
 #define SCHEDULE_MAX_DURATION (INT64CONST(400) * USECS_PER_DAY)
 
-/* A run with no known duration counts as one minute (SPEC §10). */
+/* A run with no known duration counts as one minute (docs/reference.md#schedule). */
 #define SCHEDULE_DEFAULT_DURATION USECS_PER_MINUTE
 
 /* Buckets a job may be shifted by in suggestions, either side. */

@@ -1,5 +1,5 @@
 /*
- * scheduler.c — the background worker (SPEC §9).
+ * scheduler.c — the background worker (docs/reference.md#scheduler).
  *
  * Two processes:
  *  - the launcher, a static worker registered in _PG_init.  It connects to no

@@ -1,6 +1,6 @@
 /*
  * tenant.c — taskguard._tenant_scope(): the tenants the caller may act for,
- * from taskguard.tenant_member and taskguard.tenant_bound_role (SPEC §12).
+ * from taskguard.tenant_member and taskguard.tenant_bound_role (docs/reference.md#tenants).
  *
  * Fail closed.  The caller is judged as up to three roles: the session user
  * (the login), the outer user (what SET ROLE chose; the caller of a SECURITY

@@ -39,7 +39,7 @@ demo)
     fi
     tg_start
     tg_create_main_db
-    bash test/demo.sh
+    bash demo/run.sh
     echo
     if [ "${TG_DEMO_KEEP:-}" = 1 ]; then
         echo "The demo cluster is still running: PGPASSFILE=$PGPASSFILE psql -h $PGHOST -p $PGPORT -U postgres taskguard"

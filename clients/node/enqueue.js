@@ -1,7 +1,7 @@
 'use strict';
 // Producers: put tasks on a taskguard queue from any `pg` Client or Pool (or
 // anything with query(text, values)), inside the caller's transaction when
-// it is a client in one.  Options are enqueue()'s named arguments (SPEC §3),
+// it is a client in one.  Options are enqueue()'s named arguments (docs/reference.md#queue),
 // camelCase or snake_case; runAt may be a Date or a number of ms from now;
 // debounce and debounceMax an interval string ('30 seconds') or ms.
 // Flow control (docs/flow.md): flowKey names what a flow limit counts;

@@ -1,4 +1,4 @@
--- 00_types.sql — the types of SPEC §2 and small shared helpers.
+-- 00_types.sql — the types of docs/reference.md#types and small shared helpers.
 
 CREATE TYPE taskguard.failure_type AS ENUM (
     'TRANSIENT_NETWORK', 'TRANSIENT_DATABASE', 'TRANSIENT_RATE_LIMIT',

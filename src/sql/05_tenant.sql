@@ -1,4 +1,4 @@
--- 05_tenant.sql — tenant mapping (SPEC §12): which tenants a role acts for.
+-- 05_tenant.sql — tenant mapping (docs/reference.md#tenants): which tenants a role acts for.
 -- The row-level security built on it, and the grants, are in 90_access.sql.
 --
 -- A role that never had a row here is not tenant-bound: it sees every row

@@ -1,4 +1,4 @@
--- 10_priority.sql — priority levels, tiers and per-task configuration (SPEC §7):
+-- 10_priority.sql — priority levels, tiers and per-task configuration (docs/reference.md#priority):
 -- the configuration tables, calculate_priority/priority_level (C, src/priority.c,
 -- which caches the tables per backend; the triggers below invalidate that cache)
 -- and the scheduler's escalation step.

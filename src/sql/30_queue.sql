@@ -1,4 +1,4 @@
--- 30_queue.sql — the task queue (SPEC §3): table, enqueue, claim, complete,
+-- 30_queue.sql — the task queue (docs/reference.md#queue): table, enqueue, claim, complete,
 -- heartbeat, cancel, requeue, lease reaping and pruning.
 --
 -- Hooks into other capabilities are plain functions defined in their own files
@@ -399,7 +399,7 @@ BEGIN
              ORDER BY -t.priority_score, t.run_at, t.id
              LIMIT batch
              FOR UPDATE SKIP LOCKED),
-        -- Circuit breakers (SPEC §6): take a half-open probe for each row handed
+        -- Circuit breakers (docs/reference.md#breakers): take a half-open probe for each row handed
         -- out; a row whose service has no probe left is not claimed (it stays
         -- ready, its attempts untouched).  A volatile CTE runs once per row.
         allowed AS (

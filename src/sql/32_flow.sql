@@ -1,4 +1,4 @@
--- 32_flow.sql — flow control inside claim() (SPEC §14, docs/flow.md):
+-- 32_flow.sql — flow control inside claim() (docs/reference.md#flow-control, docs/flow.md):
 -- concurrency caps, rate limits and pause, kept by src/flow.c; debounce is
 -- in enqueue() (30_queue.sql).  claim() takes the path below only while a
 -- pause or a limit concerns its queue (taskguard._flow_active).

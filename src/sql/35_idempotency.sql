@@ -1,4 +1,4 @@
--- 35_idempotency.sql — idempotency keys (SPEC §8): the key table, key hashing,
+-- 35_idempotency.sql — idempotency keys (docs/reference.md#idempotency): the key table, key hashing,
 -- check/release, the enqueue hooks, the stats view and the scheduler steps.
 --
 -- One row per (tenant, key) seen within its TTL.  The primary key is on the

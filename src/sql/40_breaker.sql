@@ -1,4 +1,4 @@
--- 40_breaker.sql — circuit breakers (SPEC §6).  State lives in shared memory
+-- 40_breaker.sql — circuit breakers (docs/reference.md#breakers).  State lives in shared memory
 -- (src/breaker.c); this file holds the settings, the saved state, the public
 -- functions, the status view and the hooks the queue and the scheduler call.
 
@@ -129,7 +129,7 @@ BEGIN
 END
 $$;
 
--- Public API (SPEC §6).  These need shared_preload_libraries.
+-- Public API (docs/reference.md#breakers).  These need shared_preload_libraries.
 CREATE FUNCTION taskguard.breaker_allow(service text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'taskguard_breaker_allow'

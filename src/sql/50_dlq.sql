@@ -1,4 +1,4 @@
--- 50_dlq.sql — failures and the dead-letter queue (SPEC §4, §5): the
+-- 50_dlq.sql — failures and the dead-letter queue (docs/reference.md#classification, #dlq): the
 -- dead_letter records and failure events, fail() and record_failure(), the
 -- operator actions, the taskguard.dlq view and the scheduler steps that put
 -- due retries back on their queues and prune old failures.
@@ -165,7 +165,7 @@ BEGIN
 END
 $$;
 
--- A worker reports that its attempt failed (SPEC §3, §5).
+-- A worker reports that its attempt failed (docs/reference.md#queue, #dlq).
 CREATE FUNCTION taskguard.fail(task_id bigint, error_type text, message text DEFAULT NULL,
     context jsonb DEFAULT '{}', attempt int DEFAULT NULL)
 RETURNS taskguard.failure_outcome
@@ -453,7 +453,7 @@ BEGIN
 END
 $$;
 
--- "Retry now" (SPEC §5), an operator's bulk action; requeue() of one failed
+-- "Retry now" (docs/reference.md#dlq), an operator's bulk action; requeue() of one failed
 -- task shares the body, so a worker may requeue without the bulk action.
 CREATE FUNCTION taskguard.dlq_retry(ids bigint[], priority taskguard.priority DEFAULT NULL,
     spread interval DEFAULT NULL)

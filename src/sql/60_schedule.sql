@@ -1,4 +1,4 @@
--- 60_schedule.sql — schedules (SPEC §10): the cron evaluator, the schedule
+-- 60_schedule.sql — schedules (docs/reference.md#schedule): the cron evaluator, the schedule
 -- table, and the conflict analysis over it and pg_cron's cron.job.
 --
 -- pg_cron is never a dependency: cron.job and cron.job_run_details are read

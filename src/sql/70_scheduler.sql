@@ -1,4 +1,4 @@
--- 70_scheduler.sql — one scheduler pass (SPEC §9), shared by the background
+-- 70_scheduler.sql — one scheduler pass (docs/reference.md#scheduler), shared by the background
 -- worker (each step in its own transaction) and taskguard.tick().
 
 -- The steps of a pass, in order.

@@ -1,4 +1,4 @@
--- 80_metrics.sql — the rollups behind the dashboards (SPEC §11): small tables
+-- 80_metrics.sql — the rollups behind the dashboards (docs/reference.md#observability): small tables
 -- that the views read instead of scanning dead_letter and failure_event.
 --
 -- Writes never touch a shared counter row: statement triggers append

@@ -1,4 +1,4 @@
--- 82_dashboard.sql — the dashboard views and alerts (SPEC §11).  Every view
+-- 82_dashboard.sql — the dashboard views and alerts (docs/reference.md#observability).  Every view
 -- here reads the rollups of 80_metrics.sql (and partial indexes of the task
 -- table), never a scan of dead_letter or failure_event, and filters rows by
 -- tenant with taskguard._tenant_visible().

@@ -1,4 +1,4 @@
--- 86_retry_advice.sql — retry advice from the recorded history (SPEC §15):
+-- 86_retry_advice.sql — retry advice from the recorded history (docs/reference.md#retry-advice):
 -- how failures ended (taskguard.retry_outcomes), what another retry policy
 -- would have done with them (retry_simulate), which policy the history
 -- recommends (taskguard.retry_advice), and the admin's action that applies
@@ -233,7 +233,7 @@ SELECT coalesce(array_agg(extract(epoch FROM d.resolved_at - d.first_failed_at):
  WHERE d.task_name = $1 AND d.failure_type = $2 AND d.first_failed_at >= $3
 $$;
 
--- What a retry policy would have done with the recorded failures (SPEC §15).
+-- What a retry policy would have done with the recorded failures (docs/reference.md#retry-advice).
 CREATE FUNCTION taskguard.retry_simulate(task_name text, failure_type taskguard.failure_type,
     max_retries int, base_delay interval, max_delay interval, multiplier float8,
     jitter text DEFAULT 'none', since timestamptz DEFAULT now() - interval '30 days')
@@ -341,7 +341,7 @@ SELECT r.max_retries, make_interval(secs => b.b),
            greatest(extract(epoch FROM cur_cap)::float8, b.b), m.m, f.f, true) r
 $$;
 
--- Advice per task_name and failure_type (SPEC §15): the current policy's
+-- Advice per task_name and failure_type (docs/reference.md#retry-advice): the current policy's
 -- replayed figures, the best candidate (most failures recovered, then fewest
 -- attempts, then the shortest median delay; the current policy wins ties)
 -- and why.  Fewer than min_sample closed failures in 30 days: no advice.

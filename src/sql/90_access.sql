@@ -1,4 +1,4 @@
--- 90_access.sql — access levels and tenant isolation (SPEC §12).  Sorts last
+-- 90_access.sql — access levels and tenant isolation (docs/reference.md#tenants).  Sorts last
 -- in the install script on purpose: what it does is driven by the catalog, so
 -- it covers the objects every other file created.
 --
@@ -25,14 +25,14 @@ RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 SELECT ARRAY[
-    -- §3 queue (requeue of a failed task is a one-record DLQ retry; the bulk
+    -- queue (requeue of a failed task is a one-record DLQ retry; the bulk
     -- dlq_retry stays an admin action)
     'enqueue', 'enqueue_many', 'claim', 'complete', 'complete_many', 'fail',
     'heartbeat', 'release', 'cancel', 'requeue',
-    -- §4, §5 failures (external-broker mode included), §7 priority
+    -- classification, retry, DLQ (external-broker mode included), priority
     'record_failure', 'claim_due_retries', 'resolve', 'classify', 'backoff',
     'retry_decision', 'calculate_priority', 'priority_level',
-    -- §8 idempotency, §6 breakers (allow and record; force/reset are admin)
+    -- idempotency, breakers (allow and record; force/reset are admin)
     'idempotency_key', 'idempotency_check', 'idempotency_release',
     'breaker_allow', 'breaker_record']
 $$;
@@ -150,7 +150,7 @@ BEGIN
 END
 $$;
 
--- Grant an access level to a role (SPEC §12).  Granting again is harmless, and
+-- Grant an access level to a role (docs/reference.md#tenants).  Granting again is harmless, and
 -- picks up objects added since.  SECURITY DEFINER so that admins (who may
 -- execute it) can grant levels without owning the objects; the statements are
 -- built from quoted catalog names and quote_ident(role) only.

@@ -72,6 +72,10 @@ WITH ext AS (
     SELECT format('type %s kind=%s acl=%s', t.oid::regtype, t.typtype, t.typacl)
       FROM pg_type t JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
     UNION ALL
+    SELECT format('type %s comment=%s', t.oid::regtype, obj_description(t.oid, 'pg_type'))
+      FROM pg_type t JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
+     WHERE obj_description(t.oid, 'pg_type') IS NOT NULL
+    UNION ALL
     SELECT format('enum %s %s', t.oid::regtype,
                   (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
                      FROM pg_enum e WHERE e.enumtypid = t.oid))

@@ -1,4 +1,4 @@
--- access_catalog: the catalog facts of SPEC §12, over every object of the
+-- access_catalog: the catalog facts of docs/reference.md#tenants, over every object of the
 -- extension (so objects other files add are held to them too), and what each
 -- access level may do with every view and function.
 BEGIN;

@@ -1,6 +1,6 @@
--- api_contract.sql — the SQL API exactly as SPEC.md writes it: every public
+-- api_contract.sql — the SQL API exactly as docs/reference.md documents it: every public
 -- function's argument names, types, defaults and result type, the enums'
--- labels in order, the composite types' columns, the tables' SPEC columns.
+-- labels in order, the composite types' columns, the tables' documented columns.
 -- Hidden acceptance tests call these by name; a change here is a break.
 BEGIN;
 SET client_min_messages = warning;
@@ -50,7 +50,7 @@ INSERT INTO spec_function VALUES
     ('prometheus_metrics', '', 'text'),
     ('validate_schedules', 'check_duplicates boolean DEFAULT true', 'TABLE(job text, problem text, detail text)');
 
--- one test per SPEC function: the signature as pg_get_function_arguments prints it
+-- one test per documented function: the signature as pg_get_function_arguments prints it
 SELECT is((SELECT pg_get_function_arguments(p.oid) || ' -> ' || pg_get_function_result(p.oid)
              FROM pg_proc p
             WHERE p.pronamespace = 'taskguard'::regnamespace AND p.proname = s.name),
@@ -73,48 +73,48 @@ SELECT enum_has_labels('taskguard', 'dlq_status', ARRAY['PENDING', 'RETRYING', '
 SELECT enum_has_labels('taskguard', 'alert_level', ARRAY['info', 'warning', 'error', 'critical']);
 SELECT enum_has_labels('taskguard', 'breaker_state', ARRAY['closed', 'open', 'half_open']);
 
-SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.classification'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['failure_type', 'confidence', 'remediation', 'retryable', 'alert_level', 'rule'], 'composite classification has the SPEC columns in order');
-SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.failure_outcome'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['failure_type', 'confidence', 'remediation', 'action', 'next_retry_at', 'failure_id'], 'composite failure_outcome has the SPEC columns in order');
-SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.retry_decision'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['should_retry', 'delay', 'next_retry_at', 'reason'], 'composite retry_decision has the SPEC columns in order');
-SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.priority_result'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['priority', 'score', 'queue', 'reasons'], 'composite priority_result has the SPEC columns in order');
+SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.classification'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['failure_type', 'confidence', 'remediation', 'retryable', 'alert_level', 'rule'], 'composite classification has the documented columns in order');
+SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.failure_outcome'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['failure_type', 'confidence', 'remediation', 'action', 'next_retry_at', 'failure_id'], 'composite failure_outcome has the documented columns in order');
+SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.retry_decision'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['should_retry', 'delay', 'next_retry_at', 'reason'], 'composite retry_decision has the documented columns in order');
+SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.priority_result'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['priority', 'score', 'queue', 'reasons'], 'composite priority_result has the documented columns in order');
 
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['id', 'queue', 'task_name', 'args', 'status', 'priority', 'priority_score', 'run_at', 'attempts', 'max_attempts', 'tenant', 'customer_tier', 'service', 'idempotency_key', 'enqueued_at', 'started_at', 'finished_at', 'worker', 'lease_expires_at', 'result', 'last_error']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.task'::regclass AND attnum > 0),
-          '{}'::text[], 'taskguard.task has every SPEC §3 column');
-SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.flow_limit'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['scope', 'name', 'max_running', 'rate', 'per', 'burst', 'weight'], 'taskguard.flow_limit has the SPEC §14 columns in order');
+          '{}'::text[], 'taskguard.task has every documented column (docs/reference.md#queue)');
+SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'taskguard.flow_limit'::regclass AND attnum > 0 AND NOT attisdropped), ARRAY['scope', 'name', 'max_running', 'rate', 'per', 'burst', 'weight'], 'taskguard.flow_limit has the documented columns (docs/reference.md#flow-control) in order');
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['id', 'task_id', 'task_ref', 'task_name', 'args', 'queue', 'tenant', 'service', 'status', 'failure_type', 'confidence', 'remediation', 'error_type', 'message', 'context', 'retry_count', 'max_retries', 'priority', 'first_failed_at', 'last_failed_at', 'next_retry_at', 'resolved_at', 'resolution']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.dead_letter'::regclass AND attnum > 0),
-          '{}'::text[], 'taskguard.dead_letter has every SPEC §5 column');
+          '{}'::text[], 'taskguard.dead_letter has every documented column (docs/reference.md#dlq)');
 
--- the SPEC §11 views (the API of psql, Grafana and Prometheus) with their SPEC columns
+-- the observability views (docs/reference.md#observability: the API of psql, Grafana and Prometheus) with their documented columns
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['running', 'ready', 'dlq_depth', 'abandoned_24h', 'failures_1h', 'idempotency_hit_rate_pct', 'open_breakers', 'schedule_health', 'health_score']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.dashboard'::regclass AND attnum > 0),
-          '{}'::text[], 'view taskguard.dashboard has the SPEC columns (running, ready, dlq_depth, abandoned_24h, failures_1h, idempotency_hit_rate_pct, open_breakers, schedule_health, health_score)');
+          '{}'::text[], 'view taskguard.dashboard has the documented columns (running, ready, dlq_depth, abandoned_24h, failures_1h, idempotency_hit_rate_pct, open_breakers, schedule_health, health_score)');
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['alert', 'level', 'value', 'threshold', 'detail']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.alerts'::regclass AND attnum > 0),
-          '{}'::text[], 'view taskguard.alerts has the SPEC columns (alert, level, value, threshold, detail)');
+          '{}'::text[], 'view taskguard.alerts has the documented columns (alert, level, value, threshold, detail)');
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['time']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.failure_trend'::regclass AND attnum > 0),
-          '{}'::text[], 'view taskguard.failure_trend has the SPEC columns (time)');
+          '{}'::text[], 'view taskguard.failure_trend has the documented columns (time)');
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['task_name', 'checks', 'duplicates', 'hit_rate_pct', 'last_duplicate_at']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.idempotency_stats'::regclass AND attnum > 0),
-          '{}'::text[], 'view taskguard.idempotency_stats has the SPEC columns (task_name, checks, duplicates, hit_rate_pct, last_duplicate_at)');
+          '{}'::text[], 'view taskguard.idempotency_stats has the documented columns (task_name, checks, duplicates, hit_rate_pct, last_duplicate_at)');
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['id', 'status', 'failure_type', 'last_failed_at']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.dlq'::regclass AND attnum > 0),
-          '{}'::text[], 'view taskguard.dlq has the SPEC columns (id, status, failure_type, last_failed_at)');
+          '{}'::text[], 'view taskguard.dlq has the documented columns (id, status, failure_type, last_failed_at)');
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['failure_type']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.failure_distribution'::regclass AND attnum > 0),
-          '{}'::text[], 'view taskguard.failure_distribution has the SPEC columns (failure_type)');
+          '{}'::text[], 'view taskguard.failure_distribution has the documented columns (failure_type)');
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['failure_type']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.retry_effectiveness'::regclass AND attnum > 0),
-          '{}'::text[], 'view taskguard.retry_effectiveness has the SPEC columns (failure_type)');
+          '{}'::text[], 'view taskguard.retry_effectiveness has the documented columns (failure_type)');
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['service', 'state']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.breaker_status'::regclass AND attnum > 0),
-          '{}'::text[], 'view taskguard.breaker_status has the SPEC columns (service, state)');
+          '{}'::text[], 'view taskguard.breaker_status has the documented columns (service, state)');
 SELECT has_view('taskguard', 'schedule_hotspots', 'view taskguard.schedule_hotspots exists');
 SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['pid']) c
                  EXCEPT SELECT attname::text FROM pg_attribute WHERE attrelid = 'taskguard.scheduler_status'::regclass AND attnum > 0),
-          '{}'::text[], 'view taskguard.scheduler_status has the SPEC columns (pid)');
+          '{}'::text[], 'view taskguard.scheduler_status has the documented columns (pid)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,4 +1,4 @@
--- flow.sql — flow control (SPEC §14, docs/flow.md) in one session: bad
+-- flow.sql — flow control (docs/reference.md#flow-control, docs/flow.md) in one session: bad
 -- input, pause and resume, caps per queue, tenant ('*'), flow key and task
 -- type, rate limits, debounce.  One transaction on its own queues, rolled
 -- back (what needs commits, many workers or time is test/t/flow_control.sh).

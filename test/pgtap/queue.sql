@@ -1,4 +1,4 @@
--- queue.sql — the task queue's contract (SPEC §3) as pgTAP assertions: claim
+-- queue.sql — the task queue's contract (docs/reference.md#queue) as pgTAP assertions: claim
 -- order, run_at, queue separation, the attempt check, leases, cancel, requeue.
 -- Runs in one transaction (now() is fixed) on its own queues, rolled back.
 BEGIN;

@@ -1,5 +1,5 @@
 -- retry_advice.sql — retry advice from histories with known answers (issue
--- 20, SPEC §15).  Records are written straight into dead_letter (as a
+-- 20, docs/reference.md#retry-advice).  Records are written straight into dead_letter (as a
 -- superuser) with chosen times; each task has a per-task policy with jitter
 -- 'none' so the replay's retry times are exact:
 --   adv_second  TRANSIENT_NETWORK     5 × 2 s ×2: 30 failures, all recovered on

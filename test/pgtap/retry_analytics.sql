@@ -1,4 +1,4 @@
--- retry_analytics.sql — the analytics of issue 20 (SPEC §15) with known
+-- retry_analytics.sql — the analytics of issue 20 (docs/reference.md#retry-advice) with known
 -- answers: the retry success rate alert per failure type, the
 -- confidence-over-time view, an operator's priority reaching the broker
 -- queue in external-broker mode, and their Prometheus families.  The

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A full breaker table (SPEC §6): with taskguard.max_breakers = 16, a 17th
+# A full breaker table (docs/reference.md#breakers): with taskguard.max_breakers = 16, a 17th
 # breaker is refused with a clean error by breaker_record/breaker_force, the
 # queue hooks never raise, allow allocates nothing, and an idle breaker is
 # evicted to make room.  Runs its own cluster.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Without shared_preload_libraries (SPEC §1, §6): the breaker functions raise
+# Without shared_preload_libraries (docs/reference.md#breakers): the breaker functions raise
 # object_not_in_prerequisite_state; the hooks answer "no breaker", so the queue
 # keeps working; the status view shows saved rows.  Runs its own cluster.
 . "$(dirname "$0")/../lib/tap.sh"

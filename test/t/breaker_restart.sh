@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Circuit breakers survive a restart (SPEC §6): open and forced breakers come
+# Circuit breakers survive a restart (docs/reference.md#breakers): open and forced breakers come
 # back from taskguard.breaker_saved; a breaker that closed stays closed; a
 # change made by a rolled-back transaction reaches the table via the scheduler
 # step.  Restarts the harness cluster (fast shutdown) and leaves it running.

@@ -7,7 +7,7 @@
 # back.  The verdicts must agree, except for a pinned list of texts pg_cron
 # stores but reads as something else than written (it ignores what follows a
 # value, and stores reversed ranges as "never"): taskguard refuses those
-# (SPEC §10) and the analysis reports such a pg_cron job as invalid.
+# (docs/reference.md#schedule) and the analysis reports such a pg_cron job as invalid.
 . "$(dirname "$0")/../lib/tap.sh"
 cd "$(dirname "$0")/../.."
 out=$TG_WORK/cron_agreement

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Flow control (SPEC §14, docs/flow.md) with 16 workers claiming at once.
+# Flow control (docs/reference.md#flow-control, docs/flow.md) with 16 workers claiming at once.
 # Each worker logs, after its claim commits and before its complete, the
 # moment it holds a task: those intervals lie inside the task's real running
 # time, so their overlap per key is a lower bound of what ran at once and

@@ -1,5 +1,5 @@
 /*
- * match_test.c — the pure-C message matcher and exception table (SPEC §4).
+ * match_test.c — the pure-C message matcher and exception table (docs/reference.md#classification).
  */
 /* link: src/match.c */
 #include <stdio.h>
@@ -54,7 +54,7 @@ exc_type(const char *e)
 static void
 test_spec_patterns(void)
 {
-	/* every SPEC §4 layer-5 pattern, as written there */
+	/* every message pattern docs/reference.md#classification promises */
 	static const struct { const char *p; const char *t; } spec[] = {
 		{"connection refused", "TRANSIENT_NETWORK"}, {"connection reset", "TRANSIENT_NETWORK"},
 		{"timed out", "TRANSIENT_NETWORK"}, {"timeout", "TRANSIENT_NETWORK"},

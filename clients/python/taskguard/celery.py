@@ -1,5 +1,5 @@
 """taskguard.celery — taskguard's failure taxonomy, DLQ, retries and idempotency
-for tasks that Celery runs (taskguard's "external broker" mode, SPEC §5).
+for tasks that Celery runs (taskguard's "external broker" mode, docs/reference.md#dlq).
 
 Three pieces, each usable alone:
 

@@ -8,7 +8,7 @@ transaction that asked for it commits.
         task_id = enqueue(conn, "send_email", {"to": "ana@example.com"},
                           queue="mail", priority="HIGH", idempotency_key="welcome:42")
 
-The options are taskguard.enqueue()'s named arguments (SPEC §3, §14).  ``run_at``
+The options are taskguard.enqueue()'s named arguments (docs/reference.md#queue, #flow-control).  ``run_at``
 takes a datetime, or a timedelta meaning "that long from now".  With an
 idempotency_key already used within its TTL the existing task's id comes back
 and nothing is enqueued.  For an AsyncConnection use ``aenqueue``.

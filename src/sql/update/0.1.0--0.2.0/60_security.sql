@@ -221,7 +221,7 @@ BEGIN
          ORDER BY t.priority_score DESC, t.run_at, t.id
          LIMIT batch
          FOR UPDATE SKIP LOCKED),
-    -- Circuit breakers (SPEC §6): take a half-open probe for each row handed
+    -- Circuit breakers (docs/reference.md#breakers): take a half-open probe for each row handed
     -- out; a row whose service has no probe left is not claimed (it stays
     -- ready, its attempts untouched).  A volatile CTE runs once per row.
     allowed AS (
@@ -404,7 +404,7 @@ BEGIN
 END
 $$;
 
--- A worker reports that its attempt failed (SPEC §3, §5).
+-- A worker reports that its attempt failed (docs/reference.md#queue, #dlq).
 CREATE OR REPLACE FUNCTION taskguard.fail(task_id bigint, error_type text, message text DEFAULT NULL,
     context jsonb DEFAULT '{}', attempt int DEFAULT NULL)
 RETURNS taskguard.failure_outcome
@@ -614,14 +614,14 @@ RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 SELECT ARRAY[
-    -- §3 queue (requeue of a failed task is a one-record DLQ retry; the bulk
+    -- queue (requeue of a failed task is a one-record DLQ retry; the bulk
     -- dlq_retry stays an admin action)
     'enqueue', 'enqueue_many', 'claim', 'complete', 'complete_many', 'fail',
     'heartbeat', 'cancel', 'requeue',
-    -- §4, §5 failures (external-broker mode included), §7 priority
+    -- classification, retry, DLQ (external-broker mode included), priority
     'record_failure', 'claim_due_retries', 'resolve', 'classify', 'backoff',
     'retry_decision', 'calculate_priority', 'priority_level',
-    -- §8 idempotency, §6 breakers (allow and record; force/reset are admin)
+    -- idempotency, breakers (allow and record; force/reset are admin)
     'idempotency_key', 'idempotency_check', 'idempotency_release',
     'breaker_allow', 'breaker_record']
 $$;

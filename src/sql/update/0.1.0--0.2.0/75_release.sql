@@ -40,14 +40,14 @@ RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 SELECT ARRAY[
-    -- §3 queue (requeue of a failed task is a one-record DLQ retry; the bulk
+    -- queue (requeue of a failed task is a one-record DLQ retry; the bulk
     -- dlq_retry stays an admin action)
     'enqueue', 'enqueue_many', 'claim', 'complete', 'complete_many', 'fail',
     'heartbeat', 'release', 'cancel', 'requeue',
-    -- §4, §5 failures (external-broker mode included), §7 priority
+    -- classification, retry, DLQ (external-broker mode included), priority
     'record_failure', 'claim_due_retries', 'resolve', 'classify', 'backoff',
     'retry_decision', 'calculate_priority', 'priority_level',
-    -- §8 idempotency, §6 breakers (allow and record; force/reset are admin)
+    -- idempotency, breakers (allow and record; force/reset are admin)
     'idempotency_key', 'idempotency_check', 'idempotency_release',
     'breaker_allow', 'breaker_record']
 $$;

@@ -1,4 +1,4 @@
--- 80_retry_advice.sql — retry advice (issue 20, SPEC §15): failure events
+-- 80_retry_advice.sql — retry advice (issue 20, docs/reference.md#retry-advice): failure events
 -- keep the classification's confidence and the delay before the retry; the
 -- objects of src/sql/86_retry_advice.sql; access as 90_access.sql gives it.
 -- Sorts last: the final bodies of what it replaces.

@@ -167,7 +167,7 @@ BEGIN
              ORDER BY -t.priority_score, t.run_at, t.id
              LIMIT batch
              FOR UPDATE SKIP LOCKED),
-        -- Circuit breakers (SPEC §6): take a half-open probe for each row handed
+        -- Circuit breakers (docs/reference.md#breakers): take a half-open probe for each row handed
         -- out; a row whose service has no probe left is not claimed (it stays
         -- ready, its attempts untouched).  A volatile CTE runs once per row.
         allowed AS (

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test/demo.sh — a realistic workload against the demo cluster (database
-# taskguard, scheduler running with naptime 200 ms), then the dashboard views.
+# demo/run.sh — what `make demo` runs once test/harness.sh has started the
+# demo cluster (database taskguard, scheduler running with naptime 200 ms): a
+# realistic workload, then the dashboard views.
 set -euo pipefail
 cd "$(dirname "$0")"
 P() { psql -X -q -d taskguard -v ON_ERROR_STOP=1 "$@"; }
