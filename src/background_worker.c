@@ -1,5 +1,5 @@
 /*
- * scheduler.c — the background worker (docs/reference.md#scheduler).
+ * background_worker.c — the background worker (docs/reference.md#scheduler).
  *
  * Two processes:
  *  - the launcher, a static worker registered in _PG_init.  It connects to no
@@ -63,7 +63,7 @@
 #include "utils/wait_event.h"
 
 #include "compat.h"
-#include "queue.h"
+#include "notify_throttle.h"
 #include "taskguard.h"
 
 #define MAX_STEPS 16

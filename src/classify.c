@@ -3,7 +3,7 @@
  *
  * Evidence layers, strongest first: user rules (taskguard.classification_rule),
  * context sqlstate, context http_status, the exception type and message
- * patterns (match.c).  The strongest layer that matches decides; each weaker
+ * patterns (classify_match.c).  The strongest layer that matches decides; each weaker
  * layer that agrees adds 0.05 to the confidence.
  *
  * Cache: the rules and taskguard.retry_policy are read once per backend into

@@ -10,7 +10,7 @@
 
 #include "datatype/timestamp.h"
 
-#include "match.h"
+#include "classify_match.h"
 
 typedef enum TgJitter
 {

@@ -1,5 +1,5 @@
 /*
- * match.c — built-in evidence of the failure taxonomy (docs/reference.md#classification, layers 4 and 5).
+ * classify_match.c — built-in evidence of the failure taxonomy (docs/reference.md#classification, layers 4 and 5).
  *
  * Message patterns: an Aho–Corasick automaton over all patterns, built once
  * per process into static tables and run as a DFA, so a message costs one
@@ -17,7 +17,7 @@
  * Pure C: no backend headers, no allocation after tg_match_init(), no locks
  * (one process, one thread).
  */
-#include "match.h"
+#include "classify_match.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,13 +1,13 @@
 /*
- * match.h — the pure-C evidence tables of the failure taxonomy (docs/reference.md#classification):
+ * classify_match.h — the pure-C evidence tables of the failure taxonomy (docs/reference.md#classification):
  * message patterns (layer 5) matched in one pass over a bounded, lowercased
  * prefix, and exception type names (layer 4).
  *
- * No backend headers: the unit test and the libFuzzer harness link match.c
+ * No backend headers: the unit test and the libFuzzer harness link classify_match.c
  * alone; classify.c turns the results into SQL values.
  */
-#ifndef TG_MATCH_H
-#define TG_MATCH_H
+#ifndef TG_CLASSIFY_MATCH_H
+#define TG_CLASSIFY_MATCH_H
 
 #include <stdbool.h>
 #include <stddef.h>

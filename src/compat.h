@@ -5,7 +5,7 @@
  * postgres.h and reads the same on every version.
  *
  * Differences that need no guard, because the portable code is as good:
- *  - 16 removed the Abs() macro: schedule.c uses abs() from the C library.
+ *  - 16 removed the Abs() macro: cron_schedule.c uses abs() from the C library.
  *  - 16 made the regex library allocate with palloc in the current memory
  *    context (it used malloc): classify.c compiles cached rules with the
  *    cache's context current, which is right on every version.

@@ -4,7 +4,7 @@
  * Parses pg_cron schedules (five fields, @ forms, 'N seconds') into bit sets
  * and finds the next occurrence after a time, in UTC, on epoch seconds.  No
  * backend headers: the unit test and the libFuzzer harness link it alone, and
- * schedule.c turns its errors into ereport.
+ * cron_schedule.c turns its errors into ereport.
  */
 #ifndef TASKGUARD_CRON_PARSE_H
 #define TASKGUARD_CRON_PARSE_H

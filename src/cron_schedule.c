@@ -1,5 +1,5 @@
 /*
- * schedule.c — the SQL-callable side of schedules (docs/reference.md#schedule): cron_next,
+ * cron_schedule.c — the SQL-callable side of schedules (docs/reference.md#schedule): cron_next,
  * cron_occurrences, the validator used by the schedule table's trigger, and
  * the per-bucket load and greedy suggestions behind schedule_load() and
  * schedule_suggestions() (their SQL wrappers gather the jobs, see
@@ -24,7 +24,7 @@
 
 #include "compat.h"
 #include "cron_parse.h"
-#include "schedule.h"
+#include "cron_schedule.h"
 
 PG_FUNCTION_INFO_V1(taskguard_cron_next);
 PG_FUNCTION_INFO_V1(taskguard_cron_occurrences);

@@ -1,5 +1,5 @@
 /*
- * queue.c — the task queue's C side: the NOTIFY throttle.
+ * notify_throttle.c — the task queue's C side: the NOTIFY throttle.
  *
  * A notifying commit takes a cluster-wide lock, so enqueue() notifies a queue
  * at most once per taskguard.notify_interval.  A NOTIFY that the throttle
@@ -23,7 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
-#include "queue.h"
+#include "notify_throttle.h"
 #include "taskguard.h"
 
 #define QUEUE_SLOTS 256

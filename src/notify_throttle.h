@@ -1,8 +1,8 @@
 /*
- * queue.h — the queue's C helpers (NOTIFY throttle).
+ * notify_throttle.h — the queue's C helpers (NOTIFY throttle).
  */
-#ifndef TASKGUARD_QUEUE_H
-#define TASKGUARD_QUEUE_H
+#ifndef TASKGUARD_NOTIFY_THROTTLE_H
+#define TASKGUARD_NOTIFY_THROTTLE_H
 
 extern int	QueueSendPendingNotifies(void);
 

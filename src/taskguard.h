@@ -69,7 +69,7 @@ extern void ClaimMarkShmemInit(void);
 extern Size FlowShmemSize(void);
 extern void FlowShmemInit(void);
 
-/* scheduler.c */
+/* background_worker.c */
 extern void SchedulerRegisterLauncher(void);
 extern void SchedulerDefineGucs(void);
 

@@ -77,7 +77,7 @@ RETURNS interval
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'taskguard_cron_period';
 
--- Per bucket: jobs starting, jobs running (see schedule.c).
+-- Per bucket: jobs starting, jobs running (see cron_schedule.c).
 CREATE FUNCTION taskguard._schedule_load_buckets(start timestamptz, bucket interval,
                                                  nbuckets int, schedules text[],
                                                  durations interval[])
@@ -85,7 +85,7 @@ RETURNS TABLE (bucket_start timestamptz, starting int, running int)
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'taskguard_schedule_load_buckets';
 
--- Greedy minute shifts that lower the peak (see schedule.c).
+-- Greedy minute shifts that lower the peak (see cron_schedule.c).
 CREATE FUNCTION taskguard._schedule_suggest(start timestamptz, nbuckets int, capacity int,
                                             schedules text[], durations interval[])
 RETURNS TABLE (step int, job int, suggested text, peak_before real, peak_after real)

@@ -1,13 +1,13 @@
 /*
- * match_fuzz.c — libFuzzer harness for the message matcher and exception
+ * classify_match_fuzz.c — libFuzzer harness for the message matcher and exception
  * lookup: any bytes, any length; the result must be NULL or a table entry.
  */
-/* link: src/match.c */
+/* link: src/classify_match.c */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "match.h"
+#include "classify_match.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

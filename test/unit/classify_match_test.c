@@ -1,12 +1,12 @@
 /*
- * match_test.c — the pure-C message matcher and exception table (docs/reference.md#classification).
+ * classify_match_test.c — the pure-C message matcher and exception table (docs/reference.md#classification).
  */
-/* link: src/match.c */
+/* link: src/classify_match.c */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "match.h"
+#include "classify_match.h"
 
 static int	n = 0;
 static int	failed = 0;
