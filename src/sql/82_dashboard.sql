@@ -311,6 +311,22 @@ SELECT p.failure_type, p.retryable, p.max_retries,
 
 -- ---------------------------------------------------------------- alerts
 
+-- The flow limits holding due tasks back (alerts' flow_held_back rows): the
+-- tasks they hold and the oldest's wait in seconds.  A function with JIT
+-- off: flow_status joins every ready and running task to every limit, so
+-- with a million tasks its estimate passed jit_above_cost and PostgreSQL
+-- compiled the whole alerts query for 1.3 s (bench/tenants.sh), though with
+-- no flow limit the join runs no row.  Runs as its caller (row security).
+CREATE FUNCTION taskguard._flow_held_back()
+RETURNS TABLE (scope text, name text, waiting numeric, held_seconds numeric)
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+SET jit = off
+AS $$
+SELECT s.scope, s.name, sum(s.waiting),
+       round(max(extract(epoch FROM now() - s.waiting_since)), 1)
+  FROM taskguard.flow_status s WHERE s.held_back GROUP BY 1, 2
+$$;
+
 -- Each alert that is on, at its most severe level breached.
 CREATE VIEW taskguard.alerts AS
 WITH h AS MATERIALIZED (SELECT dlq_depth, pending, retrying, abandoned, idempotency_hit_rate_pct,
@@ -382,9 +398,7 @@ UNION ALL
        f.held_seconds, t.threshold,
        format('flow limit %s %s holds %s due tasks back, the oldest for %s s',
               f.scope, f.name, f.waiting, f.held_seconds)
-  FROM (SELECT s.scope, s.name, sum(s.waiting) AS waiting,
-               round(max(extract(epoch FROM now() - s.waiting_since)), 1) AS held_seconds
-          FROM taskguard.flow_status s WHERE s.held_back GROUP BY 1, 2) f
+  FROM taskguard._flow_held_back() f
   JOIN taskguard.alert_threshold t ON t.alert = 'flow_held_back'
  WHERE t.enabled
    AND CASE t.comparison WHEN '>' THEN f.held_seconds > t.threshold ELSE f.held_seconds < t.threshold END

@@ -60,10 +60,12 @@ view_buffers() {  # view_buffers [QUERY]: buffers the top plan node read (planni
              if ($i ~ /^read=/) r = substr($i, 6) + 0 } print h + r; exit}'
 }
 
+page="SELECT * FROM taskguard.dlq ORDER BY last_failed_at DESC LIMIT 50"
+dlq_count="SELECT count(*) FROM taskguard.dlq"
 foreign 1000
-c1=$(claim_buffers); v1=$(view_buffers)
+c1=$(claim_buffers); v1=$(view_buffers); p1=$(view_buffers "$page"); n1=$(view_buffers "$dlq_count")
 foreign 9000
-c2=$(claim_buffers); v2=$(view_buffers)
+c2=$(claim_buffers); v2=$(view_buffers); p2=$(view_buffers "$page"); n2=$(view_buffers "$dlq_count")
 if q "LOAD 'auto_explain'" >/dev/null 2>&1; then
     ok "$([ "$c1" -ge 0 ] && [ "$c2" -le $((c1 + 2)) ] && echo 0 || echo 1)" \
         "a tenant-bound claim reads $c1 buffers among 1,000 others' ready tasks, $c2 among 10,000"
@@ -72,6 +74,37 @@ else
 fi
 ok "$([ -n "$v1" ] && [ -n "$v2" ] && [ "$v2" -le $((v1 + 20)) ] && echo 0 || echo 1)" \
     "a tenant-bound reader's dashboard reads $v1 buffers among 1,000 others' ready tasks, $v2 among 10,000"
+# the DLQ view: a bound reader's rows through its tenant's index range
+# (row security alone is no index key: it read every tenant's records)
+ok "$([ -n "$p1" ] && [ -n "$p2" ] && [ "$p2" -le $((p1 + 3)) ] && echo 0 || echo 1)" \
+    "a tenant-bound reader's DLQ first page reads $p1 buffers among 1,000 others' dead letters, $p2 among 10,000"
+ok "$([ -n "$n1" ] && [ -n "$n2" ] && [ "$n2" -le $((n1 + 3)) ] && echo 0 || echo 1)" \
+    "a tenant-bound reader's DLQ count reads $n1 buffers among 1,000 others' dead letters, $n2 among 10,000"
+unbound_page=$(psql -X -q -At -d taskguard -c "CREATE ROLE ts_admin" -c "SELECT taskguard.grant_access('ts_admin', 'reader')" \
+    -c "SET ROLE ts_admin" -c "EXPLAIN (COSTS OFF) $page" -c "RESET ROLE" -c "DROP OWNED BY ts_admin" -c "DROP ROLE ts_admin")
+ok "$(grep -q "Index Scan Backward using dead_letter_recent_idx" <<<"$unbound_page" &&
+      grep -q "Merge Append" <<<"$unbound_page" && ! grep -qE "Seq Scan|Gather" <<<"$unbound_page" && echo 0 || echo 1)" \
+    "an unbound reader's DLQ first page is still an index scan of dead_letter_recent_idx, merged, no scan and sort of every record"
+# a reader bound to two tenants: the first through the ordered branch, the
+# second through the other (50_dlq.sql)
+q "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence,
+       remediation, max_retries, last_failed_at)
+   SELECT 'b_job', 'ts_b', 'PENDING', 'TRANSIENT_NETWORK', 0.8, 'RETRY_WITH_BACKOFF', 3,
+          now() - g * interval '90 seconds' FROM generate_series(1, 5) g" >/dev/null
+pair_read() {
+    psql -X -q -At -d taskguard -c "CREATE ROLE ts_pair_reader" \
+        -c "SELECT taskguard.grant_access('ts_pair_reader', 'reader')" \
+        -c "INSERT INTO taskguard.tenant_member VALUES ('ts_pair_reader', 'ts_a'), ('ts_pair_reader', 'ts_b')" \
+        -c "SET ROLE ts_pair_reader" -c "SELECT 'got:' || ($1)" -c "RESET ROLE" \
+        -c "DELETE FROM taskguard.tenant_member WHERE role = 'ts_pair_reader'" \
+        -c "DELETE FROM taskguard.tenant_bound_role WHERE role = 'ts_pair_reader'" \
+        -c "DROP OWNED BY ts_pair_reader" -c "DROP ROLE ts_pair_reader" | sed -n 's/^got://p'
+}
+is "$(pair_read "SELECT count(*) FILTER (WHERE tenant = 'ts_a') || '/' || count(*) FROM taskguard.dlq")" \
+   "60/65" "a reader bound to two tenants sees the records of both, no one else's"
+is "$(pair_read "SELECT string_agg(tenant, ',' ORDER BY n) FROM (SELECT tenant, row_number() OVER () AS n
+                   FROM (SELECT * FROM taskguard.dlq ORDER BY last_failed_at DESC LIMIT 4) p) x")" \
+   "ts_a,ts_b,ts_a,ts_b" "its first page merges both tenants' records, newest first"
 is "$(psql -X -q -At -d taskguard -c "SET ROLE ts_worker" -c "SELECT count(*) FROM taskguard.dlq WHERE tenant = 'ts_a'")/$(psql -X -q -At -d taskguard -c "SET ROLE ts_worker" -c "SELECT count(*) FROM taskguard.dlq")" \
    "60/60" "and sees its own 60 records, no other tenant's"
 is "$(psql -X -q -At -d taskguard -c "SET ROLE ts_worker" -c "SELECT ready FROM taskguard.dashboard")" \
