@@ -240,7 +240,7 @@ SELECT h.bucket, h.failure_type, sum(h.failures)::bigint, sum(h.retries)::bigint
        sum(h.abandons)::bigint
   FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
  WHERE NOT h.all_tenants AND NOT sc.all_visible
-   AND h.tenant IN (SELECT v.tenant FROM taskguard._visible_tenants v)
+   AND h.tenant = ANY (taskguard._tenant_scope())   -- failure_hourly_tenant_idx
  GROUP BY 1, 2;
 
 -- Classification confidence over time, the data of a heatmap: failed

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A tenant's work costs what its own work costs: a tenant-bound worker's
-# claim and a tenant-bound reader's dashboard read as many buffers with
-# 10,000 other tenants' ready tasks ahead of its own as with 1,000; and the
-# claim still hands out only its tenants' tasks, in claim order.
+# claim and a tenant-bound reader's dashboard, DLQ page and count and rollup
+# views read as many buffers with 10,000 other tenants' ready tasks and dead
+# letters (990 tenants) ahead of its own as with 1,000 (99 tenants); an
+# unbound reader's DLQ page stays an index scan; and the claim still hands
+# out only its tenants' tasks, in claim order.
 . "$(dirname "$0")/../lib/tap.sh"
 
 q "DO \$\$ BEGIN
@@ -25,22 +27,33 @@ BEGIN
 END \$\$" >/dev/null
 q "GRANT EXECUTE ON PROCEDURE ts_cycles(int) TO ts_worker" >/dev/null
 
-foreign() {  # foreign N: N ready tasks and N dead letters of 99 other tenants
+foreign() {  # foreign N T: N ready tasks and N dead letters (one failure event each) of T other tenants
     q "INSERT INTO taskguard.task (queue, task_name, tenant, run_at)
-       SELECT 'ts', 'other_job', 'ts_' || (1 + g % 99), now() - interval '1 hour'
+       SELECT 'ts', 'other_job', 'ts_' || (1 + g % $2), now() - interval '1 hour'
          FROM generate_series(1, $1) g" >/dev/null
     q "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence,
            remediation, max_retries, first_failed_at, last_failed_at)
-       SELECT 'other_job', 'ts_' || (1 + g % 99), 'PENDING', 'TRANSIENT_NETWORK', 0.8,
+       SELECT 'other_job', 'ts_' || (1 + g % $2), 'PENDING', 'TRANSIENT_NETWORK', 0.8,
               'RETRY_WITH_BACKOFF', 3, now() - interval '1 hour', now() - g * interval '1 second'
          FROM generate_series(1, $1) g" >/dev/null
+    failure_events "task_name = 'other_job'"
     q "ANALYZE taskguard.task; ANALYZE taskguard.dead_letter" >/dev/null
+}
+failure_events() {  # failure_events WHERE: an event for each such record, then the rollups rebuilt
+    q "INSERT INTO taskguard.failure_event (time, failure_id, task_name, failure_type, retry_count,
+           action, confidence, tenant)
+       SELECT d.last_failed_at, d.id, d.task_name, d.failure_type, 0, 'retry', 0.8, d.tenant
+         FROM taskguard.dead_letter d WHERE d.$1 AND NOT EXISTS
+              (SELECT FROM taskguard.failure_event e WHERE e.failure_id = d.id)" >/dev/null
+    q "SELECT taskguard.rollup_rebuild()" >/dev/null
+    q "ANALYZE taskguard.dlq_rollup; ANALYZE taskguard.failure_total; ANALYZE taskguard.failure_hourly" >/dev/null
 }
 q "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence,
        remediation, max_retries, first_failed_at, last_failed_at)
    SELECT 'own_job', 'ts_a', 'PENDING', 'TRANSIENT_NETWORK', 0.8, 'RETRY_WITH_BACKOFF', 3,
           now() - interval '1 hour', now() - g * interval '1 minute'
      FROM generate_series(1, 60) g" >/dev/null
+failure_events "tenant = 'ts_a'"
 # buffers per statement as ts_worker: the claim's pick (auto_explain of the
 # statements inside claim()), and the dashboard view as a whole
 claim_buffers() {
@@ -62,10 +75,17 @@ view_buffers() {  # view_buffers [QUERY]: buffers the top plan node read (planni
 
 page="SELECT * FROM taskguard.dlq ORDER BY last_failed_at DESC LIMIT 50"
 dlq_count="SELECT count(*) FROM taskguard.dlq"
-foreign 1000
+rollups() {  # buffers of the views over the rollups, each
+    echo "$(view_buffers "SELECT * FROM taskguard.failure_distribution")" \
+         "$(view_buffers "SELECT * FROM taskguard.failure_trend")" \
+         "$(view_buffers "SELECT * FROM taskguard.retry_effectiveness")"
+}
+foreign 1000 99
 c1=$(claim_buffers); v1=$(view_buffers); p1=$(view_buffers "$page"); n1=$(view_buffers "$dlq_count")
-foreign 9000
+r1=$(rollups)
+foreign 9000 990
 c2=$(claim_buffers); v2=$(view_buffers); p2=$(view_buffers "$page"); n2=$(view_buffers "$dlq_count")
+r2=$(rollups)
 if q "LOAD 'auto_explain'" >/dev/null 2>&1; then
     ok "$([ "$c1" -ge 0 ] && [ "$c2" -le $((c1 + 2)) ] && echo 0 || echo 1)" \
         "a tenant-bound claim reads $c1 buffers among 1,000 others' ready tasks, $c2 among 10,000"
@@ -74,6 +94,10 @@ else
 fi
 ok "$([ -n "$v1" ] && [ -n "$v2" ] && [ "$v2" -le $((v1 + 20)) ] && echo 0 || echo 1)" \
     "a tenant-bound reader's dashboard reads $v1 buffers among 1,000 others' ready tasks, $v2 among 10,000"
+# the rollups: a bound reader reads its tenants' rows by key, not every tenant's
+read -r fd1 ft1 re1 <<<"$r1"; read -r fd2 ft2 re2 <<<"$r2"
+ok "$([ -n "$re2" ] && [ "$fd2" -le $((fd1 + 3)) ] && [ "$ft2" -le $((ft1 + 3)) ] && [ "$re2" -le $((re1 + 3)) ] && echo 0 || echo 1)" \
+    "a tenant-bound reader's failure_distribution, failure_trend, retry_effectiveness read $r1 buffers with 99 other tenants, $r2 with 990"
 # the DLQ view: a bound reader's rows through its tenant's index range
 # (row security alone is no index key: it read every tenant's records)
 ok "$([ -n "$p1" ] && [ -n "$p2" ] && [ "$p2" -le $((p1 + 3)) ] && echo 0 || echo 1)" \

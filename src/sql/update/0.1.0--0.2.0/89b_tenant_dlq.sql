@@ -35,3 +35,80 @@ SELECT d.id, d.task_id, d.task_ref, d.task_name, d.args, d.queue, d.tenant, d.se
          WHERE cardinality(taskguard._tenant_scope()) > 1
            AND x.tenant = ANY ((taskguard._tenant_scope())[2:])) d
  WHERE d.branch > 1 OR taskguard._tenant_scope() IS NULL;
+
+-- The rollup readers (80_metrics.sql, failure_trend of 82_dashboard.sql): a
+-- tenant-bound reader reads its tenants' rollup rows by key, not every
+-- tenant's through a join to _visible_tenants.  Row security still filters
+-- every branch (the views run as their caller, as 90_access.sql leaves them).
+CREATE INDEX failure_hourly_tenant_idx ON taskguard.failure_hourly (tenant, bucket) WHERE NOT all_tenants;
+CREATE OR REPLACE VIEW taskguard._dlq_counts WITH (security_invoker = true) AS
+SELECT s.tenant, s.status, s.failure_type, s.by_retry,
+       sum(s.records)::bigint AS records, sum(s.retried)::bigint AS retried,
+       sum(s.retry_sum)::bigint AS retry_sum, sum(s.confidence_sum) AS confidence_sum
+  FROM (SELECT r.tenant, r.status, r.failure_type, r.by_retry, r.records, r.retried,
+               r.retry_sum, r.confidence_sum
+          FROM taskguard.dlq_rollup r WHERE taskguard._tenant_scope() IS NULL
+        UNION ALL
+        SELECT r.tenant, r.status, r.failure_type, r.by_retry, r.records, r.retried,
+               r.retry_sum, r.confidence_sum
+          FROM taskguard.dlq_rollup r WHERE r.tenant = ANY (taskguard._tenant_scope())
+        UNION ALL
+        SELECT d.tenant, d.status, d.failure_type, d.by_retry, d.records, d.retried,
+               d.retry_sum, d.confidence_sum
+          FROM taskguard.dlq_delta d
+         WHERE taskguard._tenant_scope() IS NULL OR d.tenant = ANY (taskguard._tenant_scope())) s
+ GROUP BY 1, 2, 3, 4
+HAVING sum(s.records) <> 0;
+
+CREATE OR REPLACE VIEW taskguard._failure_totals WITH (security_invoker = true) AS
+SELECT s.task_name, s.failure_type, s.priority,
+       sum(s.failures)::bigint AS failures, sum(s.retries)::bigint AS retries,
+       sum(s.retry_sum)::bigint AS retry_sum, sum(s.abandons)::bigint AS abandons,
+       sum(s.abandoned)::bigint AS abandoned
+  FROM (SELECT t.task_name, t.failure_type, t.priority, t.failures, t.retries,
+               t.retry_sum, t.abandons, t.abandoned
+          FROM taskguard.failure_total t, taskguard._tenant_scope sc
+         WHERE t.all_tenants AND sc.all_visible
+        UNION ALL
+        SELECT t.task_name, t.failure_type, t.priority, t.failures, t.retries,
+               t.retry_sum, t.abandons, t.abandoned
+          FROM taskguard.failure_total t, taskguard._tenant_scope sc
+         WHERE NOT t.all_tenants AND NOT sc.all_visible
+           AND t.tenant = ANY (taskguard._tenant_scope())
+        UNION ALL
+        SELECT d.task_name, d.failure_type, d.priority, d.failures, d.retries,
+               d.retry_sum, d.abandons, d.abandoned
+          FROM taskguard.event_delta d
+         WHERE taskguard._tenant_scope() IS NULL OR d.tenant = ANY (taskguard._tenant_scope())) s
+ GROUP BY 1, 2, 3;
+
+CREATE OR REPLACE VIEW taskguard._failure_hours WITH (security_invoker = true) AS
+SELECT s.bucket, s.failure_type,
+       sum(s.failures)::bigint AS failures, sum(s.retries)::bigint AS retries,
+       sum(s.abandons)::bigint AS abandons
+  FROM (SELECT h.bucket, h.failure_type, h.failures, h.retries, h.abandons
+          FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
+         WHERE h.all_tenants AND sc.all_visible
+        UNION ALL
+        SELECT h.bucket, h.failure_type, h.failures, h.retries, h.abandons
+          FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
+         WHERE NOT h.all_tenants AND NOT sc.all_visible
+           AND h.tenant = ANY (taskguard._tenant_scope())
+        UNION ALL
+        SELECT date_trunc('hour', d.minute), d.failure_type, d.failures, d.retries, d.abandons
+          FROM taskguard.event_delta d
+         WHERE d.failures > 0
+           AND (taskguard._tenant_scope() IS NULL OR d.tenant = ANY (taskguard._tenant_scope()))) s
+ GROUP BY 1, 2;
+
+CREATE OR REPLACE VIEW taskguard.failure_trend WITH (security_invoker = true) AS
+SELECT h.bucket AS time, h.failure_type, h.failures, h.retries, h.abandons
+  FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
+ WHERE h.all_tenants AND sc.all_visible
+UNION ALL
+SELECT h.bucket, h.failure_type, sum(h.failures)::bigint, sum(h.retries)::bigint,
+       sum(h.abandons)::bigint
+  FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
+ WHERE NOT h.all_tenants AND NOT sc.all_visible
+   AND h.tenant = ANY (taskguard._tenant_scope())   -- failure_hourly_tenant_idx
+ GROUP BY 1, 2;
