@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A tenant's work costs what its own work costs: a tenant-bound worker's
-# claim and a tenant-bound reader's dashboard, DLQ page and count and rollup
-# views read as many buffers with 10,000 other tenants' ready tasks and dead
-# letters (990 tenants) ahead of its own as with 1,000 (99 tenants); an
-# unbound reader's DLQ page stays an index scan; and the claim still hands
-# out only its tenants' tasks, in claim order.
+# claim and a tenant-bound reader's dashboard, DLQ page and DLQ count read as
+# many buffers with 10,000 other tenants' ready tasks and dead letters ahead
+# of its own as with 1,000, its views over the rollups as many with 999 other
+# tenants as with 99; an unbound reader's DLQ page stays an index scan; and
+# the claim still hands out only its tenants' tasks, in claim order.
 . "$(dirname "$0")/../lib/tap.sh"
 
 q "DO \$\$ BEGIN
@@ -27,7 +27,7 @@ BEGIN
 END \$\$" >/dev/null
 q "GRANT EXECUTE ON PROCEDURE ts_cycles(int) TO ts_worker" >/dev/null
 
-foreign() {  # foreign N T: N ready tasks and N dead letters (one failure event each) of T other tenants
+foreign() {  # foreign N T: N ready tasks and N dead letters (a failure event each) of T other tenants
     q "INSERT INTO taskguard.task (queue, task_name, tenant, run_at)
        SELECT 'ts', 'other_job', 'ts_' || (1 + g % $2), now() - interval '1 hour'
          FROM generate_series(1, $1) g" >/dev/null
@@ -46,6 +46,9 @@ failure_events() {  # failure_events WHERE: an event for each such record, then 
          FROM taskguard.dead_letter d WHERE d.$1 AND NOT EXISTS
               (SELECT FROM taskguard.failure_event e WHERE e.failure_id = d.id)" >/dev/null
     q "SELECT taskguard.rollup_rebuild()" >/dev/null
+    # the rebuild emptied the deltas, which the scheduler keeps small; their
+    # dead rows would be read by every reader until vacuumed
+    q "VACUUM taskguard.dlq_delta, taskguard.event_delta" >/dev/null
     q "ANALYZE taskguard.dlq_rollup; ANALYZE taskguard.failure_total; ANALYZE taskguard.failure_hourly" >/dev/null
 }
 q "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence,
@@ -83,8 +86,15 @@ rollups() {  # buffers of the views over the rollups, each
 foreign 1000 99
 c1=$(claim_buffers); v1=$(view_buffers); p1=$(view_buffers "$page"); n1=$(view_buffers "$dlq_count")
 r1=$(rollups)
-foreign 9000 990
+foreign 9000 99
 c2=$(claim_buffers); v2=$(view_buffers); p2=$(view_buffers "$page"); n2=$(view_buffers "$dlq_count")
+# the rollups hold a row per tenant (and type, status, hour): 900 more tenants
+q "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence,
+       remediation, max_retries, first_failed_at, last_failed_at)
+   SELECT 'other_job', 'ts_' || (100 + g % 900), 'PENDING', 'TRANSIENT_NETWORK', 0.8,
+          'RETRY_WITH_BACKOFF', 3, now() - interval '1 hour', now() - g * interval '1 second'
+     FROM generate_series(1, 9000) g" >/dev/null
+failure_events "task_name = 'other_job'"
 r2=$(rollups)
 if q "LOAD 'auto_explain'" >/dev/null 2>&1; then
     ok "$([ "$c1" -ge 0 ] && [ "$c2" -le $((c1 + 2)) ] && echo 0 || echo 1)" \
@@ -95,9 +105,12 @@ fi
 ok "$([ -n "$v1" ] && [ -n "$v2" ] && [ "$v2" -le $((v1 + 20)) ] && echo 0 || echo 1)" \
     "a tenant-bound reader's dashboard reads $v1 buffers among 1,000 others' ready tasks, $v2 among 10,000"
 # the rollups: a bound reader reads its tenants' rows by key, not every tenant's
+# (through _visible_tenants they read 28 7 20 buffers with 99 tenants, 141 55
+# 58 with 999; the margin is for plans that switch between a scan and an
+# index as the tables grow)
 read -r fd1 ft1 re1 <<<"$r1"; read -r fd2 ft2 re2 <<<"$r2"
-ok "$([ -n "$re2" ] && [ "$fd2" -le $((fd1 + 3)) ] && [ "$ft2" -le $((ft1 + 3)) ] && [ "$re2" -le $((re1 + 3)) ] && echo 0 || echo 1)" \
-    "a tenant-bound reader's failure_distribution, failure_trend, retry_effectiveness read $r1 buffers with 99 other tenants, $r2 with 990"
+ok "$([ -n "$re2" ] && [ "$fd2" -le $((fd1 + 20)) ] && [ "$ft2" -le $((ft1 + 20)) ] && [ "$re2" -le $((re1 + 20)) ] && echo 0 || echo 1)" \
+    "a tenant-bound reader's failure_distribution, failure_trend, retry_effectiveness read $r1 buffers with 99 other tenants, $r2 with 999"
 # the DLQ view: a bound reader's rows through its tenant's index range
 # (row security alone is no index key: it read every tenant's records)
 ok "$([ -n "$p1" ] && [ -n "$p2" ] && [ "$p2" -le $((p1 + 3)) ] && echo 0 || echo 1)" \
