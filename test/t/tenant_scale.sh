@@ -122,8 +122,7 @@ unbound_page=$(psql -X -q -At -d taskguard -c "CREATE ROLE ts_admin" -c "SELECT 
 ok "$(grep -q "Index Scan Backward using dead_letter_recent_idx" <<<"$unbound_page" &&
       grep -q "Merge Append" <<<"$unbound_page" && ! grep -qE "Seq Scan|Gather" <<<"$unbound_page" && echo 0 || echo 1)" \
     "an unbound reader's DLQ first page is still an index scan of dead_letter_recent_idx, merged, no scan and sort of every record"
-# a reader bound to two tenants: the first through the ordered branch, the
-# second through the other (50_dlq.sql)
+# a reader bound to two tenants: both ranges of dead_letter_tenant_idx
 q "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, confidence,
        remediation, max_retries, last_failed_at)
    SELECT 'b_job', 'ts_b', 'PENDING', 'TRANSIENT_NETWORK', 0.8, 'RETRY_WITH_BACKOFF', 3,
