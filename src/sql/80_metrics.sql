@@ -491,7 +491,10 @@ SELECT s.tenant, s.status, s.failure_type, s.by_retry,
  GROUP BY 1, 2, 3, 4
 HAVING sum(s.records) <> 0;
 
--- The caller's totals (all_tenants rows when it sees every tenant).
+-- The caller's totals: the all_tenants rows for an unbound caller; a
+-- tenant-bound one sums its tenants' rows, even when they are every tenant
+-- there is (row security hides the all_tenants rows, tenant '', from it: the
+-- branch by "sees every tenant" (_tenant_scope) gave it no rows at all).
 CREATE VIEW taskguard._failure_totals AS
 SELECT s.task_name, s.failure_type, s.priority,
        sum(s.failures)::bigint AS failures, sum(s.retries)::bigint AS retries,
@@ -499,13 +502,13 @@ SELECT s.task_name, s.failure_type, s.priority,
        sum(s.abandoned)::bigint AS abandoned
   FROM (SELECT t.task_name, t.failure_type, t.priority, t.failures, t.retries,
                t.retry_sum, t.abandons, t.abandoned
-          FROM taskguard.failure_total t, taskguard._tenant_scope sc
-         WHERE t.all_tenants AND sc.all_visible
+          FROM taskguard.failure_total t
+         WHERE t.all_tenants AND taskguard._tenant_scope() IS NULL
         UNION ALL
         SELECT t.task_name, t.failure_type, t.priority, t.failures, t.retries,
                t.retry_sum, t.abandons, t.abandoned
-          FROM taskguard.failure_total t, taskguard._tenant_scope sc
-         WHERE NOT t.all_tenants AND NOT sc.all_visible
+          FROM taskguard.failure_total t
+         WHERE NOT t.all_tenants AND taskguard._tenant_scope() IS NOT NULL
            AND t.tenant = ANY (taskguard._tenant_scope())
         UNION ALL
         SELECT d.task_name, d.failure_type, d.priority, d.failures, d.retries,
@@ -520,12 +523,12 @@ SELECT s.bucket, s.failure_type,
        sum(s.failures)::bigint AS failures, sum(s.retries)::bigint AS retries,
        sum(s.abandons)::bigint AS abandons
   FROM (SELECT h.bucket, h.failure_type, h.failures, h.retries, h.abandons
-          FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
-         WHERE h.all_tenants AND sc.all_visible
+          FROM taskguard.failure_hourly h
+         WHERE h.all_tenants AND taskguard._tenant_scope() IS NULL
         UNION ALL
         SELECT h.bucket, h.failure_type, h.failures, h.retries, h.abandons
-          FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
-         WHERE NOT h.all_tenants AND NOT sc.all_visible
+          FROM taskguard.failure_hourly h
+         WHERE NOT h.all_tenants AND taskguard._tenant_scope() IS NOT NULL
            AND h.tenant = ANY (taskguard._tenant_scope())
         UNION ALL
         SELECT date_trunc('hour', d.minute), d.failure_type, d.failures, d.retries, d.abandons

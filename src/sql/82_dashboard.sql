@@ -229,17 +229,18 @@ SELECT p.failure_type, p.remediation, p.alert_level, p.retryable,
 
 -- Failed attempts per hour and failure type, over taskguard.event_retention;
 -- `time` is the hour (Grafana's time column).  It reads the rollup only (up
--- to one scheduler pass behind): a caller who sees every tenant reads the
--- all-tenant rows as they are, through the primary key, with no aggregation.
+-- to one scheduler pass behind): an unbound caller reads the all-tenant
+-- rows as they are, through the primary key, with no aggregation; a
+-- tenant-bound one sums its tenants' rows (failure_hourly_tenant_idx).
 CREATE VIEW taskguard.failure_trend AS
 SELECT h.bucket AS time, h.failure_type, h.failures, h.retries, h.abandons
-  FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
- WHERE h.all_tenants AND sc.all_visible
+  FROM taskguard.failure_hourly h
+ WHERE h.all_tenants AND taskguard._tenant_scope() IS NULL
 UNION ALL
 SELECT h.bucket, h.failure_type, sum(h.failures)::bigint, sum(h.retries)::bigint,
        sum(h.abandons)::bigint
-  FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
- WHERE NOT h.all_tenants AND NOT sc.all_visible
+  FROM taskguard.failure_hourly h
+ WHERE NOT h.all_tenants AND taskguard._tenant_scope() IS NOT NULL
    AND h.tenant = ANY (taskguard._tenant_scope())   -- failure_hourly_tenant_idx
  GROUP BY 1, 2;
 

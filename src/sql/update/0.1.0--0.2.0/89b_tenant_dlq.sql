@@ -28,10 +28,14 @@ SELECT d.id, d.task_id, d.task_ref, d.task_name, d.args, d.queue, d.tenant, d.se
            AND x.tenant = ANY (taskguard._tenant_scope())) d
  WHERE d.branch = 2 OR taskguard._tenant_scope() IS NULL;
 
+
 -- The rollup readers (80_metrics.sql, failure_trend of 82_dashboard.sql): a
 -- tenant-bound reader reads its tenants' rollup rows by key, not every
--- tenant's through a join to _visible_tenants.  Row security still filters
--- every branch (the views run as their caller, as 90_access.sql leaves them).
+-- tenant's through a join to _visible_tenants; and it reads them even when
+-- its tenants are every tenant there is (the all_tenants rows, which row
+-- security hides from it, served it then: no failures at all).  Row security
+-- still filters every branch (the views run as their caller, as
+-- 90_access.sql leaves them).
 CREATE INDEX failure_hourly_tenant_idx ON taskguard.failure_hourly (tenant, bucket) WHERE NOT all_tenants;
 CREATE OR REPLACE VIEW taskguard._dlq_counts WITH (security_invoker = true) AS
 SELECT s.tenant, s.status, s.failure_type, s.by_retry,
@@ -59,13 +63,13 @@ SELECT s.task_name, s.failure_type, s.priority,
        sum(s.abandoned)::bigint AS abandoned
   FROM (SELECT t.task_name, t.failure_type, t.priority, t.failures, t.retries,
                t.retry_sum, t.abandons, t.abandoned
-          FROM taskguard.failure_total t, taskguard._tenant_scope sc
-         WHERE t.all_tenants AND sc.all_visible
+          FROM taskguard.failure_total t
+         WHERE t.all_tenants AND taskguard._tenant_scope() IS NULL
         UNION ALL
         SELECT t.task_name, t.failure_type, t.priority, t.failures, t.retries,
                t.retry_sum, t.abandons, t.abandoned
-          FROM taskguard.failure_total t, taskguard._tenant_scope sc
-         WHERE NOT t.all_tenants AND NOT sc.all_visible
+          FROM taskguard.failure_total t
+         WHERE NOT t.all_tenants AND taskguard._tenant_scope() IS NOT NULL
            AND t.tenant = ANY (taskguard._tenant_scope())
         UNION ALL
         SELECT d.task_name, d.failure_type, d.priority, d.failures, d.retries,
@@ -79,12 +83,12 @@ SELECT s.bucket, s.failure_type,
        sum(s.failures)::bigint AS failures, sum(s.retries)::bigint AS retries,
        sum(s.abandons)::bigint AS abandons
   FROM (SELECT h.bucket, h.failure_type, h.failures, h.retries, h.abandons
-          FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
-         WHERE h.all_tenants AND sc.all_visible
+          FROM taskguard.failure_hourly h
+         WHERE h.all_tenants AND taskguard._tenant_scope() IS NULL
         UNION ALL
         SELECT h.bucket, h.failure_type, h.failures, h.retries, h.abandons
-          FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
-         WHERE NOT h.all_tenants AND NOT sc.all_visible
+          FROM taskguard.failure_hourly h
+         WHERE NOT h.all_tenants AND taskguard._tenant_scope() IS NOT NULL
            AND h.tenant = ANY (taskguard._tenant_scope())
         UNION ALL
         SELECT date_trunc('hour', d.minute), d.failure_type, d.failures, d.retries, d.abandons
@@ -95,12 +99,12 @@ SELECT s.bucket, s.failure_type,
 
 CREATE OR REPLACE VIEW taskguard.failure_trend WITH (security_invoker = true) AS
 SELECT h.bucket AS time, h.failure_type, h.failures, h.retries, h.abandons
-  FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
- WHERE h.all_tenants AND sc.all_visible
+  FROM taskguard.failure_hourly h
+ WHERE h.all_tenants AND taskguard._tenant_scope() IS NULL
 UNION ALL
 SELECT h.bucket, h.failure_type, sum(h.failures)::bigint, sum(h.retries)::bigint,
        sum(h.abandons)::bigint
-  FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
- WHERE NOT h.all_tenants AND NOT sc.all_visible
+  FROM taskguard.failure_hourly h
+ WHERE NOT h.all_tenants AND taskguard._tenant_scope() IS NOT NULL
    AND h.tenant = ANY (taskguard._tenant_scope())   -- failure_hourly_tenant_idx
  GROUP BY 1, 2;
