@@ -52,6 +52,8 @@ CREATE INDEX dead_letter_resolved_idx ON taskguard.dead_letter (resolved_at) WHE
 -- external retries handed out but never reported back (_redispatch_lost)
 CREATE INDEX dead_letter_dispatched_idx ON taskguard.dead_letter (dispatched_at)
     WHERE status = 'RETRYING' AND external;
+-- a tenant-bound reader's records, newest first (the dlq view's tenant branch)
+CREATE INDEX dead_letter_tenant_idx ON taskguard.dead_letter (tenant, last_failed_at, id);
 -- ON DELETE SET NULL from task pruning
 CREATE INDEX dead_letter_task_idx ON taskguard.dead_letter (task_id) WHERE task_id IS NOT NULL;
 -- external mode: one record per (tenant, task_ref); long refs are hashed
@@ -632,9 +634,28 @@ END
 $$;
 
 -- The dead-letter queue as operators and dashboards see it (also the CSV export).
+-- Row security (90_access.sql) decides what a caller sees; the two branches
+-- only decide how the rows are found, so that a tenant-bound reader pays for
+-- its own records, not for the other tenants' (issue 24): the policy,
+-- coalesce(tenant = ANY (scope), scope IS NULL), is no index key.  One-time
+-- filters on the caller's scope run one branch:
+--  1. an unbound caller: every record.  The branch has no WHERE of its own
+--     (its filter is the outer one, pushed in as a one-time filter), so it
+--     stays a member of the append and a caller's ORDER BY last_failed_at
+--     DESC LIMIT n is a Merge Append over dead_letter_recent_idx, an index
+--     scan of n rows.  A WHERE in the branch made it a subquery planned
+--     without the caller's order: a sort of every record (90 ms at 250,000).
+--  2. a tenant-bound caller: its tenants' records through
+--     dead_letter_tenant_idx (planned without the caller's order, so a page
+--     sorts the caller's own records).
 CREATE VIEW taskguard.dlq WITH (security_invoker = true) AS
 SELECT d.id, d.task_id, d.task_ref, d.task_name, d.args, d.queue, d.tenant, d.service,
        d.status, d.failure_type, d.confidence, d.remediation, d.error_type, d.message,
        d.context, d.retry_count, d.max_retries, d.priority, d.first_failed_at,
        d.last_failed_at, d.next_retry_at, d.resolved_at, d.resolution, d.alert_level, d.rule
-  FROM taskguard.dead_letter d;
+  FROM (SELECT 1 AS branch, x.* FROM taskguard.dead_letter x
+        UNION ALL
+        SELECT 2, x.* FROM taskguard.dead_letter x
+         WHERE taskguard._tenant_scope() IS NOT NULL
+           AND x.tenant = ANY (taskguard._tenant_scope())) d
+ WHERE d.branch = 2 OR taskguard._tenant_scope() IS NULL;

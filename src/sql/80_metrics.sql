@@ -66,6 +66,8 @@ CREATE TABLE taskguard.failure_hourly (
     PRIMARY KEY (all_tenants, bucket, tenant, failure_type)   -- all_tenants first: the views read one side
 );
 SELECT pg_catalog.pg_extension_config_dump('taskguard.failure_hourly', '');
+-- a tenant-bound reader's hours (_failure_hours, failure_trend)
+CREATE INDEX failure_hourly_tenant_idx ON taskguard.failure_hourly (tenant, bucket) WHERE NOT all_tenants;
 
 -- Failed attempts and abandoned records per minute, for the dashboard's
 -- 1-hour and 24-hour windows; kept 25 hours.
@@ -463,23 +465,36 @@ SELECT NOT EXISTS (SELECT 1 FROM taskguard.metric_tenant m
                     WHERE NOT taskguard._tenant_visible(nullif(m.tenant, ''))) AS all_visible;
 
 -- Rollup plus pending deltas, filtered to the caller's tenants.  The
--- dashboards read these, never the base tables.
+-- dashboards read these, never the base tables.  One-time filters on the
+-- caller's scope pick the branches: an unbound caller reads every row (row
+-- security lets it), a tenant-bound one its tenants' rows by key — the
+-- primary keys of dlq_rollup and failure_total and failure_hourly_tenant_idx
+-- — so that it pays for its own tenants, not for the thousand others' rows
+-- (issue 24; joining the rollup to _visible_tenants read every tenant's rows
+-- and threw the others' away).  Row security filters every branch as well.
 CREATE VIEW taskguard._dlq_counts AS
 SELECT s.tenant, s.status, s.failure_type, s.by_retry,
        sum(s.records)::bigint AS records, sum(s.retried)::bigint AS retried,
        sum(s.retry_sum)::bigint AS retry_sum, sum(s.confidence_sum) AS confidence_sum
   FROM (SELECT r.tenant, r.status, r.failure_type, r.by_retry, r.records, r.retried,
                r.retry_sum, r.confidence_sum
-          FROM taskguard.dlq_rollup r
+          FROM taskguard.dlq_rollup r WHERE taskguard._tenant_scope() IS NULL
+        UNION ALL
+        SELECT r.tenant, r.status, r.failure_type, r.by_retry, r.records, r.retried,
+               r.retry_sum, r.confidence_sum
+          FROM taskguard.dlq_rollup r WHERE r.tenant = ANY (taskguard._tenant_scope())
         UNION ALL
         SELECT d.tenant, d.status, d.failure_type, d.by_retry, d.records, d.retried,
                d.retry_sum, d.confidence_sum
-          FROM taskguard.dlq_delta d) s
- WHERE s.tenant IN (SELECT v.tenant FROM taskguard._visible_tenants v)
+          FROM taskguard.dlq_delta d
+         WHERE taskguard._tenant_scope() IS NULL OR d.tenant = ANY (taskguard._tenant_scope())) s
  GROUP BY 1, 2, 3, 4
 HAVING sum(s.records) <> 0;
 
--- The caller's totals (all_tenants rows when it sees every tenant).
+-- The caller's totals: the all_tenants rows for an unbound caller; a
+-- tenant-bound one sums its tenants' rows, even when they are every tenant
+-- there is (row security hides the all_tenants rows, tenant '', from it: the
+-- branch by "sees every tenant" (_tenant_scope) gave it no rows at all).
 CREATE VIEW taskguard._failure_totals AS
 SELECT s.task_name, s.failure_type, s.priority,
        sum(s.failures)::bigint AS failures, sum(s.retries)::bigint AS retries,
@@ -487,14 +502,19 @@ SELECT s.task_name, s.failure_type, s.priority,
        sum(s.abandoned)::bigint AS abandoned
   FROM (SELECT t.task_name, t.failure_type, t.priority, t.failures, t.retries,
                t.retry_sum, t.abandons, t.abandoned
-          FROM taskguard.failure_total t, taskguard._tenant_scope sc
-         WHERE t.all_tenants = sc.all_visible
-           AND (sc.all_visible OR t.tenant IN (SELECT v.tenant FROM taskguard._visible_tenants v))
+          FROM taskguard.failure_total t
+         WHERE t.all_tenants AND taskguard._tenant_scope() IS NULL
+        UNION ALL
+        SELECT t.task_name, t.failure_type, t.priority, t.failures, t.retries,
+               t.retry_sum, t.abandons, t.abandoned
+          FROM taskguard.failure_total t
+         WHERE NOT t.all_tenants AND taskguard._tenant_scope() IS NOT NULL
+           AND t.tenant = ANY (taskguard._tenant_scope())
         UNION ALL
         SELECT d.task_name, d.failure_type, d.priority, d.failures, d.retries,
                d.retry_sum, d.abandons, d.abandoned
           FROM taskguard.event_delta d
-         WHERE d.tenant IN (SELECT v.tenant FROM taskguard._visible_tenants v)) s
+         WHERE taskguard._tenant_scope() IS NULL OR d.tenant = ANY (taskguard._tenant_scope())) s
  GROUP BY 1, 2, 3;
 
 -- The caller's failed attempts per hour and type.
@@ -503,12 +523,16 @@ SELECT s.bucket, s.failure_type,
        sum(s.failures)::bigint AS failures, sum(s.retries)::bigint AS retries,
        sum(s.abandons)::bigint AS abandons
   FROM (SELECT h.bucket, h.failure_type, h.failures, h.retries, h.abandons
-          FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
-         WHERE h.all_tenants = sc.all_visible
-           AND (sc.all_visible OR h.tenant IN (SELECT v.tenant FROM taskguard._visible_tenants v))
+          FROM taskguard.failure_hourly h
+         WHERE h.all_tenants AND taskguard._tenant_scope() IS NULL
+        UNION ALL
+        SELECT h.bucket, h.failure_type, h.failures, h.retries, h.abandons
+          FROM taskguard.failure_hourly h
+         WHERE NOT h.all_tenants AND taskguard._tenant_scope() IS NOT NULL
+           AND h.tenant = ANY (taskguard._tenant_scope())
         UNION ALL
         SELECT date_trunc('hour', d.minute), d.failure_type, d.failures, d.retries, d.abandons
           FROM taskguard.event_delta d
          WHERE d.failures > 0
-           AND d.tenant IN (SELECT v.tenant FROM taskguard._visible_tenants v)) s
+           AND (taskguard._tenant_scope() IS NULL OR d.tenant = ANY (taskguard._tenant_scope()))) s
  GROUP BY 1, 2;

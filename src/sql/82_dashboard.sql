@@ -229,18 +229,19 @@ SELECT p.failure_type, p.remediation, p.alert_level, p.retryable,
 
 -- Failed attempts per hour and failure type, over taskguard.event_retention;
 -- `time` is the hour (Grafana's time column).  It reads the rollup only (up
--- to one scheduler pass behind): a caller who sees every tenant reads the
--- all-tenant rows as they are, through the primary key, with no aggregation.
+-- to one scheduler pass behind): an unbound caller reads the all-tenant
+-- rows as they are, through the primary key, with no aggregation; a
+-- tenant-bound one sums its tenants' rows (failure_hourly_tenant_idx).
 CREATE VIEW taskguard.failure_trend AS
 SELECT h.bucket AS time, h.failure_type, h.failures, h.retries, h.abandons
-  FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
- WHERE h.all_tenants AND sc.all_visible
+  FROM taskguard.failure_hourly h
+ WHERE h.all_tenants AND taskguard._tenant_scope() IS NULL
 UNION ALL
 SELECT h.bucket, h.failure_type, sum(h.failures)::bigint, sum(h.retries)::bigint,
        sum(h.abandons)::bigint
-  FROM taskguard.failure_hourly h, taskguard._tenant_scope sc
- WHERE NOT h.all_tenants AND NOT sc.all_visible
-   AND h.tenant IN (SELECT v.tenant FROM taskguard._visible_tenants v)
+  FROM taskguard.failure_hourly h
+ WHERE NOT h.all_tenants AND taskguard._tenant_scope() IS NOT NULL
+   AND h.tenant = ANY (taskguard._tenant_scope())   -- failure_hourly_tenant_idx
  GROUP BY 1, 2;
 
 -- Classification confidence over time, the data of a heatmap: failed
@@ -310,6 +311,22 @@ SELECT p.failure_type, p.retryable, p.max_retries,
  WHERE p.task_name IS NULL;
 
 -- ---------------------------------------------------------------- alerts
+
+-- The flow limits holding due tasks back (alerts' flow_held_back rows): the
+-- tasks they hold and the oldest's wait in seconds.  A function with JIT
+-- off: flow_status joins every ready and running task to every limit, so
+-- with a million tasks its estimate passed jit_above_cost and PostgreSQL
+-- compiled the whole alerts query for 1.3 s (bench/tenants.sh), though with
+-- no flow limit the join runs no row.  Runs as its caller (row security).
+CREATE FUNCTION taskguard._flow_held_back()
+RETURNS TABLE (scope text, name text, waiting numeric, held_seconds numeric)
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+SET jit = off
+AS $$
+SELECT s.scope, s.name, sum(s.waiting),
+       round(max(extract(epoch FROM now() - s.waiting_since)), 1)
+  FROM taskguard.flow_status s WHERE s.held_back GROUP BY 1, 2
+$$;
 
 -- Each alert that is on, at its most severe level breached.
 CREATE VIEW taskguard.alerts AS
@@ -382,9 +399,7 @@ UNION ALL
        f.held_seconds, t.threshold,
        format('flow limit %s %s holds %s due tasks back, the oldest for %s s',
               f.scope, f.name, f.waiting, f.held_seconds)
-  FROM (SELECT s.scope, s.name, sum(s.waiting) AS waiting,
-               round(max(extract(epoch FROM now() - s.waiting_since)), 1) AS held_seconds
-          FROM taskguard.flow_status s WHERE s.held_back GROUP BY 1, 2) f
+  FROM taskguard._flow_held_back() f
   JOIN taskguard.alert_threshold t ON t.alert = 'flow_held_back'
  WHERE t.enabled
    AND CASE t.comparison WHEN '>' THEN f.held_seconds > t.threshold ELSE f.held_seconds < t.threshold END

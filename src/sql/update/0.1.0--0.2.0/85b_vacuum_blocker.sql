@@ -5,6 +5,22 @@
 -- that 80d (retry analytics), 82 (no JIT, no task counts), 84 (flow control)
 -- and this piece add; and access as 90_access.sql gives it.
 
+-- The flow limits holding due tasks back (alerts' flow_held_back rows): the
+-- tasks they hold and the oldest's wait in seconds.  A function with JIT
+-- off: flow_status joins every ready and running task to every limit, so
+-- with a million tasks its estimate passed jit_above_cost and PostgreSQL
+-- compiled the whole alerts query for 1.3 s (bench/tenants.sh), though with
+-- no flow limit the join runs no row.  Runs as its caller (row security).
+CREATE FUNCTION taskguard._flow_held_back()
+RETURNS TABLE (scope text, name text, waiting numeric, held_seconds numeric)
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+SET jit = off
+AS $$
+SELECT s.scope, s.name, sum(s.waiting),
+       round(max(extract(epoch FROM now() - s.waiting_since)), 1)
+  FROM taskguard.flow_status s WHERE s.held_back GROUP BY 1, 2
+$$;
+
 -- alerts, with every 0.2.0 branch (per-type retry rates, vacuum_blocker,
 -- flow_held_back).
 CREATE OR REPLACE VIEW taskguard.alerts WITH (security_invoker = true) AS
@@ -77,9 +93,7 @@ UNION ALL
        f.held_seconds, t.threshold,
        format('flow limit %s %s holds %s due tasks back, the oldest for %s s',
               f.scope, f.name, f.waiting, f.held_seconds)
-  FROM (SELECT s.scope, s.name, sum(s.waiting) AS waiting,
-               round(max(extract(epoch FROM now() - s.waiting_since)), 1) AS held_seconds
-          FROM taskguard.flow_status s WHERE s.held_back GROUP BY 1, 2) f
+  FROM taskguard._flow_held_back() f
   JOIN taskguard.alert_threshold t ON t.alert = 'flow_held_back'
  WHERE t.enabled
    AND CASE t.comparison WHEN '>' THEN f.held_seconds > t.threshold ELSE f.held_seconds < t.threshold END
@@ -250,6 +264,7 @@ $$;
 ALTER VIEW taskguard.vacuum_blockers SET (security_invoker = true);
 REVOKE ALL ON taskguard.vacuum_blockers FROM PUBLIC;
 REVOKE ALL ON FUNCTION taskguard._vacuum_holders(), taskguard._vacuum_blocker_alert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION taskguard._flow_held_back() FROM PUBLIC;
 
 -- Roles granted a level under 0.1.0 get what their level gives of the new
 -- objects (_access_plan): readers and admins read the view and run its
@@ -266,7 +281,8 @@ BEGIN
     LOOP
         IF pg_catalog.has_table_privilege(v_role, 'taskguard.dlq', 'SELECT') THEN
             EXECUTE format('GRANT SELECT ON taskguard.vacuum_blockers TO %s', v_role);
-            EXECUTE format('GRANT EXECUTE ON FUNCTION taskguard._vacuum_holders(), taskguard._vacuum_blocker_alert() TO %s',
+            EXECUTE format('GRANT EXECUTE ON FUNCTION taskguard._vacuum_holders(), taskguard._vacuum_blocker_alert(),
+                                  taskguard._flow_held_back() TO %s',
                            v_role);
         END IF;
     END LOOP;
