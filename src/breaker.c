@@ -392,8 +392,7 @@ static void
 BreakerSpiConnect(TgSavedUser *saved)
 {
 	TgActAsRelOwner(saved_relid, saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	TgSpiConnect();
 }
 
 static void
@@ -513,6 +512,7 @@ BreakerConfigFor(const char *service)
 static void
 BreakerBump(BreakerEntry *e)
 {
+	Assert(LWLockHeldByMeInMode(TgLock(TG_LOCK_BREAKER), LW_EXCLUSIVE));
 	e->version = ++breaker_shared->version;
 }
 
@@ -552,6 +552,8 @@ BreakerEvictOne(TimestampTz now, uint64 owner)
 	}
 	if (victim == NULL)
 		return false;
+	Assert(LWLockHeldByMeInMode(TgLock(TG_LOCK_BREAKER), LW_EXCLUSIVE));
+	Assert(breaker_shared->nbreakers > 0);
 	hash_search(breaker_hash, &victim->key, HASH_REMOVE, NULL);
 	breaker_shared->nbreakers--;
 	return true;
@@ -609,6 +611,7 @@ BreakerEnter(const BreakerKey *key, TimestampTz now, uint64 owner, BreakerRefusa
 	BreakerEntry *e = hash_search(breaker_hash, key, HASH_FIND, NULL);
 	bool		found;
 
+	Assert(LWLockHeldByMeInMode(TgLock(TG_LOCK_BREAKER), LW_EXCLUSIVE));
 	*why = BREAKER_REFUSED_NONE;
 	if (e != NULL)
 		return e;
@@ -623,6 +626,7 @@ BreakerEnter(const BreakerKey *key, TimestampTz now, uint64 owner, BreakerRefusa
 		BreakerCountRefusal(*why, now);
 		return NULL;
 	}
+	Assert(!found);
 	BreakerCoreInit(&e->core);
 	e->version = 0;
 	e->saved_version = 0;

@@ -444,8 +444,7 @@ ClassifyEnsureCache(void)
 	ClassifyCacheReset();
 	cache.valid = true;
 	ClassifyLoadOids();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "taskguard: SPI_connect failed");
+	TgSpiConnect();
 	PG_TRY();
 	{
 		ClassifyLoadTables();

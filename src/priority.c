@@ -259,8 +259,7 @@ PrioEnsureCache(void)
 										 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(prio_cxt);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	TgSpiConnect();
 	prio_cache.relids[0] = PrioRelid("task_config");
 	prio_cache.relids[1] = PrioRelid("customer_tier");
 	prio_cache.relids[2] = PrioRelid("priority_queue");
@@ -564,7 +563,7 @@ taskguard_calculate_priority(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("task_name must not be NULL")));
+				 errmsg("argument \"task_name\" must not be NULL")));
 	task_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (context != NULL && !JB_ROOT_IS_OBJECT(context))
 		ereport(ERROR,

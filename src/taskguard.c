@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_class.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -107,6 +108,19 @@ TgRequireShmem(const char *what)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("taskguard must be loaded via shared_preload_libraries to use %s", what),
 				 errhint("Add taskguard to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * Every SPI session of taskguard starts here.  SPI_connect fails only on a
+ * can't-happen (nesting gone wrong), hence elog.
+ */
+void
+TgSpiConnect(void)
+{
+	int			rc = SPI_connect();
+
+	if (rc != SPI_OK_CONNECT)
+		elog(ERROR, "taskguard: SPI_connect failed: %s", SPI_result_code_string(rc));
 }
 
 /*

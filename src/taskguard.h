@@ -37,6 +37,9 @@ extern bool tg_shmem_ready;
 extern LWLock *TgLock(TgLockId id);
 extern void TgRequireShmem(const char *what);
 
+/* SPI_connect, checked the same way by every caller (taskguard.c). */
+extern void TgSpiConnect(void);
+
 /* The user a backend acted as before TgActAsRelOwner(). */
 typedef struct TgSavedUser
 {

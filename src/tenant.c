@@ -109,8 +109,7 @@ TenantLoad(Oid relid, bool have_bound, const Oid *roles)
 		bool		isnull;
 		Datum		d;
 
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		TgSpiConnect();
 		if (SPI_execute_with_args(have_bound ? TENANT_SCOPE_SQL(TENANT_BOUND_CHECK) : TENANT_SCOPE_SQL(""),
 								  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
 			SPI_processed != 1)

@@ -92,7 +92,7 @@ DECLARE
     v_live boolean;
 BEGIN
     IF key IS NULL THEN
-        RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+        RAISE EXCEPTION 'argument "key" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF key = '' THEN
         RAISE EXCEPTION 'key must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;

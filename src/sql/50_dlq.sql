@@ -477,8 +477,8 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF statuses IS NULL THEN
-        RAISE EXCEPTION 'statuses must not be NULL'
-            USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'argument "statuses" must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
     END IF;
     WITH gone AS (
         DELETE FROM taskguard.dead_letter d

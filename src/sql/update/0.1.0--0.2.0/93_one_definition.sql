@@ -9,3 +9,58 @@ SELECT s.pid, s.launcher_pid,
        s.last_pass_counts, s.total_counts, s.last_error
   FROM taskguard._scheduler_status() s;
 ALTER VIEW taskguard.scheduler_status SET (security_invoker = true);
+
+-- NULL arguments are refused with one phrasing, argument "x" must not be NULL (22004).
+CREATE OR REPLACE FUNCTION taskguard.idempotency_release(key text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+AS $$
+DECLARE
+    v_live boolean;
+BEGIN
+    IF key IS NULL THEN
+        RAISE EXCEPTION 'argument "key" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF key = '' THEN
+        RAISE EXCEPTION 'key must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    DELETE FROM taskguard.idempotency_record r
+     WHERE r.tenant = coalesce(taskguard._effective_tenant(NULL), '')
+       AND r.key_digest = taskguard._idempotency_digest(idempotency_release.key)
+    RETURNING r.expires_at > now() INTO v_live;
+    RETURN coalesce(v_live, false);
+END
+$$;
+CREATE OR REPLACE FUNCTION taskguard.dlq_purge(older_than interval DEFAULT '30 days',
+    statuses taskguard.dlq_status[] DEFAULT '{RESOLVED}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_n bigint;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a non-negative interval, got %', older_than
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF statuses IS NULL THEN
+        RAISE EXCEPTION 'argument "statuses" must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    WITH gone AS (
+        DELETE FROM taskguard.dead_letter d
+         WHERE d.status = ANY(statuses)
+           AND coalesce(d.resolved_at, d.last_failed_at) < now() - older_than
+        RETURNING d.id, d.task_id),
+    unlinked AS (
+        UPDATE taskguard.task t
+           SET failure_id = NULL,
+               status = CASE WHEN t.status = 'failed' THEN 'cancelled' ELSE t.status END,
+               finished_at = CASE WHEN t.status = 'failed' THEN now() ELSE t.finished_at END
+          FROM gone WHERE t.id = gone.task_id AND t.failure_id = gone.id
+        RETURNING 1)
+    SELECT count(*) INTO v_n FROM gone;
+    RETURN v_n;
+END
+$$;
