@@ -6,10 +6,10 @@
  * to [0, 4].  enqueue() calls this for every task, so the small configuration
  * tables (task_config, customer_tier, priority_queue) are read once per backend
  * into a cache and re-read only after a relcache invalidation of one of them:
- * statement triggers on those tables (priority_config_changed) send one on
+ * their statement trigger (_config_changed, see TgConfigCache) sends one on
  * every change, and DROP/ALTER send their own.  retry_policy's
- * priority_adjustment column is cached the same way (its own trigger,
- * retry_policy_invalidate, sends the invalidation); when the table does not
+ * priority_adjustment column is cached the same way (its trigger
+ * retry_policy_invalidate sends the invalidation); when the table does not
  * exist the SPEC's values are used.
  *
  * No shared state, no locks.
@@ -81,9 +81,8 @@ typedef struct PrioOverride
 /* The per-backend copy of the configuration tables. */
 typedef struct PrioCache
 {
-	bool		valid;
-	Oid			relids[4];		/* task_config, customer_tier, priority_queue,
-								 * retry_policy */
+	TgConfigCache cc;			/* relids: task_config, customer_tier,
+								 * priority_queue, retry_policy */
 	PrioTaskConfig *configs;	/* sorted by task_name, byte order */
 	int			nconfigs;
 	PrioTier   *tiers;
@@ -100,7 +99,6 @@ static PrioCache prio_cache;
 static Oid	prio_enum_typid = InvalidOid;
 static Datum prio_enum_labels[PRIO_LEVELS];
 static MemoryContext prio_cxt = NULL;
-static bool prio_callback_registered = false;
 
 PG_FUNCTION_INFO_V1(taskguard_calculate_priority);
 PG_FUNCTION_INFO_V1(taskguard_priority_level);
@@ -110,16 +108,6 @@ PG_FUNCTION_INFO_V1(taskguard_priority_config_changed);
 /* ---------------------------------------------------------------------
  * The configuration cache
  * --------------------------------------------------------------------- */
-
-/* Only marks the cache stale: it is re-read (and the plan freed) on next use. */
-static void
-PrioRelcacheCallback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == prio_cache.relids[0] ||
-		relid == prio_cache.relids[1] || relid == prio_cache.relids[2] ||
-		relid == prio_cache.relids[3])
-		prio_cache.valid = false;
-}
 
 /* Run a read-only query; its rows stay in SPI_tuptable. */
 static void
@@ -214,7 +202,7 @@ PrioLoadAdjustments(void)
 		prio_cache.adjust[i] = prio_failure_types[i].adjust;
 	prio_cache.noverrides = 0;
 	prio_cache.overrides = NULL;
-	if (!OidIsValid(prio_cache.relids[3]))
+	if (!OidIsValid(prio_cache.cc.relids[3]))
 		return;
 	PrioQuery("SELECT failure_type::text, task_name, priority_adjustment::float8 "
 			  "FROM taskguard.retry_policy WHERE priority_adjustment IS NOT NULL");
@@ -247,29 +235,27 @@ PrioLoadAdjustments(void)
 static void
 PrioEnsureCache(void)
 {
-	if (prio_cache.valid)
+	uint64		generation;
+
+	if (TgConfigCacheCurrent(&prio_cache.cc))
 		return;
-	if (!prio_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(PrioRelcacheCallback, (Datum) 0);
-		prio_callback_registered = true;
-	}
+	generation = TgConfigCacheLoadBegin(&prio_cache.cc);
 	if (prio_cxt == NULL)
 		prio_cxt = AllocSetContextCreate(CacheMemoryContext, "taskguard priority cache",
 										 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(prio_cxt);
 
 	TgSpiConnect();
-	prio_cache.relids[0] = PrioRelid("task_config");
-	prio_cache.relids[1] = PrioRelid("customer_tier");
-	prio_cache.relids[2] = PrioRelid("priority_queue");
-	prio_cache.relids[3] = PrioRelid("retry_policy");
+	prio_cache.cc.relids[0] = PrioRelid("task_config");
+	prio_cache.cc.relids[1] = PrioRelid("customer_tier");
+	prio_cache.cc.relids[2] = PrioRelid("priority_queue");
+	prio_cache.cc.relids[3] = PrioRelid("retry_policy");
 	PrioLoadConfigs();
 	PrioLoadTiers();
 	PrioLoadQueues();
 	PrioLoadAdjustments();
 	SPI_finish();
-	prio_cache.valid = true;
+	TgConfigCacheLoadEnd(&prio_cache.cc, generation);
 }
 
 static const PrioTaskConfig *
@@ -667,16 +653,9 @@ taskguard_escalation_bonus(PG_FUNCTION_ARGS)
 							   PrioSlaBonus(age, PrioTierSla(tier))));
 }
 
-/* Statement trigger on the priority tables: other backends re-read them. */
+/* 0.1.0's trigger function of the priority tables (0.2.0: _config_changed). */
 Datum
 taskguard_priority_config_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("priority_config_changed must be called as a trigger")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
+	return TgConfigChangedTrigger(fcinfo);
 }

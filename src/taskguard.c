@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_class.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -17,6 +18,8 @@
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "taskguard.h"
@@ -121,6 +124,89 @@ TgSpiConnect(void)
 
 	if (rc != SPI_OK_CONNECT)
 		elog(ERROR, "taskguard: SPI_connect failed: %s", SPI_result_code_string(rc));
+}
+
+/* ---- configuration caches (taskguard.h) ---- */
+
+static TgConfigCache *config_caches = NULL;
+static bool config_callback_registered = false;
+
+/* Marks stale every cache that holds relid (all of them for InvalidOid). */
+static void
+TgConfigCacheCallback(Datum arg, Oid relid)
+{
+	for (TgConfigCache *c = config_caches; c != NULL; c = c->next)
+	{
+		bool		hit = (relid == InvalidOid || c->loading);
+
+		for (int i = 0; i < TG_CONFIG_CACHE_RELS && !hit; i++)
+			hit = (OidIsValid(c->relids[i]) && c->relids[i] == relid);
+		if (hit)
+			c->generation++;
+	}
+}
+
+/* Is the copy of cache current?  Registers it (and our callback) on first use. */
+bool
+TgConfigCacheCurrent(TgConfigCache *cache)
+{
+	if (!config_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(TgConfigCacheCallback, (Datum) 0);
+		config_callback_registered = true;
+	}
+	if (cache->generation == 0)
+	{
+		cache->generation = 1;
+		cache->next = config_caches;
+		config_caches = cache;
+	}
+	return cache->loaded != 0 && cache->loaded == cache->generation;
+}
+
+/* Start reading the tables; the generation to give LoadEnd. */
+uint64
+TgConfigCacheLoadBegin(TgConfigCache *cache)
+{
+	Assert(cache->generation != 0); /* TgConfigCacheCurrent came first */
+	cache->loaded = 0;			/* an error during the read leaves no copy */
+	cache->loading = true;
+	return cache->generation;
+}
+
+/* The copy read since LoadBegin is current unless an invalidation came meanwhile. */
+void
+TgConfigCacheLoadEnd(TgConfigCache *cache, uint64 generation)
+{
+	cache->loading = false;
+	cache->loaded = generation;
+}
+
+/*
+ * The one statement trigger of every table a TgConfigCache holds: each
+ * backend's copy goes stale when the change commits.
+ */
+Datum
+TgConfigChangedTrigger(FunctionCallInfo fcinfo)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("taskguard.%s() must be called as a trigger",
+						get_func_name(fcinfo->flinfo->fn_oid))));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(taskguard_config_changed);
+
+/* taskguard._config_changed(): TgConfigChangedTrigger as SQL sees it. */
+Datum
+taskguard_config_changed(PG_FUNCTION_ARGS)
+{
+	return TgConfigChangedTrigger(fcinfo);
 }
 
 /*

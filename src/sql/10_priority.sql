@@ -61,20 +61,15 @@ AS 'MODULE_PATHNAME', 'taskguard_escalation_bonus'
 LANGUAGE C STABLE PARALLEL SAFE;
 
 -- Every backend caches the three tables above; a change tells them to re-read.
-CREATE FUNCTION taskguard._priority_config_changed()
-RETURNS trigger
-AS 'MODULE_PATHNAME', 'taskguard_priority_config_changed'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-
 CREATE TRIGGER priority_config_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.task_config
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 CREATE TRIGGER priority_config_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.customer_tier
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 CREATE TRIGGER priority_config_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.priority_queue
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 
 SELECT pg_catalog.pg_extension_config_dump('taskguard.task_config', '');
 

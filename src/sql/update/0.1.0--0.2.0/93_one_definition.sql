@@ -64,3 +64,37 @@ BEGIN
     RETURN v_n;
 END
 $$;
+
+-- One trigger function for every table a backend caches (TgConfigCache in
+-- src/taskguard.c); the four 0.1.0 functions that did the same go.  Their C
+-- symbols stay in the library, so a 0.1.0 schema keeps working until updated.
+CREATE FUNCTION taskguard._config_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'taskguard_config_changed'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION taskguard._config_changed() FROM PUBLIC;
+DO $$
+DECLARE
+    v_trigger text;
+    v_table   text;
+BEGIN
+    FOR v_trigger, v_table IN
+        VALUES ('tenant_member_changed', 'tenant_member'),
+               ('tenant_bound_role_changed', 'tenant_bound_role'),
+               ('priority_config_changed', 'task_config'),
+               ('priority_config_changed', 'customer_tier'),
+               ('priority_config_changed', 'priority_queue'),
+               ('classification_rule_invalidate', 'classification_rule'),
+               ('retry_policy_invalidate', 'retry_policy'),
+               ('breaker_config_changed', 'breaker_config')
+    LOOP
+        EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE'
+                       ' ON taskguard.%I FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed()',
+                       v_trigger, v_table);
+    END LOOP;
+END
+$$;
+DROP FUNCTION taskguard._tenant_member_changed();
+DROP FUNCTION taskguard._priority_config_changed();
+DROP FUNCTION taskguard._classify_invalidate();
+DROP FUNCTION taskguard._breaker_config_changed();
