@@ -140,13 +140,10 @@ BEGIN
     GET DIAGNOSTICS v_n = ROW_COUNT;
 
     -- Forget tasks that finished or were pruned.
-    -- (= ANY(ARRAY()): the pick runs once, never rescanned per row)
-    DELETE FROM taskguard.task_escalation x
-     WHERE x.task_id = ANY (ARRAY(
-        SELECT e.task_id FROM taskguard.task_escalation e
-          LEFT JOIN taskguard.task t ON t.id = e.task_id
-         WHERE t.id IS NULL OR t.status IN ('succeeded', 'cancelled')
-         LIMIT greatest(batch, 1)));
+    PERFORM taskguard._delete_batch('taskguard.task_escalation',
+        $c$NOT EXISTS (SELECT 1 FROM taskguard.task t
+                        WHERE t.id = x.task_id AND t.status NOT IN ('succeeded', 'cancelled'))$c$,
+        greatest(batch, 1), skip_locked => false, key => 'task_id');
     RETURN v_n;
 END
 $$;

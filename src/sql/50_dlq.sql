@@ -608,26 +608,16 @@ RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
-    v_events  int;
-    v_records int;
+    v_n int;
 BEGIN
-    DELETE FROM taskguard.failure_event e
-     WHERE e.ctid = ANY (ARRAY(
-        SELECT x.ctid FROM taskguard.failure_event x
-         WHERE x.time < now() - taskguard._setting_interval('taskguard.event_retention', '30 days')
-         ORDER BY x.time LIMIT batch));
-    GET DIAGNOSTICS v_events = ROW_COUNT;
-    -- = ANY(ARRAY()): the pick runs once, whatever plan was cached while the
-    -- table was small (as IN (subquery) it could be rescanned per row).
-    DELETE FROM taskguard.dead_letter d
-     WHERE d.id = ANY (ARRAY(
-        SELECT x.id FROM taskguard.dead_letter x
-         WHERE x.status = 'RESOLVED'
-           AND x.resolved_at < now() - taskguard._setting_interval('taskguard.dlq_retention', '30 days')
-         ORDER BY x.resolved_at LIMIT batch
-         FOR UPDATE SKIP LOCKED));
-    GET DIAGNOSTICS v_records = ROW_COUNT;
-    RETURN v_events + v_records;
+    -- events are only ever inserted: no row lock to take
+    v_n := taskguard._delete_batch('taskguard.failure_event', 'x.time < $1', batch,
+               order_by => 'x.time', skip_locked => false,
+               arg1 => now() - taskguard._setting_interval('taskguard.event_retention', '30 days'));
+    RETURN v_n + taskguard._delete_batch('taskguard.dead_letter',
+               $c$x.status = 'RESOLVED' AND x.resolved_at < $1$c$, batch,
+               order_by => 'x.resolved_at', key => 'id',
+               arg1 => now() - taskguard._setting_interval('taskguard.dlq_retention', '30 days'));
 END
 $$;
 

@@ -98,3 +98,136 @@ DROP FUNCTION taskguard._tenant_member_changed();
 DROP FUNCTION taskguard._priority_config_changed();
 DROP FUNCTION taskguard._classify_invalidate();
 DROP FUNCTION taskguard._breaker_config_changed();
+
+-- One batched delete (_delete_batch) for the scheduler's pruning steps.
+CREATE FUNCTION taskguard._delete_batch(tbl regclass, cond text, batch int,
+    order_by text DEFAULT NULL, skip_locked boolean DEFAULT true, key text DEFAULT 'ctid',
+    arg1 timestamptz DEFAULT NULL, arg2 timestamptz DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_n int;
+BEGIN
+    EXECUTE format('DELETE FROM %1$s x WHERE x.%2$I = ANY (ARRAY('
+                   'SELECT x.%2$I FROM %1$s x WHERE %3$s%4$s LIMIT $3%5$s)) AND %3$s',
+                   tbl, key, cond, ' ORDER BY ' || order_by,
+                   CASE WHEN skip_locked THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END)
+      USING arg1, arg2, batch;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+REVOKE ALL ON FUNCTION taskguard._delete_batch(regclass, text, int, text, boolean, text, timestamptz, timestamptz) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION taskguard._prune_tasks(batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_n      int;
+    v_before timestamptz := now() - taskguard._setting_interval('taskguard.task_retention', '1 day');
+    -- tasks that passed retention in the last two minutes: older ones were
+    -- pruned by earlier passes (src/scan_window.c)
+    v_since  timestamptz := taskguard._scan_since('prune_tasks', v_before - interval '2 minutes');
+BEGIN
+    v_n := taskguard._delete_batch('taskguard.task',
+        $c$x.status IN ('succeeded', 'cancelled') AND x.finished_at < $1 AND x.finished_at >= $2$c$,
+        batch, key => 'id', arg1 => v_before, arg2 => v_since);
+    IF v_since = '-infinity' AND v_n < batch THEN
+        PERFORM taskguard._scan_full_done('prune_tasks');
+    END IF;
+    RETURN v_n;
+END
+$$;
+CREATE OR REPLACE FUNCTION taskguard._idempotency_expire(batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+BEGIN
+    RETURN taskguard._delete_batch('taskguard.idempotency_record', 'x.expires_at <= now()',
+                                   greatest(batch, 1));
+END
+$$;
+CREATE OR REPLACE FUNCTION taskguard._prune_failures(batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_n int;
+BEGIN
+    -- events are only ever inserted: no row lock to take
+    v_n := taskguard._delete_batch('taskguard.failure_event', 'x.time < $1', batch,
+               order_by => 'x.time', skip_locked => false,
+               arg1 => now() - taskguard._setting_interval('taskguard.event_retention', '30 days'));
+    RETURN v_n + taskguard._delete_batch('taskguard.dead_letter',
+               $c$x.status = 'RESOLVED' AND x.resolved_at < $1$c$, batch,
+               order_by => 'x.resolved_at', key => 'id',
+               arg1 => now() - taskguard._setting_interval('taskguard.dlq_retention', '30 days'));
+END
+$$;
+CREATE OR REPLACE FUNCTION taskguard._rollup(batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_n int;
+BEGIN
+    v_n := taskguard._rollup_dlq(batch) + taskguard._rollup_events(batch);
+    v_n := v_n + taskguard._delete_batch('taskguard.activity_minute', 'x.minute < $1', batch,
+                     skip_locked => false, arg1 => now() - interval '25 hours');
+    RETURN v_n + taskguard._delete_batch('taskguard.failure_hourly', 'x.bucket < $1', batch,
+                     skip_locked => false,
+                     arg1 => now() - taskguard._setting_interval('taskguard.event_retention', '30 days')
+                           - interval '1 hour');
+END
+$$;
+CREATE OR REPLACE FUNCTION taskguard._escalate_priorities(batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_young interval;
+    v_n     int;
+BEGIN
+    SELECT least(interval '6 hours', min(c.sla) / 2) INTO v_young
+      FROM taskguard.customer_tier c WHERE c.sla > interval '0';
+    v_young := coalesce(v_young, interval '6 hours');
+
+    WITH cand AS (
+        SELECT t.id, b.base, s.score
+          FROM taskguard.task t
+          LEFT JOIN taskguard.task_escalation e ON e.task_id = t.id
+         CROSS JOIN LATERAL (SELECT CASE
+                WHEN e.escalated_score = t.priority_score THEN e.base_score
+                WHEN t.attempts = 0 AND e.task_id IS NULL THEN t.priority_score
+                ELSE t.priority_score - taskguard._escalation_bonus(
+                         t.customer_tier, t.enqueued_at, greatest(t.run_at, t.enqueued_at))
+                END AS base) b
+         CROSS JOIN LATERAL (SELECT least(4, greatest(0, b.base +
+                    taskguard._escalation_bonus(t.customer_tier, t.enqueued_at)))::real AS score) s
+         WHERE t.status = 'ready' AND t.priority_score < 4
+           AND t.enqueued_at <= now() - v_young
+           AND s.score > t.priority_score
+           AND taskguard.priority_level(s.score) > t.priority
+         LIMIT greatest(batch, 1)
+         FOR UPDATE OF t SKIP LOCKED),
+    upd AS (
+        UPDATE taskguard.task t
+           SET priority = taskguard.priority_level(c.score), priority_score = c.score
+          FROM cand c
+         WHERE t.id = c.id
+        RETURNING t.id)
+    INSERT INTO taskguard.task_escalation AS x (task_id, base_score, escalated_score)
+    SELECT c.id, c.base, c.score FROM cand c JOIN upd u ON u.id = c.id
+    ON CONFLICT (task_id) DO UPDATE
+       SET base_score = EXCLUDED.base_score, escalated_score = EXCLUDED.escalated_score;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+
+    -- Forget tasks that finished or were pruned.
+    PERFORM taskguard._delete_batch('taskguard.task_escalation',
+        $c$NOT EXISTS (SELECT 1 FROM taskguard.task t
+                        WHERE t.id = x.task_id AND t.status NOT IN ('succeeded', 'cancelled'))$c$,
+        greatest(batch, 1), skip_locked => false, key => 'task_id');
+    RETURN v_n;
+END
+$$;
