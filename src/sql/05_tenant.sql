@@ -89,8 +89,8 @@ $$;
 -- The tenant a call acts for: the named one, else the caller's first mapped
 -- tenant (NULL for an unmapped caller).  A mapped caller naming a tenant it
 -- is not mapped to is refused.  Plain SQL, so callers inline it.
--- src/idempotency.c writes the "first mapped tenant" rule out as
--- IDEM_TENANT_SQL; keep the two in step.
+-- Its C form is TenantFirstOfCaller() in src/tenant.c (the first element of
+-- the same cached scope), which src/idempotency.c uses for keys and counters.
 CREATE FUNCTION taskguard._effective_tenant(tenant text)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE

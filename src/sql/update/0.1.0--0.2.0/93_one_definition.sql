@@ -231,3 +231,62 @@ BEGIN
     RETURN v_n;
 END
 $$;
+
+-- One body (_dlq_close) for _dlq_resolve and dlq_abandon.
+CREATE FUNCTION taskguard._dlq_close(ids bigint[], new_status taskguard.dlq_status,
+    resolution text)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_resolve boolean := new_status = 'RESOLVED';
+    v_ids     bigint[];
+BEGIN
+    WITH done AS (
+        UPDATE taskguard.dead_letter d
+           SET status = new_status, next_retry_at = NULL, resolution = _dlq_close.resolution,
+               resolved_at = CASE WHEN v_resolve THEN now() ELSE d.resolved_at END
+         WHERE d.id = ANY(ids)
+           AND CASE WHEN v_resolve THEN d.status <> 'RESOLVED'
+                    ELSE d.status IN ('PENDING', 'RETRYING') END
+        RETURNING d.id)
+    SELECT coalesce(array_agg(id), '{}') INTO v_ids FROM done;
+    PERFORM taskguard._dlq_hold_tasks(v_ids, v_resolve);
+    RETURN cardinality(v_ids);
+END
+$$;
+REVOKE ALL ON FUNCTION taskguard._dlq_close(bigint[], taskguard.dlq_status, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION taskguard._dlq_resolve(ids bigint[], note text)
+RETURNS int
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+AS $$ SELECT taskguard._dlq_close(ids, 'RESOLVED', coalesce(note, 'resolved')) $$;
+CREATE OR REPLACE FUNCTION taskguard.dlq_abandon(ids bigint[], reason text DEFAULT NULL)
+RETURNS int
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+AS $$ SELECT taskguard._dlq_close(ids, 'ABANDONED', coalesce(reason, 'abandoned by operator')) $$;
+
+-- Roles granted a level under 0.1.0 may execute each new helper wherever they
+-- may execute the function it serves (as grant_access gives it them now).
+DO $$
+DECLARE
+    v_new  regprocedure;
+    v_old  regprocedure;
+    v_role regrole;
+BEGIN
+    FOR v_new, v_old IN
+        VALUES ('taskguard._dlq_close(bigint[], taskguard.dlq_status, text)'::regprocedure,
+                'taskguard._dlq_resolve(bigint[], text)'::regprocedure),
+               ('taskguard._delete_batch(regclass, text, int, text, boolean, text, timestamptz, timestamptz)',
+                'taskguard._prune_tasks(int)')
+    LOOP
+        FOR v_role IN
+            SELECT DISTINCT x.grantee::regrole
+              FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) x
+             WHERE p.oid = v_old AND x.privilege_type = 'EXECUTE'
+               AND x.grantee <> p.proowner AND x.grantee <> 0
+        LOOP
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_new, v_role);
+        END LOOP;
+    END LOOP;
+END
+$$;
