@@ -125,6 +125,13 @@ static const struct
 /* ---------- small helpers ---------- */
 
 double
+ClassifyBuiltinAdjustment(TgFailureType type)
+{
+	Assert(type >= 0 && type < TG_FAILURE_TYPE_COUNT);
+	return builtin_policy[type].adjust;
+}
+
+double
 IntervalSeconds(const Interval *iv)
 {
 	return iv->time / 1000000.0 +

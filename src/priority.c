@@ -34,28 +34,19 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "classify.h"
 #include "priority.h"
 #include "taskguard.h"
 
 static const char *const prio_level_names[PRIO_LEVELS] =
 {"DEFERRED", "LOW", "MEDIUM", "HIGH", "CRITICAL"};
 
-/* SPEC §2 failure types with their built-in priority adjustment (SPEC §4). */
-static const struct
-{
-	const char *name;
-	double		adjust;
-}			prio_failure_types[] =
-{
-	{"TRANSIENT_NETWORK", 0}, {"TRANSIENT_DATABASE", 0},
-	{"TRANSIENT_RATE_LIMIT", -1.0}, {"PERMANENT_INVALID_INPUT", 0},
-	{"PERMANENT_NOT_FOUND", 0}, {"PERMANENT_AUTHENTICATION", 0},
-	{"CONFIGURATION_MISSING_ENV", 0}, {"CONFIGURATION_PERMISSIONS", 0},
-	{"EXTERNAL_SERVICE_UNAVAILABLE", -0.5}, {"EXTERNAL_API_ERROR", 0},
-	{"SYSTEM_OUT_OF_MEMORY", -0.5}, {"SYSTEM_DISK_FULL", -0.5},
-	{"SYSTEM_CPU_OVERLOAD", -0.5}, {"BUSINESS_LOGIC_VIOLATION", 0},
-	{"UNKNOWN", 0},
-};
+/*
+ * The failure types are match.h's (tg_failure_type_names, in the order of the
+ * SQL enum) and their built-in priority adjustments classify.c's
+ * (ClassifyBuiltinAdjustment): one list of the 15 types in C.
+ */
+#define PRIO_FAILURE_TYPES TG_FAILURE_TYPE_COUNT
 
 typedef struct PrioTaskConfig
 {
@@ -88,7 +79,7 @@ typedef struct PrioCache
 	PrioTier   *tiers;
 	int			ntiers;
 	char	   *queues[PRIO_LEVELS];
-	double		adjust[lengthof(prio_failure_types)];	/* retry_policy defaults */
+	double		adjust[PRIO_FAILURE_TYPES];	/* retry_policy defaults */
 	PrioOverride *overrides;	/* per-task_name priority_adjustment rows */
 	int			noverrides;
 } PrioCache;
@@ -198,8 +189,8 @@ PrioLoadQueues(void)
 static void
 PrioLoadAdjustments(void)
 {
-	for (int i = 0; i < lengthof(prio_failure_types); i++)
-		prio_cache.adjust[i] = prio_failure_types[i].adjust;
+	for (int i = 0; i < PRIO_FAILURE_TYPES; i++)
+		prio_cache.adjust[i] = ClassifyBuiltinAdjustment((TgFailureType) i);
 	prio_cache.noverrides = 0;
 	prio_cache.overrides = NULL;
 	if (!OidIsValid(prio_cache.cc.relids[3]))
@@ -213,8 +204,8 @@ PrioLoadAdjustments(void)
 		char	   *task = PrioGetText(i, 2);
 		int			idx = -1;
 
-		for (int j = 0; j < lengthof(prio_failure_types); j++)
-			if (strcmp(prio_failure_types[j].name, type) == 0)
+		for (int j = 0; j < PRIO_FAILURE_TYPES; j++)
+			if (strcmp(tg_failure_type_names[j], type) == 0)
 				idx = j;
 		if (idx < 0)
 			continue;
@@ -438,12 +429,12 @@ PrioContextAge(Jsonb *context)
 	return 0.0;
 }
 
-/* The index of a failure type name in prio_failure_types; raises if unknown. */
+/* The index of a failure type name in tg_failure_type_names; raises if unknown. */
 static int
 PrioFailureIndex(const char *name)
 {
-	for (int i = 0; i < lengthof(prio_failure_types); i++)
-		if (strcmp(prio_failure_types[i].name, name) == 0)
+	for (int i = 0; i < PRIO_FAILURE_TYPES; i++)
+		if (strcmp(tg_failure_type_names[i], name) == 0)
 			return i;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
