@@ -650,8 +650,10 @@ $$;
 -- The one batched delete of the scheduler's pruning steps: at most batch rows
 -- of tbl (alias x) for which cond holds, picked once, oldest first by
 -- order_by when given, rows another transaction holds skipped when
--- skip_locked, and cond checked again on the row deleted.  $1 and $2 in cond
--- are arg1 and arg2.  = ANY(ARRAY()): the pick runs once (an InitPlan); as
+-- skip_locked.  $1 and $2 in cond are arg1 and arg2.  Picked by ctid, cond
+-- is checked again on the row deleted (a TID scan whatever the plan); picked
+-- by a key, it is not, so the delete stays a look-up of that key's index
+-- (checked again, the planner may scan an index of cond's columns instead).  = ANY(ARRAY()): the pick runs once (an InitPlan); as
 -- `IN (subquery)` a plan cached while the table was small could rescan the
 -- subquery for every row (a nested-loop semi join over two seq scans):
 -- minutes at 20,000 rows, with the scheduler's snapshot holding back vacuum.
@@ -665,9 +667,10 @@ DECLARE
     v_n int;
 BEGIN
     EXECUTE format('DELETE FROM %1$s x WHERE x.%2$I = ANY (ARRAY('
-                   'SELECT x.%2$I FROM %1$s x WHERE %3$s%4$s LIMIT $3%5$s)) AND %3$s',
+                   'SELECT x.%2$I FROM %1$s x WHERE %3$s%4$s LIMIT $3%5$s))%6$s',
                    tbl, key, cond, ' ORDER BY ' || order_by,
-                   CASE WHEN skip_locked THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END)
+                   CASE WHEN skip_locked THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END,
+                   CASE WHEN key = 'ctid' THEN ' AND ' || cond ELSE '' END)
       USING arg1, arg2, batch;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;

@@ -110,9 +110,10 @@ DECLARE
     v_n int;
 BEGIN
     EXECUTE format('DELETE FROM %1$s x WHERE x.%2$I = ANY (ARRAY('
-                   'SELECT x.%2$I FROM %1$s x WHERE %3$s%4$s LIMIT $3%5$s)) AND %3$s',
+                   'SELECT x.%2$I FROM %1$s x WHERE %3$s%4$s LIMIT $3%5$s))%6$s',
                    tbl, key, cond, ' ORDER BY ' || order_by,
-                   CASE WHEN skip_locked THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END)
+                   CASE WHEN skip_locked THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END,
+                   CASE WHEN key = 'ctid' THEN ' AND ' || cond ELSE '' END)
       USING arg1, arg2, batch;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;
