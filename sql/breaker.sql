@@ -180,4 +180,4 @@ SELECT failure_threshold, window_us, cooldown_us, half_open_max_calls, success_t
   FROM taskguard._breaker_config_rows() WHERE service = 'reo';
 ROLLBACK;
 -- the trigger function is only a trigger
-SELECT taskguard._breaker_config_changed();
+SELECT taskguard._config_changed();

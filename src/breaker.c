@@ -138,7 +138,7 @@ static HTAB *breaker_hash = NULL;
 static bool breaker_callbacks_set = false;
 static Oid	config_relid = InvalidOid;
 static Oid	saved_relid = InvalidOid;
-static bool config_valid = false;
+static TgConfigCache config_cc;	/* relids: breaker_config */
 static bool db_loaded = false;
 static HTAB *config_cache = NULL;
 static BreakerConfig config_default;
@@ -301,13 +301,15 @@ BreakerTimeDatum(int64 t, bool *isnull)
 
 /* ---- backend caches ---- */
 
-/* Our tables changed (or all caches were reset): re-read settings, re-check the load. */
+/*
+ * Our tables changed (or all caches were reset): re-check the load of saved
+ * state (the settings are a TgConfigCache of their own).
+ */
 static void
 BreakerRelcacheCallback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == config_relid || relid == saved_relid)
 	{
-		config_valid = false;
 		db_loaded = false;
 		config_relid = InvalidOid;
 		saved_relid = InvalidOid;
@@ -392,8 +394,7 @@ static void
 BreakerSpiConnect(TgSavedUser *saved)
 {
 	TgActAsRelOwner(saved_relid, saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	TgSpiConnect();
 }
 
 static void
@@ -469,7 +470,6 @@ BreakerConfigLoad(void)
 	}
 	BreakerSpiFinish(&saved);
 	config_cache = cache;
-	config_valid = true;
 }
 
 /* Make the settings cache current; runs SQL, so never under our lock. */
@@ -477,14 +477,18 @@ static void
 BreakerEnsureConfig(void)
 {
 	BreakerBackendInit();
-	if (!config_valid || config_cache == NULL)
+	if (!TgConfigCacheCurrent(&config_cc) || config_cache == NULL)
 	{
+		uint64		generation = TgConfigCacheLoadBegin(&config_cc);
+
 		if (!BreakerLookupRelids())
 		{
 			config_default = breaker_default_config;
-			return;
+			return;				/* no copy: looked up again next time */
 		}
+		config_cc.relids[0] = config_relid;
 		BreakerConfigLoad();
+		TgConfigCacheLoadEnd(&config_cc, generation);
 	}
 }
 
@@ -513,6 +517,7 @@ BreakerConfigFor(const char *service)
 static void
 BreakerBump(BreakerEntry *e)
 {
+	Assert(LWLockHeldByMeInMode(TgLock(TG_LOCK_BREAKER), LW_EXCLUSIVE));
 	e->version = ++breaker_shared->version;
 }
 
@@ -552,6 +557,8 @@ BreakerEvictOne(TimestampTz now, uint64 owner)
 	}
 	if (victim == NULL)
 		return false;
+	Assert(LWLockHeldByMeInMode(TgLock(TG_LOCK_BREAKER), LW_EXCLUSIVE));
+	Assert(breaker_shared->nbreakers > 0);
 	hash_search(breaker_hash, &victim->key, HASH_REMOVE, NULL);
 	breaker_shared->nbreakers--;
 	return true;
@@ -609,6 +616,7 @@ BreakerEnter(const BreakerKey *key, TimestampTz now, uint64 owner, BreakerRefusa
 	BreakerEntry *e = hash_search(breaker_hash, key, HASH_FIND, NULL);
 	bool		found;
 
+	Assert(LWLockHeldByMeInMode(TgLock(TG_LOCK_BREAKER), LW_EXCLUSIVE));
 	*why = BREAKER_REFUSED_NONE;
 	if (e != NULL)
 		return e;
@@ -623,6 +631,7 @@ BreakerEnter(const BreakerKey *key, TimestampTz now, uint64 owner, BreakerRefusa
 		BreakerCountRefusal(*why, now);
 		return NULL;
 	}
+	Assert(!found);
 	BreakerCoreInit(&e->core);
 	e->version = 0;
 	e->saved_version = 0;
@@ -1284,18 +1293,11 @@ taskguard_breaker_live(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Trigger on breaker_config: every backend re-reads it after this commits. */
+/* 0.1.0's trigger function of breaker_config (0.2.0: _config_changed). */
 Datum
 taskguard_breaker_config_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("taskguard._breaker_config_changed() must be called as a trigger")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
+	return TgConfigChangedTrigger(fcinfo);
 }
 
 /*

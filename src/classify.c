@@ -8,10 +8,10 @@
  *
  * Cache: the rules and taskguard.retry_policy are read once per backend into
  * ClassifyCache (memory context under CacheMemoryContext, which also holds
- * the compiled regexes: see ClassifyCompileRegex; pg_regfree frees them).  A statement
- * trigger on both tables calls taskguard._classify_invalidate(), which sends
- * a relcache invalidation for the table; every backend's relcache callback
- * then marks its cache stale, and the next call reloads it (SPI).  So a rule
+ * the compiled regexes: see ClassifyCompileRegex; pg_regfree frees them), a
+ * TgConfigCache (taskguard.h): the tables' statement trigger
+ * taskguard._config_changed() sends a relcache invalidation, which marks every
+ * backend's copy stale, and the next call reloads it (SPI).  So a rule
  * committed in one session is used by every other session at its next
  * transaction, without reconnecting, and a classify() call costs no query.
  *
@@ -78,10 +78,8 @@ typedef struct ClassifyOverride
 
 typedef struct ClassifyCache
 {
-	bool		valid;
+	TgConfigCache cc;			/* relids: classification_rule, retry_policy */
 	MemoryContext cxt;
-	Oid			rule_relid;
-	Oid			policy_relid;
 	Oid			type_oids[TG_FAILURE_TYPE_COUNT];
 	Oid			remedy_oids[TG_REMEDY_COUNT];
 	Oid			alert_oids[TG_ALERT_COUNT];
@@ -93,7 +91,6 @@ typedef struct ClassifyCache
 } ClassifyCache;
 
 static ClassifyCache cache;
-static bool callback_registered = false;
 
 static const char *const alert_names[TG_ALERT_COUNT] = {"info", "warning", "error", "critical"};
 
@@ -126,6 +123,13 @@ static const struct
 };
 
 /* ---------- small helpers ---------- */
+
+double
+ClassifyBuiltinAdjustment(TgFailureType type)
+{
+	Assert(type >= 0 && type < TG_FAILURE_TYPE_COUNT);
+	return builtin_policy[type].adjust;
+}
 
 double
 IntervalSeconds(const Interval *iv)
@@ -169,13 +173,6 @@ ClassifyTypeOidByName(Oid nsp, const char *name)
 }
 
 /* ---------- the cache ---------- */
-
-static void
-ClassifyRelcacheCallback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == cache.rule_relid || relid == cache.policy_relid)
-		cache.valid = false;
-}
 
 /* Drop what the previous load built. */
 static void
@@ -224,8 +221,8 @@ ClassifyLoadOids(void)
 		cache.remedy_oids[i] = ClassifyEnumOid(rem, tg_remedy_names[i]);
 	for (int i = 0; i < TG_ALERT_COUNT; i++)
 		cache.alert_oids[i] = ClassifyEnumOid(al, alert_names[i]);
-	cache.rule_relid = get_relname_relid("classification_rule", nsp);
-	cache.policy_relid = get_relname_relid("retry_policy", nsp);
+	cache.cc.relids[0] = get_relname_relid("classification_rule", nsp);
+	cache.cc.relids[1] = get_relname_relid("retry_policy", nsp);
 }
 
 /* Column c (1-based) of the current SPI row as a C string, or NULL. */
@@ -412,7 +409,7 @@ ClassifyLoadTables(void)
 {
 	TgSavedUser saved;
 
-	TgActAsRelOwner(cache.rule_relid, &saved);
+	TgActAsRelOwner(cache.cc.relids[0], &saved);
 	PG_TRY();
 	{
 		ClassifyLoadPolicies();
@@ -425,38 +422,23 @@ ClassifyLoadTables(void)
 	PG_END_TRY();
 }
 
-/*
- * Make the cache current.  valid is set before loading, so an invalidation
- * that arrives while we read the tables leaves it stale for the next call.
- */
+/* Make the cache current (an error while reading leaves no copy). */
 static void
 ClassifyEnsureCache(void)
 {
-	if (cache.valid)
+	uint64		generation;
+
+	if (TgConfigCacheCurrent(&cache.cc))
 		return;
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(ClassifyRelcacheCallback, (Datum) 0);
-		callback_registered = true;
-	}
 	if (!tg_match_init())
 		elog(ERROR, "taskguard: built-in classification tables are inconsistent");
+	generation = TgConfigCacheLoadBegin(&cache.cc);
 	ClassifyCacheReset();
-	cache.valid = true;
 	ClassifyLoadOids();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "taskguard: SPI_connect failed");
-	PG_TRY();
-	{
-		ClassifyLoadTables();
-	}
-	PG_CATCH();
-	{
-		cache.valid = false;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	TgSpiConnect();
+	ClassifyLoadTables();
 	SPI_finish();
+	TgConfigCacheLoadEnd(&cache.cc, generation);
 }
 
 const TgPolicy *
@@ -890,19 +872,9 @@ taskguard_classify(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-/*
- * Statement trigger on classification_rule and retry_policy: tell every
- * backend (at commit) that its classify cache is stale.
- */
+/* 0.1.0's trigger function of classification_rule and retry_policy (0.2.0: _config_changed). */
 Datum
 taskguard_classify_invalidate(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("taskguard._classify_invalidate() must be called as a trigger")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
+	return TgConfigChangedTrigger(fcinfo);
 }

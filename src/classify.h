@@ -42,6 +42,9 @@ typedef struct TgPolicy
  */
 extern const TgPolicy *ClassifyPolicy(TgFailureType type, const char *task_name, int len);
 
+/* The built-in priority adjustment of a type (retry_policy's default row). */
+extern double ClassifyBuiltinAdjustment(TgFailureType type);
+
 /* The C index of a taskguard.failure_type value. */
 extern TgFailureType ClassifyTypeFromOid(Oid value);
 

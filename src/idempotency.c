@@ -540,7 +540,7 @@ IdemRequireText(FunctionCallInfo fcinfo, int argno, const char *argname)
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", argname)));
+				 errmsg("argument \"%s\" must not be NULL", argname)));
 	t = PG_GETARG_TEXT_PP(argno);
 	if (VARSIZE_ANY_EXHDR(t) == 0)
 		ereport(ERROR,
@@ -715,7 +715,7 @@ taskguard_idempotency_check(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("ttl must not be NULL")));
+				 errmsg("argument \"ttl\" must not be NULL")));
 	ttl = PG_GETARG_INTERVAL_P(1);
 	IdemCheckTtl(ttl);
 
@@ -735,8 +735,7 @@ taskguard_idempotency_check(PG_FUNCTION_ARGS)
 	 * the transaction's abort.
 	 */
 	TgActAsRelOwner(IdemRecordRelid(), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	TgSpiConnect();
 	first = IdemRecordKey(values, nulls);
 	SPI_finish();
 	TgRestoreUser(&saved);

@@ -79,6 +79,7 @@ QueueSlotFor(const char *name, int len)
 	uint32		h = hash_bytes((const unsigned char *) name, len) ^ MyDatabaseId;
 	QueueSlot  *slot = &queue_slots[h % QUEUE_SLOTS];
 
+	Assert(queue_slots != NULL && len >= 0);
 	if (slot->dbid != MyDatabaseId || strncmp(slot->name, name, QUEUE_NAME_MAX) != 0)
 	{
 		LWLockAcquire(TgLock(TG_LOCK_QUEUE), LW_EXCLUSIVE);
@@ -106,6 +107,7 @@ QueueThrottleAllows(QueueSlot *slot)
 static int
 QueuePayloadLength(const char *name, int len)
 {
+	Assert(len >= 0);
 	if (len <= QUEUE_NAME_MAX)
 		return len;
 	return pg_mbcliplen(name, len, QUEUE_NAME_MAX);

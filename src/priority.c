@@ -6,10 +6,10 @@
  * to [0, 4].  enqueue() calls this for every task, so the small configuration
  * tables (task_config, customer_tier, priority_queue) are read once per backend
  * into a cache and re-read only after a relcache invalidation of one of them:
- * statement triggers on those tables (priority_config_changed) send one on
+ * their statement trigger (_config_changed, see TgConfigCache) sends one on
  * every change, and DROP/ALTER send their own.  retry_policy's
- * priority_adjustment column is cached the same way (its own trigger,
- * retry_policy_invalidate, sends the invalidation); when the table does not
+ * priority_adjustment column is cached the same way (its trigger
+ * retry_policy_invalidate sends the invalidation); when the table does not
  * exist the built-in values (docs/reference.md#retry) are used.
  *
  * No shared state, no locks.
@@ -34,28 +34,19 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "classify.h"
 #include "priority.h"
 #include "taskguard.h"
 
 static const char *const prio_level_names[PRIO_LEVELS] =
 {"DEFERRED", "LOW", "MEDIUM", "HIGH", "CRITICAL"};
 
-/* The failure types (docs/reference.md#types) with their built-in priority adjustment (docs/reference.md#retry). */
-static const struct
-{
-	const char *name;
-	double		adjust;
-}			prio_failure_types[] =
-{
-	{"TRANSIENT_NETWORK", 0}, {"TRANSIENT_DATABASE", 0},
-	{"TRANSIENT_RATE_LIMIT", -1.0}, {"PERMANENT_INVALID_INPUT", 0},
-	{"PERMANENT_NOT_FOUND", 0}, {"PERMANENT_AUTHENTICATION", 0},
-	{"CONFIGURATION_MISSING_ENV", 0}, {"CONFIGURATION_PERMISSIONS", 0},
-	{"EXTERNAL_SERVICE_UNAVAILABLE", -0.5}, {"EXTERNAL_API_ERROR", 0},
-	{"SYSTEM_OUT_OF_MEMORY", -0.5}, {"SYSTEM_DISK_FULL", -0.5},
-	{"SYSTEM_CPU_OVERLOAD", -0.5}, {"BUSINESS_LOGIC_VIOLATION", 0},
-	{"UNKNOWN", 0},
-};
+/*
+ * The failure types are classify_match.h's (tg_failure_type_names, in the order of the
+ * SQL enum) and their built-in priority adjustments classify.c's
+ * (ClassifyBuiltinAdjustment): one list of the 15 types in C.
+ */
+#define PRIO_FAILURE_TYPES TG_FAILURE_TYPE_COUNT
 
 typedef struct PrioTaskConfig
 {
@@ -81,15 +72,14 @@ typedef struct PrioOverride
 /* The per-backend copy of the configuration tables. */
 typedef struct PrioCache
 {
-	bool		valid;
-	Oid			relids[4];		/* task_config, customer_tier, priority_queue,
-								 * retry_policy */
+	TgConfigCache cc;			/* relids: task_config, customer_tier,
+								 * priority_queue, retry_policy */
 	PrioTaskConfig *configs;	/* sorted by task_name, byte order */
 	int			nconfigs;
 	PrioTier   *tiers;
 	int			ntiers;
 	char	   *queues[PRIO_LEVELS];
-	double		adjust[lengthof(prio_failure_types)];	/* retry_policy defaults */
+	double		adjust[PRIO_FAILURE_TYPES];	/* retry_policy defaults */
 	PrioOverride *overrides;	/* per-task_name priority_adjustment rows */
 	int			noverrides;
 } PrioCache;
@@ -100,7 +90,6 @@ static PrioCache prio_cache;
 static Oid	prio_enum_typid = InvalidOid;
 static Datum prio_enum_labels[PRIO_LEVELS];
 static MemoryContext prio_cxt = NULL;
-static bool prio_callback_registered = false;
 
 PG_FUNCTION_INFO_V1(taskguard_calculate_priority);
 PG_FUNCTION_INFO_V1(taskguard_priority_level);
@@ -110,16 +99,6 @@ PG_FUNCTION_INFO_V1(taskguard_priority_config_changed);
 /* ---------------------------------------------------------------------
  * The configuration cache
  * --------------------------------------------------------------------- */
-
-/* Only marks the cache stale: it is re-read (and the plan freed) on next use. */
-static void
-PrioRelcacheCallback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == prio_cache.relids[0] ||
-		relid == prio_cache.relids[1] || relid == prio_cache.relids[2] ||
-		relid == prio_cache.relids[3])
-		prio_cache.valid = false;
-}
 
 /* Run a read-only query; its rows stay in SPI_tuptable. */
 static void
@@ -210,11 +189,11 @@ PrioLoadQueues(void)
 static void
 PrioLoadAdjustments(void)
 {
-	for (int i = 0; i < lengthof(prio_failure_types); i++)
-		prio_cache.adjust[i] = prio_failure_types[i].adjust;
+	for (int i = 0; i < PRIO_FAILURE_TYPES; i++)
+		prio_cache.adjust[i] = ClassifyBuiltinAdjustment((TgFailureType) i);
 	prio_cache.noverrides = 0;
 	prio_cache.overrides = NULL;
-	if (!OidIsValid(prio_cache.relids[3]))
+	if (!OidIsValid(prio_cache.cc.relids[3]))
 		return;
 	PrioQuery("SELECT failure_type::text, task_name, priority_adjustment::float8 "
 			  "FROM taskguard.retry_policy WHERE priority_adjustment IS NOT NULL");
@@ -225,8 +204,8 @@ PrioLoadAdjustments(void)
 		char	   *task = PrioGetText(i, 2);
 		int			idx = -1;
 
-		for (int j = 0; j < lengthof(prio_failure_types); j++)
-			if (strcmp(prio_failure_types[j].name, type) == 0)
+		for (int j = 0; j < PRIO_FAILURE_TYPES; j++)
+			if (strcmp(tg_failure_type_names[j], type) == 0)
 				idx = j;
 		if (idx < 0)
 			continue;
@@ -247,30 +226,27 @@ PrioLoadAdjustments(void)
 static void
 PrioEnsureCache(void)
 {
-	if (prio_cache.valid)
+	uint64		generation;
+
+	if (TgConfigCacheCurrent(&prio_cache.cc))
 		return;
-	if (!prio_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(PrioRelcacheCallback, (Datum) 0);
-		prio_callback_registered = true;
-	}
+	generation = TgConfigCacheLoadBegin(&prio_cache.cc);
 	if (prio_cxt == NULL)
 		prio_cxt = AllocSetContextCreate(CacheMemoryContext, "taskguard priority cache",
 										 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(prio_cxt);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	prio_cache.relids[0] = PrioRelid("task_config");
-	prio_cache.relids[1] = PrioRelid("customer_tier");
-	prio_cache.relids[2] = PrioRelid("priority_queue");
-	prio_cache.relids[3] = PrioRelid("retry_policy");
+	TgSpiConnect();
+	prio_cache.cc.relids[0] = PrioRelid("task_config");
+	prio_cache.cc.relids[1] = PrioRelid("customer_tier");
+	prio_cache.cc.relids[2] = PrioRelid("priority_queue");
+	prio_cache.cc.relids[3] = PrioRelid("retry_policy");
 	PrioLoadConfigs();
 	PrioLoadTiers();
 	PrioLoadQueues();
 	PrioLoadAdjustments();
 	SPI_finish();
-	prio_cache.valid = true;
+	TgConfigCacheLoadEnd(&prio_cache.cc, generation);
 }
 
 static const PrioTaskConfig *
@@ -453,12 +429,12 @@ PrioContextAge(Jsonb *context)
 	return 0.0;
 }
 
-/* The index of a failure type name in prio_failure_types; raises if unknown. */
+/* The index of a failure type name in tg_failure_type_names; raises if unknown. */
 static int
 PrioFailureIndex(const char *name)
 {
-	for (int i = 0; i < lengthof(prio_failure_types); i++)
-		if (strcmp(prio_failure_types[i].name, name) == 0)
+	for (int i = 0; i < PRIO_FAILURE_TYPES; i++)
+		if (strcmp(tg_failure_type_names[i], name) == 0)
 			return i;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -564,7 +540,7 @@ taskguard_calculate_priority(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("task_name must not be NULL")));
+				 errmsg("argument \"task_name\" must not be NULL")));
 	task_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (context != NULL && !JB_ROOT_IS_OBJECT(context))
 		ereport(ERROR,
@@ -668,16 +644,9 @@ taskguard_escalation_bonus(PG_FUNCTION_ARGS)
 							   PrioSlaBonus(age, PrioTierSla(tier))));
 }
 
-/* Statement trigger on the priority tables: other backends re-read them. */
+/* 0.1.0's trigger function of the priority tables (0.2.0: _config_changed). */
 Datum
 taskguard_priority_config_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("priority_config_changed must be called as a trigger")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
+	return TgConfigChangedTrigger(fcinfo);
 }

@@ -9,12 +9,17 @@
 #include "postgres.h"
 
 #include "catalog/pg_class.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "taskguard.h"
@@ -109,33 +114,163 @@ TgRequireShmem(const char *what)
 }
 
 /*
+ * Every SPI session of taskguard starts here.  SPI_connect fails only on a
+ * can't-happen (nesting gone wrong), hence elog.
+ */
+void
+TgSpiConnect(void)
+{
+	int			rc = SPI_connect();
+
+	if (rc != SPI_OK_CONNECT)
+		elog(ERROR, "taskguard: SPI_connect failed: %s", SPI_result_code_string(rc));
+}
+
+/* ---- configuration caches (taskguard.h) ---- */
+
+static TgConfigCache *config_caches = NULL;
+static bool config_callback_registered = false;
+
+/* Marks stale every cache that holds relid (all of them for InvalidOid). */
+static void
+TgConfigCacheCallback(Datum arg, Oid relid)
+{
+	for (TgConfigCache *c = config_caches; c != NULL; c = c->next)
+	{
+		bool		hit = (relid == InvalidOid || c->loading);
+
+		for (int i = 0; i < TG_CONFIG_CACHE_RELS && !hit; i++)
+			hit = (OidIsValid(c->relids[i]) && c->relids[i] == relid);
+		if (hit)
+			c->generation++;
+	}
+}
+
+/* Is the copy of cache current?  Registers it (and our callback) on first use. */
+bool
+TgConfigCacheCurrent(TgConfigCache *cache)
+{
+	if (!config_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(TgConfigCacheCallback, (Datum) 0);
+		config_callback_registered = true;
+	}
+	if (cache->generation == 0)
+	{
+		cache->generation = 1;
+		cache->next = config_caches;
+		config_caches = cache;
+	}
+	return cache->loaded != 0 && cache->loaded == cache->generation;
+}
+
+/* Start reading the tables; the generation to give LoadEnd. */
+uint64
+TgConfigCacheLoadBegin(TgConfigCache *cache)
+{
+	Assert(cache->generation != 0); /* TgConfigCacheCurrent came first */
+	cache->loaded = 0;			/* an error during the read leaves no copy */
+	cache->loading = true;
+	return cache->generation;
+}
+
+/* The copy read since LoadBegin is current unless an invalidation came meanwhile. */
+void
+TgConfigCacheLoadEnd(TgConfigCache *cache, uint64 generation)
+{
+	cache->loading = false;
+	cache->loaded = generation;
+}
+
+/*
+ * The one statement trigger of every table a TgConfigCache holds: each
+ * backend's copy goes stale when the change commits.
+ */
+Datum
+TgConfigChangedTrigger(FunctionCallInfo fcinfo)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("taskguard.%s() must be called as a trigger",
+						get_func_name(fcinfo->flinfo->fn_oid))));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(taskguard_config_changed);
+
+/* taskguard._config_changed(): TgConfigChangedTrigger as SQL sees it. */
+Datum
+taskguard_config_changed(PG_FUNCTION_ARGS)
+{
+	return TgConfigChangedTrigger(fcinfo);
+}
+
+/*
+ * Parse an interval the way interval_in does, but with the datetime parser's
+ * error codes instead of ereport: a check hook may run in the postmaster (at
+ * SIGHUP), and catching an ERROR without a subtransaction is not safe.
+ * Returns false for text that is no interval or out of range; 'infinity'
+ * (accepted from PostgreSQL 17) counts as larger than any other interval.
+ */
+static bool
+IntervalParse(const char *str, Interval *result, bool *infinite)
+{
+	char		workbuf[256];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype = 0;
+	struct pg_itm_in itm_in;
+	int			dterr;
+
+	*infinite = false;
+	dterr = ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype,
+						  MAXDATEFIELDS, &nf);
+	if (dterr == 0)
+		dterr = DecodeInterval(field, ftype, nf, INTERVAL_FULL_RANGE,
+							   &dtype, &itm_in);
+	/* interval_in's fallback for the ISO 8601 forms such as 'P1D' */
+	if (dterr == DTERR_BAD_FORMAT)
+		dterr = DecodeISO8601Interval(unconstify(char *, str), &dtype, &itm_in);
+	if (dterr != 0)
+		return false;
+	if (dtype == DTK_LATE)
+	{
+		*infinite = true;
+		return true;
+	}
+	return dtype == DTK_DELTA && itmin2interval(&itm_in, result) == 0;
+}
+
+/*
  * Interval GUCs must parse as intervals and must not be negative; checked
  * when set.  A negative retention would delete finished rows at once and a
- * negative idempotency TTL would let duplicates through.
+ * negative idempotency TTL would let duplicates through.  They stay strings
+ * (not integer GUCs with a time unit) so every form 0.1.0 accepted in
+ * postgresql.conf, such as '7 days' or '1 mon', still parses after an update:
+ * an integer GUC would refuse it and silently fall back to its default.
  */
 static bool
 CheckIntervalGuc(char **newval, void **extra, GucSource source)
 {
-	Datum		d;
-	Datum		zero;
+	Interval	iv;
+	Interval	zero = {0};
+	bool		infinite;
 
 	if (*newval == NULL)
 		return true;
-	PG_TRY();
+	if (!IntervalParse(*newval, &iv, &infinite))
 	{
-		d = DirectFunctionCall3(interval_in, CStringGetDatum(*newval),
-								ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-	}
-	PG_CATCH();
-	{
-		FlushErrorState();
 		GUC_check_errdetail("\"%s\" is not a valid interval.", *newval);
 		return false;
 	}
-	PG_END_TRY();
-	zero = DirectFunctionCall3(interval_in, CStringGetDatum("0"),
-							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-	if (DatumGetBool(DirectFunctionCall2(interval_lt, d, zero)))
+	if (!infinite &&
+		DatumGetBool(DirectFunctionCall2(interval_lt, IntervalPGetDatum(&iv),
+										 IntervalPGetDatum(&zero))))
 	{
 		GUC_check_errdetail("\"%s\" is negative; use an interval of at least 0.", *newval);
 		return false;
@@ -162,7 +297,7 @@ DefineGucs(void)
 	DefineCustomStringVariable("taskguard.database",
 							   "Database in which the taskguard scheduler runs.",
 							   NULL, &tg_database, "postgres",
-							   pm, 0, NULL, NULL, NULL);
+							   pm, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomIntVariable("taskguard.naptime",
 							"Time between scheduler passes.",
 							NULL, &tg_naptime_ms, 1000, 10, 3600 * 1000,

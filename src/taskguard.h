@@ -37,6 +37,40 @@ extern bool tg_shmem_ready;
 extern LWLock *TgLock(TgLockId id);
 extern void TgRequireShmem(const char *what);
 
+/* SPI_connect, checked the same way by every caller (taskguard.c). */
+extern void TgSpiConnect(void);
+
+/*
+ * A backend's copy of configuration tables (taskguard.c), re-read after a
+ * relcache invalidation of one of them; the tables' statement trigger
+ * taskguard._config_changed() sends it when a change commits.  Use:
+ *
+ *     if (!TgConfigCacheCurrent(&c)) {
+ *         uint64 gen = TgConfigCacheLoadBegin(&c);
+ *         ... set c.relids, read the tables ...
+ *         TgConfigCacheLoadEnd(&c, gen);
+ *     }
+ *
+ * An invalidation that arrives while the tables are read (of any table: the
+ * relids may not be known yet) leaves the copy stale, so a change that
+ * commits during the read is seen by the next call.
+ */
+#define TG_CONFIG_CACHE_RELS 4
+
+typedef struct TgConfigCache
+{
+	Oid			relids[TG_CONFIG_CACHE_RELS];	/* its tables (InvalidOid: unused) */
+	uint64		generation;		/* bumped by each invalidation that concerns it */
+	uint64		loaded;			/* generation the copy was read at; 0: none */
+	bool		loading;		/* between LoadBegin and LoadEnd */
+	struct TgConfigCache *next; /* registered caches */
+} TgConfigCache;
+
+extern bool TgConfigCacheCurrent(TgConfigCache *cache);
+extern uint64 TgConfigCacheLoadBegin(TgConfigCache *cache);
+extern void TgConfigCacheLoadEnd(TgConfigCache *cache, uint64 generation);
+extern Datum TgConfigChangedTrigger(FunctionCallInfo fcinfo);
+
 /* The user a backend acted as before TgActAsRelOwner(). */
 typedef struct TgSavedUser
 {

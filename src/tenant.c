@@ -48,26 +48,10 @@ PG_FUNCTION_INFO_V1(taskguard_tenant_caller);
 
 static struct
 {
-	bool		valid;
+	TgConfigCache cc;			/* relids: tenant_member, tenant_bound_role */
 	Oid			roles[3];		/* whose scope: session, outer, current user */
-	Oid			relid;			/* taskguard.tenant_member when loaded */
-	Oid			bound_relid;	/* taskguard.tenant_bound_role */
 	ArrayType  *scope;			/* in TopMemoryContext; NULL = not mapped */
 }			tenant_cache;
-
-static bool tenant_callback_registered = false;
-static uint64 tenant_invalidations = 0;
-
-/* Only marks the cache stale; it is re-read on next use. */
-static void
-TenantRelcacheCallback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == tenant_cache.relid || relid == tenant_cache.bound_relid)
-	{
-		tenant_cache.valid = false;
-		tenant_invalidations++;
-	}
-}
 
 /*
  * The scope of the roles (see the banner); the query runs as the table
@@ -109,8 +93,7 @@ TenantLoad(Oid relid, bool have_bound, const Oid *roles)
 		bool		isnull;
 		Datum		d;
 
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		TgSpiConnect();
 		if (SPI_execute_with_args(have_bound ? TENANT_SCOPE_SQL(TENANT_BOUND_CHECK) : TENANT_SCOPE_SQL(""),
 								  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
 			SPI_processed != 1)
@@ -167,27 +150,22 @@ TenantScopeOfCaller(void)
 	if (roles[2] == roles[1] || superuser_arg(roles[2]))
 		roles[2] = roles[1];
 
-	if (!tenant_callback_registered)
+	if (!TgConfigCacheCurrent(&tenant_cache.cc) ||
+		memcmp(tenant_cache.roles, roles, sizeof(roles)) != 0)
 	{
-		CacheRegisterRelcacheCallback(TenantRelcacheCallback, (Datum) 0);
-		tenant_callback_registered = true;
-	}
-	if (!tenant_cache.valid || memcmp(tenant_cache.roles, roles, sizeof(roles)) != 0)
-	{
-		uint64		seen = tenant_invalidations;
+		uint64		generation = TgConfigCacheLoadBegin(&tenant_cache.cc);
 		ArrayType  *scope;
 
-		tenant_cache.valid = false;
-		tenant_cache.relid = TenantRelid("tenant_member", true);
+		tenant_cache.cc.relids[0] = TenantRelid("tenant_member", true);
 		/* a 0.1.0 schema (before ALTER EXTENSION UPDATE) has no such table */
-		tenant_cache.bound_relid = TenantRelid("tenant_bound_role", false);
-		scope = TenantLoad(tenant_cache.relid, OidIsValid(tenant_cache.bound_relid), roles);
+		tenant_cache.cc.relids[1] = TenantRelid("tenant_bound_role", false);
+		scope = TenantLoad(tenant_cache.cc.relids[0], OidIsValid(tenant_cache.cc.relids[1]), roles);
 		if (tenant_cache.scope != NULL)
 			pfree(tenant_cache.scope);
 		tenant_cache.scope = scope;
 		memcpy(tenant_cache.roles, roles, sizeof(roles));
-		/* an invalidation during the read: use this answer once, re-read next time */
-		tenant_cache.valid = (seen == tenant_invalidations);
+		/* an invalidation during the read: this answer is used once, re-read next time */
+		TgConfigCacheLoadEnd(&tenant_cache.cc, generation);
 	}
 	return tenant_cache.scope;
 }
@@ -227,18 +205,11 @@ TenantFirstOfCaller(void)
 	return TextDatumGetCString(elems[0]);
 }
 
-/* Statement trigger on tenant_member: every backend re-reads the mapping. */
+/* 0.1.0's trigger function of tenant_member (0.2.0: _config_changed). */
 Datum
 taskguard_tenant_member_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("taskguard._tenant_member_changed() must be called as a trigger")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
+	return TgConfigChangedTrigger(fcinfo);
 }
 
 /*

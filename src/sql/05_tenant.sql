@@ -24,14 +24,18 @@ RETURNS text[]
 AS 'MODULE_PATHNAME', 'taskguard_tenant_scope'
 LANGUAGE C STABLE PARALLEL SAFE;
 
-CREATE FUNCTION taskguard._tenant_member_changed()
+-- The one statement trigger of every table a backend caches (tenant_member,
+-- tenant_bound_role, the priority tables, classification_rule, retry_policy,
+-- breaker_config): a relcache invalidation of the table, delivered at commit,
+-- makes every backend re-read it (TgConfigCache in src/taskguard.c).
+CREATE FUNCTION taskguard._config_changed()
 RETURNS trigger
-AS 'MODULE_PATHNAME', 'taskguard_tenant_member_changed'
+AS 'MODULE_PATHNAME', 'taskguard_config_changed'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE TRIGGER tenant_member_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.tenant_member
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._tenant_member_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 
 -- Every role ever mapped, so that offboarding (deleting a role's last
 -- mapping) narrows what it sees to nothing instead of widening it to every
@@ -60,7 +64,7 @@ CREATE TRIGGER tenant_member_bind
 
 CREATE TRIGGER tenant_bound_role_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.tenant_bound_role
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._tenant_member_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 
 -- The role a call acts for (SET ROLE's role; inside a SECURITY DEFINER
 -- function current_user is the owner instead).  For messages.
@@ -85,8 +89,8 @@ $$;
 -- The tenant a call acts for: the named one, else the caller's first mapped
 -- tenant (NULL for an unmapped caller).  A mapped caller naming a tenant it
 -- is not mapped to is refused.  Plain SQL, so callers inline it.
--- src/idempotency.c writes the "first mapped tenant" rule out as
--- IDEM_TENANT_SQL; keep the two in step.
+-- Its C form is TenantFirstOfCaller() in src/tenant.c (the first element of
+-- the same cached scope), which src/idempotency.c uses for keys and counters.
 CREATE FUNCTION taskguard._effective_tenant(tenant text)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE

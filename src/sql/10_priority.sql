@@ -61,20 +61,15 @@ AS 'MODULE_PATHNAME', 'taskguard_escalation_bonus'
 LANGUAGE C STABLE PARALLEL SAFE;
 
 -- Every backend caches the three tables above; a change tells them to re-read.
-CREATE FUNCTION taskguard._priority_config_changed()
-RETURNS trigger
-AS 'MODULE_PATHNAME', 'taskguard_priority_config_changed'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-
 CREATE TRIGGER priority_config_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.task_config
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 CREATE TRIGGER priority_config_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.customer_tier
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 CREATE TRIGGER priority_config_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.priority_queue
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._priority_config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 
 SELECT pg_catalog.pg_extension_config_dump('taskguard.task_config', '');
 
@@ -145,13 +140,10 @@ BEGIN
     GET DIAGNOSTICS v_n = ROW_COUNT;
 
     -- Forget tasks that finished or were pruned.
-    -- (= ANY(ARRAY()): the pick runs once, never rescanned per row)
-    DELETE FROM taskguard.task_escalation x
-     WHERE x.task_id = ANY (ARRAY(
-        SELECT e.task_id FROM taskguard.task_escalation e
-          LEFT JOIN taskguard.task t ON t.id = e.task_id
-         WHERE t.id IS NULL OR t.status IN ('succeeded', 'cancelled')
-         LIMIT greatest(batch, 1)));
+    PERFORM taskguard._delete_batch('taskguard.task_escalation',
+        $c$NOT EXISTS (SELECT 1 FROM taskguard.task t
+                        WHERE t.id = x.task_id AND t.status NOT IN ('succeeded', 'cancelled'))$c$,
+        greatest(batch, 1), skip_locked => false, key => 'task_id');
     RETURN v_n;
 END
 $$;

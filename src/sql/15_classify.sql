@@ -95,17 +95,12 @@ SELECT pg_catalog.pg_extension_config_dump('taskguard.classification_rule_id_seq
 
 -- Any change to the rules or policies makes every backend reload its cache
 -- (a relcache invalidation of the table, delivered at commit).
-CREATE FUNCTION taskguard._classify_invalidate()
-RETURNS trigger
-AS 'MODULE_PATHNAME', 'taskguard_classify_invalidate'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-
 CREATE TRIGGER classification_rule_invalidate
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.classification_rule
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._classify_invalidate();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 CREATE TRIGGER retry_policy_invalidate
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.retry_policy
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._classify_invalidate();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 
 CREATE FUNCTION taskguard.classify(error_type text, message text DEFAULT NULL,
     context jsonb DEFAULT '{}')

@@ -647,6 +647,36 @@ BEGIN
 END
 $$;
 
+-- The one batched delete of the scheduler's pruning steps: at most batch rows
+-- of tbl (alias x) for which cond holds, picked once, oldest first by
+-- order_by when given, rows another transaction holds skipped when
+-- skip_locked.  $1 and $2 in cond are arg1 and arg2.  Picked by ctid, cond
+-- is checked again on the row deleted (a TID scan whatever the plan); picked
+-- by a key, it is not, so the delete stays a look-up of that key's index
+-- (checked again, the planner may scan an index of cond's columns instead).  = ANY(ARRAY()): the pick runs once (an InitPlan); as
+-- `IN (subquery)` a plan cached while the table was small could rescan the
+-- subquery for every row (a nested-loop semi join over two seq scans):
+-- minutes at 20,000 rows, with the scheduler's snapshot holding back vacuum.
+CREATE FUNCTION taskguard._delete_batch(tbl regclass, cond text, batch int,
+    order_by text DEFAULT NULL, skip_locked boolean DEFAULT true, key text DEFAULT 'ctid',
+    arg1 timestamptz DEFAULT NULL, arg2 timestamptz DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    v_n int;
+BEGIN
+    EXECUTE format('DELETE FROM %1$s x WHERE x.%2$I = ANY (ARRAY('
+                   'SELECT x.%2$I FROM %1$s x WHERE %3$s%4$s LIMIT $3%5$s))%6$s',
+                   tbl, key, cond, ' ORDER BY ' || order_by,
+                   CASE WHEN skip_locked THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END,
+                   CASE WHEN key = 'ctid' THEN ' AND ' || cond ELSE '' END)
+      USING arg1, arg2, batch;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+
 -- Scheduler step: delete succeeded and cancelled tasks past task_retention.
 CREATE FUNCTION taskguard._prune_tasks(batch int)
 RETURNS int
@@ -659,18 +689,9 @@ DECLARE
     -- pruned by earlier passes (src/scan_window.c)
     v_since  timestamptz := taskguard._scan_since('prune_tasks', v_before - interval '2 minutes');
 BEGIN
-    -- ARRAY(): the pick runs once (an InitPlan).  As `IN (subquery)` a plan
-    -- cached while the table was small could rescan the subquery for every row
-    -- (a nested-loop semi join over two seq scans): minutes at 20,000 tasks,
-    -- with the scheduler's snapshot holding back vacuum all the while.
-    DELETE FROM taskguard.task t
-     WHERE t.id = ANY (ARRAY(
-        SELECT p.id FROM taskguard.task p
-         WHERE p.status IN ('succeeded', 'cancelled')
-           AND p.finished_at < v_before AND p.finished_at >= v_since
-         LIMIT batch
-         FOR UPDATE SKIP LOCKED));
-    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_n := taskguard._delete_batch('taskguard.task',
+        $c$x.status IN ('succeeded', 'cancelled') AND x.finished_at < $1 AND x.finished_at >= $2$c$,
+        batch, key => 'id', arg1 => v_before, arg2 => v_since);
     IF v_since = '-infinity' AND v_n < batch THEN
         PERFORM taskguard._scan_full_done('prune_tasks');
     END IF;

@@ -92,7 +92,7 @@ DECLARE
     v_live boolean;
 BEGIN
     IF key IS NULL THEN
-        RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+        RAISE EXCEPTION 'argument "key" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF key = '' THEN
         RAISE EXCEPTION 'key must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -215,18 +215,9 @@ CREATE FUNCTION taskguard._idempotency_expire(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
-DECLARE
-    v_n int;
 BEGIN
-    DELETE FROM taskguard.idempotency_record r
-     WHERE r.ctid = ANY (ARRAY(
-        SELECT e.ctid FROM taskguard.idempotency_record e
-         WHERE e.expires_at <= now()
-         LIMIT greatest(batch, 1)
-         FOR UPDATE SKIP LOCKED))
-       AND r.expires_at <= now();
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    RETURN v_n;
+    RETURN taskguard._delete_batch('taskguard.idempotency_record', 'x.expires_at <= now()',
+                                   greatest(batch, 1));
 END
 $$;
 

@@ -23,14 +23,9 @@ CREATE TRIGGER restore_builtin_row BEFORE INSERT ON taskguard.breaker_config
     FOR EACH ROW EXECUTE FUNCTION taskguard._restore_builtin_row('service');
 
 -- Every backend re-reads breaker_config after a change commits.
-CREATE FUNCTION taskguard._breaker_config_changed()
-RETURNS trigger
-AS 'MODULE_PATHNAME', 'taskguard_breaker_config_changed'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-
 CREATE TRIGGER breaker_config_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.breaker_config
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._breaker_config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 
 -- The resolved settings of every row (C reads this; microseconds).
 CREATE FUNCTION taskguard._breaker_config_rows()

@@ -331,26 +331,38 @@ UPDATE taskguard.task t
    AND t.failure_id = d.id AND (t.status = 'ready' OR unlink)
 $$;
 
--- Resolve records (dlq_resolve, and resolve for one record: a worker level
--- call in external-broker mode, which must not need the bulk action).
-CREATE FUNCTION taskguard._dlq_resolve(ids bigint[], note text)
+-- Close records for good: RESOLVED (any record not yet resolved; its task
+-- is unlinked) or ABANDONED (only a PENDING or RETRYING one; its task stays
+-- linked).  The one body of resolve, dlq_resolve and dlq_abandon.
+CREATE FUNCTION taskguard._dlq_close(ids bigint[], new_status taskguard.dlq_status,
+    resolution text)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
-    v_ids bigint[];
+    v_resolve boolean := new_status = 'RESOLVED';
+    v_ids     bigint[];
 BEGIN
     WITH done AS (
         UPDATE taskguard.dead_letter d
-           SET status = 'RESOLVED', resolved_at = now(), next_retry_at = NULL,
-               resolution = coalesce(note, 'resolved')
-         WHERE d.id = ANY(ids) AND d.status <> 'RESOLVED'
+           SET status = new_status, next_retry_at = NULL, resolution = _dlq_close.resolution,
+               resolved_at = CASE WHEN v_resolve THEN now() ELSE d.resolved_at END
+         WHERE d.id = ANY(ids)
+           AND CASE WHEN v_resolve THEN d.status <> 'RESOLVED'
+                    ELSE d.status IN ('PENDING', 'RETRYING') END
         RETURNING d.id)
     SELECT coalesce(array_agg(id), '{}') INTO v_ids FROM done;
-    PERFORM taskguard._dlq_hold_tasks(v_ids, true);
+    PERFORM taskguard._dlq_hold_tasks(v_ids, v_resolve);
     RETURN cardinality(v_ids);
 END
 $$;
+
+-- Resolve records (dlq_resolve, and resolve for one record: a worker level
+-- call in external-broker mode, which must not need the bulk action).
+CREATE FUNCTION taskguard._dlq_resolve(ids bigint[], note text)
+RETURNS int
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+AS $$ SELECT taskguard._dlq_close(ids, 'RESOLVED', coalesce(note, 'resolved')) $$;
 
 CREATE FUNCTION taskguard.dlq_resolve(ids bigint[], note text DEFAULT NULL)
 RETURNS int
@@ -370,22 +382,8 @@ $$;
 
 CREATE FUNCTION taskguard.dlq_abandon(ids bigint[], reason text DEFAULT NULL)
 RETURNS int
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-AS $$
-DECLARE
-    v_ids bigint[];
-BEGIN
-    WITH done AS (
-        UPDATE taskguard.dead_letter d
-           SET status = 'ABANDONED', next_retry_at = NULL,
-               resolution = coalesce(reason, 'abandoned by operator')
-         WHERE d.id = ANY(ids) AND d.status IN ('PENDING', 'RETRYING')
-        RETURNING d.id)
-    SELECT coalesce(array_agg(id), '{}') INTO v_ids FROM done;
-    PERFORM taskguard._dlq_hold_tasks(v_ids, false);
-    RETURN cardinality(v_ids);
-END
-$$;
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+AS $$ SELECT taskguard._dlq_close(ids, 'ABANDONED', coalesce(reason, 'abandoned by operator')) $$;
 
 -- "Retry now" (or staggered over `spread`) for PENDING and ABANDONED records.
 CREATE FUNCTION taskguard._dlq_retry(ids bigint[], priority taskguard.priority,
@@ -479,8 +477,8 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF statuses IS NULL THEN
-        RAISE EXCEPTION 'statuses must not be NULL'
-            USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'argument "statuses" must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
     END IF;
     WITH gone AS (
         DELETE FROM taskguard.dead_letter d
@@ -610,26 +608,16 @@ RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
-    v_events  int;
-    v_records int;
+    v_n int;
 BEGIN
-    DELETE FROM taskguard.failure_event e
-     WHERE e.ctid = ANY (ARRAY(
-        SELECT x.ctid FROM taskguard.failure_event x
-         WHERE x.time < now() - taskguard._setting_interval('taskguard.event_retention', '30 days')
-         ORDER BY x.time LIMIT batch));
-    GET DIAGNOSTICS v_events = ROW_COUNT;
-    -- = ANY(ARRAY()): the pick runs once, whatever plan was cached while the
-    -- table was small (as IN (subquery) it could be rescanned per row).
-    DELETE FROM taskguard.dead_letter d
-     WHERE d.id = ANY (ARRAY(
-        SELECT x.id FROM taskguard.dead_letter x
-         WHERE x.status = 'RESOLVED'
-           AND x.resolved_at < now() - taskguard._setting_interval('taskguard.dlq_retention', '30 days')
-         ORDER BY x.resolved_at LIMIT batch
-         FOR UPDATE SKIP LOCKED));
-    GET DIAGNOSTICS v_records = ROW_COUNT;
-    RETURN v_events + v_records;
+    -- events are only ever inserted: no row lock to take
+    v_n := taskguard._delete_batch('taskguard.failure_event', 'x.time < $1', batch,
+               order_by => 'x.time', skip_locked => false,
+               arg1 => now() - taskguard._setting_interval('taskguard.event_retention', '30 days'));
+    RETURN v_n + taskguard._delete_batch('taskguard.dead_letter',
+               $c$x.status = 'RESOLVED' AND x.resolved_at < $1$c$, batch,
+               order_by => 'x.resolved_at', key => 'id',
+               arg1 => now() - taskguard._setting_interval('taskguard.dlq_retention', '30 days'));
 END
 $$;
 

@@ -61,8 +61,12 @@ AS 'MODULE_PATHNAME', 'taskguard_scheduler_status'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
 -- The background worker: pid, last pass, its duration and what it did.
+-- taskguard.database is superuser-only: a caller who may not read settings
+-- sees NULL for it rather than an error.
 CREATE VIEW taskguard.scheduler_status AS
-SELECT s.pid, s.launcher_pid, current_setting('taskguard.database', true) AS database,
+SELECT s.pid, s.launcher_pid,
+       CASE WHEN pg_catalog.pg_has_role('pg_read_all_settings', 'USAGE')
+            THEN pg_catalog.current_setting('taskguard.database', true) END AS database,
        s.started_at, s.last_pass_at, s.last_pass_ms, s.passes,
        s.last_pass_counts, s.total_counts, s.last_error
   FROM taskguard._scheduler_status() s;

@@ -345,22 +345,15 @@ RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
-    v_n    int;
-    v_gone int;
+    v_n int;
 BEGIN
     v_n := taskguard._rollup_dlq(batch) + taskguard._rollup_events(batch);
-    DELETE FROM taskguard.activity_minute a
-     WHERE a.ctid = ANY (ARRAY(SELECT x.ctid FROM taskguard.activity_minute x
-                                WHERE x.minute < now() - interval '25 hours' LIMIT batch));
-    GET DIAGNOSTICS v_gone = ROW_COUNT;
-    v_n := v_n + v_gone;
-    DELETE FROM taskguard.failure_hourly h
-     WHERE h.ctid = ANY (ARRAY(SELECT x.ctid FROM taskguard.failure_hourly x
-        WHERE x.bucket < now() - taskguard._setting_interval('taskguard.event_retention', '30 days')
-                             - interval '1 hour'
-        LIMIT batch));
-    GET DIAGNOSTICS v_gone = ROW_COUNT;
-    RETURN v_n + v_gone;
+    v_n := v_n + taskguard._delete_batch('taskguard.activity_minute', 'x.minute < $1', batch,
+                     skip_locked => false, arg1 => now() - interval '25 hours');
+    RETURN v_n + taskguard._delete_batch('taskguard.failure_hourly', 'x.bucket < $1', batch,
+                     skip_locked => false,
+                     arg1 => now() - taskguard._setting_interval('taskguard.event_retention', '30 days')
+                           - interval '1 hour');
 END
 $$;
 

@@ -5,7 +5,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(6);
+SELECT plan(8);
 
 SELECT taskguard.enqueue('purge_me', '{}', 'tap_purge') AS t1 \gset
 SELECT count(*) FROM taskguard.claim('tap_purge', 'w');
@@ -21,6 +21,12 @@ SELECT is(taskguard.dlq_purge('1 hour', '{PENDING}'), 1::bigint, 'the old PENDIN
 SELECT is((SELECT status || ':' || coalesce(failure_id::text, '-') FROM taskguard.task WHERE id = :t1),
           'cancelled:-'::text, 'its waiting task is cancelled and unlinked, not failed forever');
 SELECT ok((SELECT finished_at IS NOT NULL FROM taskguard.task WHERE id = :t1), 'and it has finished_at');
+
+-- a NULL argument is refused like every other NULL argument: 22004, one phrasing
+SELECT throws_ok($$SELECT taskguard.dlq_purge('1 hour', NULL)$$, '22004',
+                 'argument "statuses" must not be NULL', 'NULL statuses refused (22004)');
+SELECT throws_ok($$SELECT taskguard.idempotency_release(NULL)$$, '22004',
+                 'argument "key" must not be NULL', 'NULL key refused (22004)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -15,7 +15,7 @@
 . "$(dirname "$0")/../lib/tap.sh"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS attack_values" -c "CREATE DATABASE attack_values" >/dev/null
 cleanup() {
-    for g in task_retention event_retention dlq_retention idempotency_ttl dispatch_timeout; do
+    for g in task_retention event_retention dlq_retention idempotency_ttl dispatch_timeout vacuum_blocker_age; do
         psql -X -q -d postgres -c "ALTER SYSTEM RESET taskguard.$g" >/dev/null 2>&1
     done
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS attack_values" >/dev/null 2>&1
@@ -89,6 +89,27 @@ refuses "ALTER SYSTEM SET taskguard.idempotency_ttl = 'soon'" 22023 "not an inte
 refuses "ALTER SYSTEM SET taskguard.idempotency_ttl = ''" 22023 "an empty interval"
 refuses "ALTER SYSTEM SET taskguard.dlq_retention = '0'" "" "zero is allowed (prune at the next pass)"
 refuses "ALTER SYSTEM SET taskguard.event_retention = '100 years'" "" "a huge retention is allowed"
+refuses "ALTER SYSTEM SET taskguard.dispatch_timeout = '5 parsecs'" 22023 "a garbage unit"
+refuses "ALTER SYSTEM SET taskguard.dispatch_timeout = '1 hour ago ago'" 22023 "garbage after an interval"
+refuses "ALTER SYSTEM SET taskguard.task_retention = '999999999999 years'" 22023 "an interval out of range"
+refuses "ALTER SYSTEM SET taskguard.task_retention = '2147483647 days 2147483647 days'" 22023 "a field that overflows"
+refuses "ALTER SYSTEM SET taskguard.vacuum_blocker_age = '-1s'" 22023 "vacuum_blocker_age -1s"
+# the forms a time-unit integer setting would take, and the ISO 8601 ones, as interval_in does
+for v in 1d 5min 1h 30s 1500ms P1D PT5M '1 day 02:00:00' '7 days' '1 mon'; do
+    refuses "ALTER SYSTEM SET taskguard.task_retention = '$v'" "" "taskguard.task_retention = '$v' is accepted"
+done
+is "$(q "SET taskguard.task_retention = '5min'" 2>&1 | grep -c 'cannot be changed')" 1 "a session cannot SET a reload setting"
+is "$(q "SELECT current_setting('taskguard.database') IS NOT NULL")" t "a superuser reads taskguard.database"
+q "CREATE ROLE tg_attack_plain" >/dev/null 2>&1
+is "$(psql -X -At -d attack_values -c "SET ROLE tg_attack_plain" -c "\set VERBOSITY verbose" \
+        -c "SELECT current_setting('taskguard.database')" 2>&1 | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p')" 42501 \
+   "taskguard.database is superuser-only (GUC_SUPERUSER_ONLY)"
+q "SELECT taskguard.grant_access('tg_attack_plain', 'reader')" >/dev/null
+is "$(psql -X -q -At -d attack_values -c "SET ROLE tg_attack_plain" -c "SELECT database IS NULL FROM taskguard.scheduler_status" 2>&1)" t \
+   "a reader reads scheduler_status; the database column is NULL for it"
+is "$(q "SELECT database FROM taskguard.scheduler_status")" "$(q "SHOW taskguard.database")" "a superuser sees the database"
+q "SELECT taskguard.revoke_access('tg_attack_plain', 'reader')" >/dev/null
+q "DROP ROLE tg_attack_plain" >/dev/null 2>&1
 psql -X -At -d attack_values -c "ALTER SYSTEM SET taskguard.idempotency_ttl = '-1 hour'" 2>&1 | grep -q 'is negative'
 ok $? "the error says the value is negative"
 is "$(q "SELECT taskguard._setting_interval('tg_attack.negative', '1 day')")" "1 day" "an unset setting reads as the default"
