@@ -112,7 +112,7 @@ SELECT taskguard.idempotency_check('acc-key-2') AS first, taskguard.idempotency_
 SELECT taskguard.idempotency_release('acc-key-2') AS released;
 SELECT (taskguard.classify('ValueError')).failure_type, taskguard.backoff(1, jitter => 'none');
 SELECT taskguard.cancel(taskguard.enqueue('w_cancel', queue => 'accw3')) AS cancelled;
--- requeue is a queue call (SPEC §3): a worker may requeue a task, here at a new priority
+-- requeue is a queue call (docs/reference.md#queue): a worker may requeue a task, here at a new priority
 SELECT taskguard.requeue(taskguard.enqueue('w_requeue', queue => 'accw5'), 'HIGH') AS worker_requeued;
 -- enqueue with a key another transaction took by idempotency_check: no task
 -- (the just-inserted duplicate is dropped by the definer helper _task_discard)

@@ -1,4 +1,4 @@
--- breaker: circuit breakers (SPEC §6) — the state cycle, probes, rollback,
+-- breaker: circuit breakers (docs/reference.md#breakers) — the state cycle, probes, rollback,
 -- force modes, claim integration, persistence rows and bad input.
 \set VERBOSITY terse
 SET taskguard.notify = off;

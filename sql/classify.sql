@@ -1,4 +1,4 @@
--- classify: SPEC §4 evidence layers, confidence, refinement, user rules, bad input
+-- classify: the evidence layers, confidence, refinement, user rules, bad input
 \set VERBOSITY terse
 -- Every failure type from at least three ecosystems; each row shows what decided.
 CREATE TEMP TABLE cases (n serial, want text, error_type text, message text, context jsonb DEFAULT '{}');
@@ -201,12 +201,12 @@ VALUES ('PERMANENT_NOT_FOUND', 'sync_catalog', true, 'info');
 SELECT failure_type, remediation, retryable, alert_level FROM taskguard.classify('DoesNotExist', NULL, '{"task_name": "sync_catalog"}');
 SELECT failure_type, remediation, retryable, alert_level FROM taskguard.classify('DoesNotExist', NULL, '{"task_name": "other"}');
 DELETE FROM taskguard.retry_policy WHERE task_name IS NOT NULL;
--- a deleted default row falls back to the SPEC default
+-- a deleted default row falls back to the built-in default
 BEGIN;
 DELETE FROM taskguard.retry_policy WHERE failure_type = 'SYSTEM_DISK_FULL';
 SELECT failure_type, remediation, retryable, alert_level FROM taskguard.classify('x', 'disk full');
 ROLLBACK;
--- the seeded policy table is the SPEC table
+-- the seeded policy table is the documented table (docs/reference.md#retry)
 SELECT failure_type, remediation, retryable, max_retries, base_delay, max_delay, multiplier, jitter,
        alert_level, priority_adjustment
   FROM taskguard.retry_policy ORDER BY failure_type;

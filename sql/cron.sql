@@ -1,4 +1,4 @@
--- cron: the parser and evaluator (cron_next, cron_occurrences), SPEC §10.
+-- cron: the parser and evaluator (cron_next, cron_occurrences), docs/reference.md#schedule.
 -- The known answers below were cross-checked with an independent brute-force
 -- evaluator (minute by minute over Python's datetime, pg_cron's rules).
 \set VERBOSITY terse

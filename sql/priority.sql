@@ -6,7 +6,7 @@ INSERT INTO taskguard.task_config (task_name, base_priority) VALUES
     ('process_payment', 'HIGH'), ('prio_low', 'LOW'), ('prio_deferred', 'DEFERRED'),
     ('prio_critical', 'CRITICAL');
 
--- the SPEC example: HIGH + enterprise + 2 h old (SLA 15 min breached) → CRITICAL
+-- the documented example: HIGH + enterprise + 2 h old (SLA 15 min breached) → CRITICAL
 SELECT * FROM taskguard.calculate_priority('process_payment',
     '{"customer_tier": "enterprise", "age_hours": 2, "retry_count": 1}');
 
@@ -38,7 +38,7 @@ SELECT (taskguard.calculate_priority('prio_deferred',
        (taskguard.calculate_priority('prio_deferred', '{"age_hours": -5}')).score AS negative,
        (taskguard.calculate_priority('prio_deferred', '{"age_hours": "30"}')).score AS string_number,
        (taskguard.calculate_priority('prio_deferred', '{"age_hours": 1e300}')).score AS huge;
--- failure urgency from retry_policy's adjustment (SPEC values built in)
+-- failure urgency from retry_policy's adjustment (documented values built in)
 SELECT f, (taskguard.calculate_priority('prio_unconfigured', jsonb_build_object('failure_type', f))).*
   FROM unnest(ARRAY['TRANSIENT_RATE_LIMIT', 'SYSTEM_DISK_FULL', 'EXTERNAL_SERVICE_UNAVAILABLE',
                     'TRANSIENT_NETWORK', 'UNKNOWN']) f;

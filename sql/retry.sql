@@ -1,4 +1,4 @@
--- retry: backoff() and retry_decision() (SPEC §5)
+-- retry: backoff() and retry_decision() (docs/reference.md#retry)
 \set VERBOSITY terse
 -- jitter none: exact nominal values, min(cap, base * multiplier^(attempt-1))
 SELECT a, taskguard.backoff(a, '1 second', '1 hour', 2, 'none') FROM generate_series(1, 14) a;

@@ -1,5 +1,5 @@
 -- schedule: the schedule table, schedule_load, hotspots, health, suggestions
--- and validation (SPEC §10).  No pg_cron in this database: only
+-- and validation (docs/reference.md#schedule).  No pg_cron in this database: only
 -- taskguard.schedule is analysed (test/t/schedule_pg_cron.sh covers cron.job).
 \set VERBOSITY terse
 SET timezone = 'UTC';

@@ -69,12 +69,12 @@ done <<< "$table"
 is "$wrong" "" "each SQLSTATE row pairs the code with its condition name"
 
 # code cites the reference, not the SPEC that is not in the repository
-is "$(grep -rlI --exclude-dir=node_modules --exclude=reference_complete.sh -e 'SPEC §' -e '-- §[0-9]' src test bench clients docs README.md | tr '\n' ' ')" "" \
+is "$(grep -rlI --exclude-dir=node_modules --exclude=reference_complete.sh -e 'SPEC §' -e '-- §[0-9]' src test bench clients docs README.md sql expected | tr '\n' ' ')" "" \
    "no file cites SPEC § (they cite docs/reference.md#anchor)"
 # every docs/reference.md#anchor cited anywhere exists
 anchors=$(grep -o '<a id="[a-z-]*">' "$ref" | sed 's/<a id="\(.*\)">/\1/')
 bad=""
-for a in $(grep -rhoE 'reference\.md#[a-z-]+' src test bench clients console docs README.md --exclude-dir=node_modules --exclude=reference_complete.sh | sed 's/.*#//' | sort -u); do
+for a in $(grep -rhoE 'reference\.md#[a-z-]+' src test bench clients console docs README.md sql expected --exclude-dir=node_modules --exclude=reference_complete.sh | sed 's/.*#//' | sort -u); do
     echo "$anchors" | grep -qx "$a" || bad="$bad $a"
 done
 is "$bad" "" "every cited docs/reference.md#anchor exists"
