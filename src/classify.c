@@ -68,68 +68,21 @@ typedef struct ClassifyUserRule
 	TgRemedy	remedy;
 } ClassifyUserRule;
 
-/* A task_name override of retry_policy. */
-typedef struct ClassifyOverride
-{
-	char	   *task_name;
-	TgFailureType type;
-	TgPolicy	policy;
-} ClassifyOverride;
-
 typedef struct ClassifyCache
 {
-	TgConfigCache cc;			/* relids: classification_rule, retry_policy */
+	TgConfigCache cc;			/* relids: classification_rule */
 	MemoryContext cxt;
 	Oid			type_oids[TG_FAILURE_TYPE_COUNT];
 	Oid			remedy_oids[TG_REMEDY_COUNT];
 	Oid			alert_oids[TG_ALERT_COUNT];
-	TgPolicy	defaults[TG_FAILURE_TYPE_COUNT];
-	ClassifyOverride *overrides;	/* sorted by (task_name, type) */
-	int			noverrides;
 	ClassifyUserRule *rules;	/* in priority, id order */
 	int			nrules;
 } ClassifyCache;
 
 static ClassifyCache cache;
 
-static const char *const alert_names[TG_ALERT_COUNT] = {"info", "warning", "error", "critical"};
+const char *const tg_alert_names[TG_ALERT_COUNT] = {"info", "warning", "error", "critical"};
 
-/* Built-in defaults (docs/reference.md#retry), used for a type whose retry_policy row was deleted. */
-static const struct
-{
-	TgRemedy	remedy;
-	bool		retryable;
-	int			max_retries;
-	double		base,
-				cap;
-	int			alert;
-	double		adjust;
-}			builtin_policy[TG_FAILURE_TYPE_COUNT] = {
-	{TG_RETRY_WITH_BACKOFF, true, 5, 2, 300, 1, 0},
-	{TG_RETRY_IMMEDIATELY, true, 5, 1, 60, 1, 0},
-	{TG_RETRY_WITH_BACKOFF, true, 8, 30, 1800, 0, -1},
-	{TG_MANUAL_INVESTIGATION, false, 0, 1, 3600, 2, 0},
-	{TG_MANUAL_INVESTIGATION, false, 0, 1, 3600, 1, 0},
-	{TG_FIX_CONFIGURATION, false, 0, 1, 3600, 3, 0},
-	{TG_FIX_CONFIGURATION, false, 0, 1, 3600, 3, 0},
-	{TG_FIX_CONFIGURATION, false, 0, 1, 3600, 3, 0},
-	{TG_CONTACT_EXTERNAL_SERVICE, true, 6, 30, 3600, 2, -0.5},
-	{TG_CONTACT_EXTERNAL_SERVICE, true, 3, 10, 600, 2, 0},
-	{TG_SCALE_RESOURCES, true, 2, 300, 1800, 3, -0.5},
-	{TG_SCALE_RESOURCES, true, 1, 900, 900, 3, -0.5},
-	{TG_SCALE_RESOURCES, true, 3, 60, 900, 2, -0.5},
-	{TG_ESCALATE_TO_ADMIN, false, 0, 1, 3600, 1, 0},
-	{TG_MANUAL_INVESTIGATION, true, 3, 10, 600, 1, 0},
-};
-
-/* ---------- small helpers ---------- */
-
-double
-ClassifyBuiltinAdjustment(TgFailureType type)
-{
-	Assert(type >= 0 && type < TG_FAILURE_TYPE_COUNT);
-	return builtin_policy[type].adjust;
-}
 
 double
 IntervalSeconds(const Interval *iv)
@@ -141,7 +94,7 @@ IntervalSeconds(const Interval *iv)
 }
 
 /* Index of a label in a name table, or -1. */
-static int
+int
 ClassifyLabelIndex(const char *label, const char *const *names, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -183,27 +136,11 @@ ClassifyCacheReset(void)
 			pg_regfree(cache.rules[i].message_re);
 	cache.rules = NULL;
 	cache.nrules = 0;
-	cache.overrides = NULL;
-	cache.noverrides = 0;
 	if (cache.cxt == NULL)
 		cache.cxt = AllocSetContextCreate(CacheMemoryContext, "taskguard classify cache",
 										  ALLOCSET_SMALL_SIZES);
 	else
 		MemoryContextReset(cache.cxt);
-	for (int t = 0; t < TG_FAILURE_TYPE_COUNT; t++)
-	{
-		TgPolicy   *p = &cache.defaults[t];
-
-		p->remedy = builtin_policy[t].remedy;
-		p->retryable = builtin_policy[t].retryable;
-		p->max_retries = builtin_policy[t].max_retries;
-		p->base_seconds = builtin_policy[t].base;
-		p->cap_seconds = builtin_policy[t].cap;
-		p->multiplier = 2.0;
-		p->jitter = TG_JITTER_FULL;
-		p->alert = builtin_policy[t].alert;
-		p->priority_adjustment = builtin_policy[t].adjust;
-	}
 }
 
 /* The enum OIDs and the two tables' OIDs. */
@@ -220,9 +157,8 @@ ClassifyLoadOids(void)
 	for (int i = 0; i < TG_REMEDY_COUNT; i++)
 		cache.remedy_oids[i] = ClassifyEnumOid(rem, tg_remedy_names[i]);
 	for (int i = 0; i < TG_ALERT_COUNT; i++)
-		cache.alert_oids[i] = ClassifyEnumOid(al, alert_names[i]);
+		cache.alert_oids[i] = ClassifyEnumOid(al, tg_alert_names[i]);
 	cache.cc.relids[0] = get_relname_relid("classification_rule", nsp);
-	cache.cc.relids[1] = get_relname_relid("retry_policy", nsp);
 }
 
 /* Column c (1-based) of the current SPI row as a C string, or NULL. */
@@ -232,80 +168,6 @@ ClassifyCol(HeapTuple tup, int c)
 	return SPI_getvalue(tup, SPI_tuptable->tupdesc, c);
 }
 
-/* Apply the non-NULL columns 3..11 of a retry_policy row to *p. */
-static void
-ClassifyApplyPolicyRow(HeapTuple tup, TgPolicy *p)
-{
-	char	   *v;
-
-	if ((v = ClassifyCol(tup, 3)) != NULL)
-		p->remedy = (TgRemedy) ClassifyLabelIndex(v, tg_remedy_names, TG_REMEDY_COUNT);
-	if ((v = ClassifyCol(tup, 4)) != NULL)
-		p->retryable = (v[0] == 't');
-	if ((v = ClassifyCol(tup, 5)) != NULL)
-		p->max_retries = atoi(v);
-	if ((v = ClassifyCol(tup, 6)) != NULL)
-		p->base_seconds = strtod(v, NULL);
-	if ((v = ClassifyCol(tup, 7)) != NULL)
-		p->cap_seconds = strtod(v, NULL);
-	if ((v = ClassifyCol(tup, 8)) != NULL)
-		p->multiplier = strtod(v, NULL);
-	if ((v = ClassifyCol(tup, 9)) != NULL)
-		p->jitter = strcmp(v, "none") == 0 ? TG_JITTER_NONE :
-			strcmp(v, "equal") == 0 ? TG_JITTER_EQUAL : TG_JITTER_FULL;
-	if ((v = ClassifyCol(tup, 10)) != NULL)
-		p->alert = ClassifyLabelIndex(v, alert_names, TG_ALERT_COUNT);
-	if ((v = ClassifyCol(tup, 11)) != NULL)
-		p->priority_adjustment = strtod(v, NULL);
-	if (p->cap_seconds < p->base_seconds)
-		p->cap_seconds = p->base_seconds;
-}
-
-static int
-ClassifyCompareOverride(const void *a, const void *b)
-{
-	const ClassifyOverride *x = a;
-	const ClassifyOverride *y = b;
-	int			c = strcmp(x->task_name, y->task_name);
-
-	return c != 0 ? c : (int) x->type - (int) y->type;
-}
-
-/* Defaults first (task_name NULL sorts first), then overrides inheriting them. */
-static void
-ClassifyLoadPolicies(void)
-{
-	int			n;
-
-	SPI_execute("SELECT failure_type::text, task_name, remediation::text, retryable, max_retries,"
-				" extract(epoch FROM base_delay)::float8, extract(epoch FROM max_delay)::float8,"
-				" multiplier, jitter, alert_level::text, priority_adjustment"
-				" FROM taskguard.retry_policy ORDER BY task_name NULLS FIRST, failure_type",
-				true, 0);
-	n = (int) SPI_processed;
-	cache.overrides = MemoryContextAllocZero(cache.cxt, sizeof(ClassifyOverride) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		int			t = ClassifyLabelIndex(ClassifyCol(tup, 1), tg_failure_type_names,
-										   TG_FAILURE_TYPE_COUNT);
-		char	   *task = ClassifyCol(tup, 2);
-
-		if (t < 0)
-			continue;
-		if (task == NULL)
-		{
-			ClassifyApplyPolicyRow(tup, &cache.defaults[t]);
-			continue;
-		}
-		cache.overrides[cache.noverrides].task_name = MemoryContextStrdup(cache.cxt, task);
-		cache.overrides[cache.noverrides].type = (TgFailureType) t;
-		cache.overrides[cache.noverrides].policy = cache.defaults[t];
-		ClassifyApplyPolicyRow(tup, &cache.overrides[cache.noverrides].policy);
-		cache.noverrides++;
-	}
-	qsort(cache.overrides, cache.noverrides, sizeof(ClassifyOverride), ClassifyCompareOverride);
-}
 
 /*
  * Compile a rule's regex like ~* does; NULL (with a warning) if it does not
@@ -401,8 +263,8 @@ ClassifyLoadRules(void)
 }
 
 /*
- * Read both tables as their owner, so that classify() works for any role
- * that may call it, whatever its privileges on the configuration tables.
+ * Read the rules as their owner, so that classify() works for any role
+ * that may call it, whatever its privileges on the table.
  */
 static void
 ClassifyLoadTables(void)
@@ -412,7 +274,6 @@ ClassifyLoadTables(void)
 	TgActAsRelOwner(cache.cc.relids[0], &saved);
 	PG_TRY();
 	{
-		ClassifyLoadPolicies();
 		ClassifyLoadRules();
 	}
 	PG_FINALLY();
@@ -441,23 +302,6 @@ ClassifyEnsureCache(void)
 	TgConfigCacheLoadEnd(&cache.cc, generation);
 }
 
-const TgPolicy *
-ClassifyPolicy(TgFailureType type, const char *task_name, int len)
-{
-	ClassifyEnsureCache();
-	if (task_name != NULL && cache.noverrides > 0)
-	{
-		char	   *name = pnstrdup(task_name, len);
-		ClassifyOverride key = {name, type};
-		ClassifyOverride *o = bsearch(&key, cache.overrides, cache.noverrides,
-									  sizeof(ClassifyOverride), ClassifyCompareOverride);
-
-		pfree(name);
-		if (o)
-			return &o->policy;
-	}
-	return &cache.defaults[type];
-}
 
 TgFailureType
 ClassifyTypeFromOid(Oid value)
@@ -803,7 +647,7 @@ ClassifyRun(ClassifyInput *in, ClassifyResult *res)
 		res->confidence = ClassifyConfidence(&ev, decider);
 		ClassifyNameRule(in, &ev, decider, res->rule, sizeof(res->rule));
 	}
-	policy = ClassifyPolicy(res->type, in->cx.task_name, in->cx.task_name_len);
+	policy = RetryPolicy(res->type, in->cx.task_name, in->cx.task_name_len);
 	res->remedy = decider >= 0 && ev.remedies[decider] != TG_REMEDY_DEFAULT ?
 		ev.remedies[decider] : policy->remedy;
 	res->retryable = policy->retryable;

@@ -1,7 +1,7 @@
 /*
- * classify.h — the failure taxonomy (docs/reference.md#classification): the per-backend cache of
- * taskguard.retry_policy and taskguard.classification_rule, shared with
- * retry.c.
+ * classify.h — the failure taxonomy (docs/reference.md#classification) and the
+ * retry policy of each type (retry.c holds the one resolver of
+ * taskguard.retry_policy, used by classify.c, priority.c and SQL).
  */
 #ifndef TG_CLASSIFY_H
 #define TG_CLASSIFY_H
@@ -40,10 +40,16 @@ typedef struct TgPolicy
  * The policy for a type, using the task_name override when there is one
  * (task_name may be NULL).  Loads the cache when it is stale.
  */
-extern const TgPolicy *ClassifyPolicy(TgFailureType type, const char *task_name, int len);
+extern const TgPolicy *RetryPolicy(TgFailureType type, const char *task_name, int len);
 
 /* The built-in priority adjustment of a type (retry_policy's default row). */
-extern double ClassifyBuiltinAdjustment(TgFailureType type);
+extern double RetryBuiltinAdjustment(TgFailureType type);
+
+/* The index of label in names[0..n-1], or -1. */
+extern int	ClassifyLabelIndex(const char *label, const char *const *names, int n);
+
+/* The labels of taskguard.alert_level, in order. */
+extern const char *const tg_alert_names[TG_ALERT_COUNT];
 
 /* The C index of a taskguard.failure_type value. */
 extern TgFailureType ClassifyTypeFromOid(Oid value);

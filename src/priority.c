@@ -7,10 +7,8 @@
  * tables (task_config, customer_tier, priority_queue) are read once per backend
  * into a cache and re-read only after a relcache invalidation of one of them:
  * their statement trigger (_config_changed, see TgConfigCache) sends one on
- * every change, and DROP/ALTER send their own.  retry_policy's
- * priority_adjustment column is cached the same way (its trigger
- * retry_policy_invalidate sends the invalidation); when the table does not
- * exist the built-in values (docs/reference.md#retry) are used.
+ * every change, and DROP/ALTER send their own.  A failure type's
+ * priority_adjustment is its retry policy's, from retry.c's resolver.
  *
  * No shared state, no locks.
  */
@@ -42,9 +40,8 @@ static const char *const prio_level_names[PRIO_LEVELS] =
 {"DEFERRED", "LOW", "MEDIUM", "HIGH", "CRITICAL"};
 
 /*
- * The failure types are classify_match.h's (tg_failure_type_names, in the order of the
- * SQL enum) and their built-in priority adjustments classify.c's
- * (ClassifyBuiltinAdjustment): one list of the 15 types in C.
+ * The failure types are classify_match.h's (tg_failure_type_names, in the
+ * order of the SQL enum): one list of the 15 types in C.
  */
 #define PRIO_FAILURE_TYPES TG_FAILURE_TYPE_COUNT
 
@@ -61,27 +58,16 @@ typedef struct PrioTier
 	double		bonus;
 } PrioTier;
 
-/* A retry_policy row of one task_name that sets priority_adjustment. */
-typedef struct PrioOverride
-{
-	int			failure_idx;
-	char	   *task_name;
-	double		adjust;
-} PrioOverride;
-
 /* The per-backend copy of the configuration tables. */
 typedef struct PrioCache
 {
 	TgConfigCache cc;			/* relids: task_config, customer_tier,
-								 * priority_queue, retry_policy */
+								 * priority_queue */
 	PrioTaskConfig *configs;	/* sorted by task_name, byte order */
 	int			nconfigs;
 	PrioTier   *tiers;
 	int			ntiers;
 	char	   *queues[PRIO_LEVELS];
-	double		adjust[PRIO_FAILURE_TYPES];	/* retry_policy defaults */
-	PrioOverride *overrides;	/* per-task_name priority_adjustment rows */
-	int			noverrides;
 } PrioCache;
 
 static PrioCache prio_cache;
@@ -180,48 +166,6 @@ PrioLoadQueues(void)
 	}
 }
 
-/*
- * The priority_adjustment column of retry_policy (built-in values when the
- * table is missing): the scheduler recomputes a priority for every retried
- * task, so a query per call would dominate the requeue step.  The table's
- * statement trigger invalidates this cache like the others.
- */
-static void
-PrioLoadAdjustments(void)
-{
-	for (int i = 0; i < PRIO_FAILURE_TYPES; i++)
-		prio_cache.adjust[i] = ClassifyBuiltinAdjustment((TgFailureType) i);
-	prio_cache.noverrides = 0;
-	prio_cache.overrides = NULL;
-	if (!OidIsValid(prio_cache.cc.relids[3]))
-		return;
-	PrioQuery("SELECT failure_type::text, task_name, priority_adjustment::float8 "
-			  "FROM taskguard.retry_policy WHERE priority_adjustment IS NOT NULL");
-	prio_cache.overrides = MemoryContextAlloc(prio_cxt, sizeof(PrioOverride) * (SPI_processed + 1));
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		char	   *type = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		char	   *task = PrioGetText(i, 2);
-		int			idx = -1;
-
-		for (int j = 0; j < PRIO_FAILURE_TYPES; j++)
-			if (strcmp(tg_failure_type_names[j], type) == 0)
-				idx = j;
-		if (idx < 0)
-			continue;
-		if (task == NULL)
-			prio_cache.adjust[idx] = PrioGetFloat(i, 3);
-		else
-		{
-			PrioOverride *o = &prio_cache.overrides[prio_cache.noverrides++];
-
-			o->failure_idx = idx;
-			o->task_name = task;
-			o->adjust = PrioGetFloat(i, 3);
-		}
-	}
-}
-
 /* Fill the cache from the tables if an invalidation emptied it. */
 static void
 PrioEnsureCache(void)
@@ -240,11 +184,9 @@ PrioEnsureCache(void)
 	prio_cache.cc.relids[0] = PrioRelid("task_config");
 	prio_cache.cc.relids[1] = PrioRelid("customer_tier");
 	prio_cache.cc.relids[2] = PrioRelid("priority_queue");
-	prio_cache.cc.relids[3] = PrioRelid("retry_policy");
 	PrioLoadConfigs();
 	PrioLoadTiers();
 	PrioLoadQueues();
-	PrioLoadAdjustments();
 	SPI_finish();
 	TgConfigCacheLoadEnd(&prio_cache.cc, generation);
 }
@@ -442,17 +384,12 @@ PrioFailureIndex(const char *name)
 	return -1;
 }
 
-/* The priority adjustment of a failure type for task_name, from the cache. */
+/* The priority adjustment of a failure type for task_name: its retry policy's (retry.c). */
 static double
 PrioFailureAdjust(const char *failure_type, const char *task_name)
 {
-	int			idx = PrioFailureIndex(failure_type);
-
-	for (int i = 0; i < prio_cache.noverrides; i++)
-		if (prio_cache.overrides[i].failure_idx == idx &&
-			strcmp(prio_cache.overrides[i].task_name, task_name) == 0)
-			return prio_cache.overrides[i].adjust;
-	return prio_cache.adjust[idx];
+	return RetryPolicy((TgFailureType) PrioFailureIndex(failure_type), task_name,
+					   task_name ? strlen(task_name) : 0)->priority_adjustment;
 }
 
 /* ---------------------------------------------------------------------

@@ -1,53 +1,6 @@
--- 15_classify.sql — the failure taxonomy and retry policies (docs/reference.md#classification, #retry):
--- taskguard.retry_policy, taskguard.classification_rule, classify(),
--- backoff() and retry_decision().
-
--- One row per failure type with task_name NULL (the default, seeded from
--- docs/reference.md#retry), plus optional per-task overrides: an override's NULL columns
--- inherit the type's default row.
-CREATE TABLE taskguard.retry_policy (
-    failure_type        taskguard.failure_type NOT NULL,
-    task_name           text,
-    remediation         taskguard.remediation,
-    retryable           boolean,
-    max_retries         int CHECK (max_retries BETWEEN 0 AND 1000000),
-    base_delay          interval CHECK (base_delay >= interval '0'),
-    max_delay           interval,
-    multiplier          float8 CHECK (multiplier >= 1 AND multiplier < 'Infinity'),
-    jitter              text CHECK (jitter IN ('none', 'full', 'equal')),
-    alert_level         taskguard.alert_level,
-    priority_adjustment real CHECK (priority_adjustment BETWEEN -4 AND 4),
-    CONSTRAINT retry_policy_key UNIQUE NULLS NOT DISTINCT (failure_type, task_name),
-    CONSTRAINT retry_policy_delays CHECK (max_delay >= base_delay),
-    CONSTRAINT retry_policy_default_complete CHECK (task_name IS NOT NULL OR (
-        remediation IS NOT NULL AND retryable IS NOT NULL AND max_retries IS NOT NULL
-        AND multiplier IS NOT NULL AND jitter IS NOT NULL AND alert_level IS NOT NULL
-        AND priority_adjustment IS NOT NULL))
-);
-
-INSERT INTO taskguard.retry_policy (failure_type, remediation, retryable, max_retries,
-        base_delay, max_delay, multiplier, jitter, alert_level, priority_adjustment) VALUES
-    ('TRANSIENT_NETWORK', 'RETRY_WITH_BACKOFF', true, 5, '2 seconds', '5 minutes', 2.0, 'full', 'warning', 0),
-    ('TRANSIENT_DATABASE', 'RETRY_IMMEDIATELY', true, 5, '1 second', '1 minute', 2.0, 'full', 'warning', 0),
-    ('TRANSIENT_RATE_LIMIT', 'RETRY_WITH_BACKOFF', true, 8, '30 seconds', '30 minutes', 2.0, 'full', 'info', -1),
-    ('PERMANENT_INVALID_INPUT', 'MANUAL_INVESTIGATION', false, 0, NULL, NULL, 2.0, 'full', 'error', 0),
-    ('PERMANENT_NOT_FOUND', 'MANUAL_INVESTIGATION', false, 0, NULL, NULL, 2.0, 'full', 'warning', 0),
-    ('PERMANENT_AUTHENTICATION', 'FIX_CONFIGURATION', false, 0, NULL, NULL, 2.0, 'full', 'critical', 0),
-    ('CONFIGURATION_MISSING_ENV', 'FIX_CONFIGURATION', false, 0, NULL, NULL, 2.0, 'full', 'critical', 0),
-    ('CONFIGURATION_PERMISSIONS', 'FIX_CONFIGURATION', false, 0, NULL, NULL, 2.0, 'full', 'critical', 0),
-    ('EXTERNAL_SERVICE_UNAVAILABLE', 'CONTACT_EXTERNAL_SERVICE', true, 6, '30 seconds', '1 hour', 2.0, 'full', 'error', -0.5),
-    ('EXTERNAL_API_ERROR', 'CONTACT_EXTERNAL_SERVICE', true, 3, '10 seconds', '10 minutes', 2.0, 'full', 'error', 0),
-    ('SYSTEM_OUT_OF_MEMORY', 'SCALE_RESOURCES', true, 2, '5 minutes', '30 minutes', 2.0, 'full', 'critical', -0.5),
-    ('SYSTEM_DISK_FULL', 'SCALE_RESOURCES', true, 1, '15 minutes', '15 minutes', 2.0, 'full', 'critical', -0.5),
-    ('SYSTEM_CPU_OVERLOAD', 'SCALE_RESOURCES', true, 3, '1 minute', '15 minutes', 2.0, 'full', 'error', -0.5),
-    ('BUSINESS_LOGIC_VIOLATION', 'ESCALATE_TO_ADMIN', false, 0, NULL, NULL, 2.0, 'full', 'warning', 0),
-    ('UNKNOWN', 'MANUAL_INVESTIGATION', true, 3, '10 seconds', '10 minutes', 2.0, 'full', 'warning', 0);
-
--- Dumped whole: a restore puts the default rows back as they were edited
--- (02_backup.sql; docs/operations.md).
-SELECT pg_catalog.pg_extension_config_dump('taskguard.retry_policy', '');
-CREATE TRIGGER restore_builtin_row BEFORE INSERT ON taskguard.retry_policy
-    FOR EACH ROW EXECUTE FUNCTION taskguard._restore_builtin_row('failure_type', 'task_name');
+-- 15_classify.sql — the failure taxonomy (docs/reference.md#classification):
+-- taskguard.classification_rule and classify().  The policy of each type is
+-- 20_retry.sql's.
 
 -- User classification rules (docs/reference.md#classification, the first layer); every non-NULL condition must hold.
 CREATE TABLE taskguard.classification_rule (
@@ -93,13 +46,10 @@ CREATE TRIGGER classification_rule_check
     FOR EACH ROW EXECUTE FUNCTION taskguard._classification_rule_check();
 SELECT pg_catalog.pg_extension_config_dump('taskguard.classification_rule_id_seq', '');
 
--- Any change to the rules or policies makes every backend reload its cache
--- (a relcache invalidation of the table, delivered at commit).
+-- Any change to the rules makes every backend reload its cache (a relcache
+-- invalidation of the table, delivered at commit).
 CREATE TRIGGER classification_rule_invalidate
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.classification_rule
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
-CREATE TRIGGER retry_policy_invalidate
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.retry_policy
     FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 
 CREATE FUNCTION taskguard.classify(error_type text, message text DEFAULT NULL,
@@ -107,15 +57,3 @@ CREATE FUNCTION taskguard.classify(error_type text, message text DEFAULT NULL,
 RETURNS taskguard.classification
 AS 'MODULE_PATHNAME', 'taskguard_classify'
 LANGUAGE C STABLE PARALLEL SAFE;
-
-CREATE FUNCTION taskguard.backoff(attempt int, base interval DEFAULT '1 second',
-    cap interval DEFAULT '1 hour', multiplier float8 DEFAULT 2.0, jitter text DEFAULT 'full')
-RETURNS interval
-AS 'MODULE_PATHNAME', 'taskguard_backoff'
-LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION taskguard.retry_decision(failure_type taskguard.failure_type, retry_count int,
-    task_name text DEFAULT NULL, context jsonb DEFAULT '{}')
-RETURNS taskguard.retry_decision
-AS 'MODULE_PATHNAME', 'taskguard_retry_decision'
-LANGUAGE C VOLATILE PARALLEL SAFE;

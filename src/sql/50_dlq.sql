@@ -1,7 +1,8 @@
--- 50_dlq.sql — failures and the dead-letter queue (docs/reference.md#classification, #dlq): the
--- dead_letter records and failure events, fail() and record_failure(), the
--- operator actions, the taskguard.dlq view and the scheduler steps that put
--- due retries back on their queues and prune old failures.
+-- 50_dlq.sql — failures and the dead-letter queue (docs/reference.md#dlq): the
+-- dead_letter records and failure events, what a failure becomes
+-- (_dlq_record, for fail() in 30_queue.sql and record_failure() here), the
+-- operator actions, the taskguard.dlq view and the scheduler steps that
+-- dispatch due retries of external tasks and prune old failures.
 --
 -- Locks: fail() locks the task row, then its record; operator actions lock
 -- records (then tasks) in id order; the scheduler uses SKIP LOCKED.
@@ -80,18 +81,6 @@ CREATE INDEX failure_event_time_idx ON taskguard.failure_event (time);
 -- a tenant-bound reader's events of the last day (classification_confidence)
 CREATE INDEX failure_event_tenant_idx ON taskguard.failure_event (tenant, time);
 
--- The effective max_retries of a type for a task (its retry_policy override or default).
-CREATE FUNCTION taskguard._policy_max_retries(failure_type taskguard.failure_type, task_name text)
-RETURNS int
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-SELECT coalesce(
-    (SELECT p.max_retries FROM taskguard.retry_policy p
-      WHERE p.failure_type = $1 AND p.task_name = $2),
-    (SELECT p.max_retries FROM taskguard.retry_policy p
-      WHERE p.failure_type = $1 AND p.task_name IS NULL), 0)
-$$;
-
 -- A context argument as stored: an object, else '{}'.
 CREATE FUNCTION taskguard._dlq_context(context jsonb)
 RETURNS jsonb
@@ -164,55 +153,6 @@ BEGIN
     RETURN (v_cls.failure_type, v_cls.confidence, v_cls.remediation,
             CASE WHEN v_dec.should_retry THEN 'retry' ELSE 'abandon' END,
             v_dec.next_retry_at, v_id)::taskguard.failure_outcome;
-END
-$$;
-
--- A worker reports that its attempt failed (docs/reference.md#queue, #dlq).
-CREATE FUNCTION taskguard.fail(task_id bigint, error_type text, message text DEFAULT NULL,
-    context jsonb DEFAULT '{}', attempt int DEFAULT NULL)
-RETURNS taskguard.failure_outcome
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
--- a worker has no write privilege on the tables: state changes only here
-SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-AS $$
-DECLARE
-    v_task taskguard.task;
-    v_rec  bigint;
-    v_rc   int := 0;
-    v_out  taskguard.failure_outcome;
-BEGIN
-    SELECT * INTO v_task FROM taskguard.task t
-     WHERE t.id = fail.task_id AND taskguard._tenant_visible(t.tenant) FOR UPDATE;
-    IF NOT FOUND OR v_task.status <> 'running'
-       OR (attempt IS NOT NULL AND v_task.attempts <> attempt) THEN
-        RETURN NULL;
-    END IF;
-    IF v_task.failure_id IS NOT NULL THEN
-        SELECT d.id, d.retry_count + 1 INTO v_rec, v_rc FROM taskguard.dead_letter d
-         WHERE d.id = v_task.failure_id AND d.status <> 'RESOLVED'
-           AND d.task_id = v_task.id AND d.tenant IS NOT DISTINCT FROM v_task.tenant
-         FOR UPDATE;
-        v_rc := coalesce(v_rc, 0);
-    END IF;
-
-    v_out := taskguard._dlq_record(v_rec, v_rc, false, v_task.id, NULL, v_task.task_name,
-        v_task.args, v_task.queue, v_task.tenant, v_task.service, v_task.priority, false,
-        error_type, message, taskguard._dlq_context(context),
-        v_task.max_attempts - v_task.attempts);
-
-    UPDATE taskguard.task t
-       SET status = 'failed', finished_at = now(), lease_expires_at = NULL,
-           run_at = coalesce(v_out.next_retry_at, t.run_at),
-           failure_id = v_out.failure_id,
-           last_error = left(coalesce(fail.error_type, '') || ': ' ||
-                             coalesce(left(fail.message, 65536), ''), 65536)
-     WHERE t.id = v_task.id;
-
-    IF v_task.service IS NOT NULL AND v_out.failure_type IN
-       ('EXTERNAL_SERVICE_UNAVAILABLE', 'EXTERNAL_API_ERROR', 'TRANSIENT_NETWORK') THEN
-        PERFORM taskguard._breaker_task_done(v_task.service, false);
-    END IF;
-    RETURN v_out;
 END
 $$;
 
@@ -516,89 +456,6 @@ AS $$
 UPDATE taskguard.dead_letter d
    SET status = 'ABANDONED', next_retry_at = NULL, resolution = 'cancelled'
  WHERE d.id = $2 AND d.status IN ('PENDING', 'RETRYING')
-$$;
-
--- The priority a retried task gets: the pinned one, or recomputed (scalar
--- arguments: passing whole rows to PL/pgSQL cost 80 us a row here).
-CREATE FUNCTION taskguard._retry_priority(pinned boolean, pinned_priority taskguard.priority,
-    task_name text, customer_tier text, failure_type taskguard.failure_type,
-    retry_count int, enqueued_at timestamptz)
-RETURNS taskguard.priority_result
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-SELECT CASE WHEN pinned
-            THEN (pinned_priority, taskguard._priority_score(pinned_priority), NULL::text, NULL::text[])::taskguard.priority_result
-            ELSE taskguard.calculate_priority(task_name, jsonb_build_object(
-                     'customer_tier', customer_tier, 'failure_type', failure_type,
-                     'retry_count', retry_count, 'enqueued_at', enqueued_at)) END
-$$;
-
--- Scheduler step: due PENDING records of queue tasks become RETRYING and
--- their tasks ready, at a recomputed priority; services with an open
--- breaker wait.  Returns how many tasks were put back.
-CREATE FUNCTION taskguard._requeue_due_retries(batch int)
-RETURNS int
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-AS $$
-DECLARE
-    v_dids   bigint[];
-    v_tids   bigint[];
-    v_prios  taskguard.priority[];
-    v_scores real[];
-    v_queues text[];
-BEGIN
-    -- Set-based: one ordered scan takes a batch of due records; those whose
-    -- task still waits on them go back to the queue with a recomputed
-    -- priority (tid not NULL), the others (task gone or moved on) are
-    -- abandoned.  Row-by-row this step was 20x slower (bench/scheduler.sh).
-    SELECT array_agg(x.did), array_agg(x.tid), array_agg((x.p).priority), array_agg((x.p).score)
-      INTO v_dids, v_tids, v_prios, v_scores
-      FROM (SELECT d.id AS did, w.tid,
-                   CASE WHEN w.tid IS NOT NULL
-                        THEN taskguard._retry_priority(d.priority_pinned, d.priority, d.task_name,
-                                 t.customer_tier, d.failure_type, d.retry_count, t.enqueued_at) END AS p
-              FROM taskguard.dead_letter d LEFT JOIN taskguard.task t ON t.id = d.task_id
-                   -- the link must hold both ways and within one tenant
-                   CROSS JOIN LATERAL (SELECT CASE WHEN t.status = 'failed' AND t.failure_id = d.id
-                                                    AND t.tenant IS NOT DISTINCT FROM d.tenant
-                                              THEN t.id END AS tid) w
-             WHERE d.status = 'PENDING' AND d.next_retry_at <= now() AND NOT d.external
-               AND (d.service IS NULL OR NOT taskguard._breaker_is_open(d.service))
-             ORDER BY d.next_retry_at
-             LIMIT batch
-             FOR UPDATE OF d SKIP LOCKED) x;
-    IF v_dids IS NULL THEN
-        RETURN 0;
-    END IF;
-
-    -- The batch goes through arrays, not CTE joins: unnest() keeps the
-    -- updates on the primary keys, where a CTE join chose hash joins over
-    -- whole-table scans (O(table) per batch).  A task changed between the
-    -- scan and its update can only be one being cancelled, whose cancel()
-    -- then settles its record after us.
-    WITH tasks AS (
-        UPDATE taskguard.task t
-           SET status = 'ready', run_at = now(), finished_at = NULL,
-               priority = u.prio, priority_score = u.score
-          FROM unnest(v_tids, v_dids, v_prios, v_scores) AS u(tid, did, prio, score)
-         WHERE u.tid IS NOT NULL AND t.id = u.tid
-           AND t.status = 'failed' AND t.failure_id = u.did
-        RETURNING t.queue)
-    SELECT array_agg(DISTINCT queue) INTO v_queues FROM tasks;
-
-    UPDATE taskguard.dead_letter d
-       SET status = CASE WHEN u.tid IS NULL THEN 'ABANDONED' ELSE 'RETRYING' END::taskguard.dlq_status,
-           next_retry_at = NULL,
-           priority = coalesce(u.prio, d.priority),
-           resolution = CASE WHEN u.tid IS NULL THEN 'task no longer waiting' ELSE d.resolution END
-      FROM unnest(v_dids, v_tids, v_prios) AS u(did, tid, prio)
-     WHERE d.id = u.did;
-
-    FOR i IN 1 .. coalesce(cardinality(v_queues), 0) LOOP
-        PERFORM taskguard._notify(v_queues[i]);
-    END LOOP;
-    RETURN cardinality(array_remove(v_tids, NULL));
-END
 $$;
 
 -- Scheduler step: delete events older than taskguard.event_retention and

@@ -2,8 +2,8 @@
 # The 15 failure types are written in the places that must name them all:
 # the SQL enum taskguard.failure_type (src/sql/00_types.sql, the source), the
 # C enum and names (src/classify_match.h, src/classify_match.c), the built-in retry policy of
-# each type in C (src/classify.c builtin_policy, which priority.c reads too)
-# and in SQL (retry_policy's default rows, src/sql/15_classify.sql), and the
+# each type in C (src/retry.c builtin_policy, the one resolver's fallback)
+# and in SQL (retry_policy's default rows, src/sql/20_retry.sql), and the
 # API contract test.  This checks that they all agree, in the enum's order
 # (issue 21), and that docs/reference.md names each type when it exists.
 # Runs in the harness's cluster, in a database of its own.
@@ -26,16 +26,16 @@ c_names=$(sed -n '/tg_failure_type_names\[TG_FAILURE_TYPE_COUNT\] = {/,/^};/p' s
 is "$c_names" "$sql_enum" "src/classify_match.c tg_failure_type_names is the SQL enum, in order"
 
 sql_rows=$(q "SELECT string_agg(failure_type::text, ' ' ORDER BY failure_type) FROM taskguard.retry_policy WHERE task_name IS NULL")
-is "$sql_rows" "$sql_enum" "retry_policy has one default row per type (src/sql/15_classify.sql)"
+is "$sql_rows" "$sql_enum" "retry_policy has one default row per type (src/sql/20_retry.sql)"
 
 contract=$(grep "enum_has_labels('taskguard', 'failure_type'" test/pgtap/api_contract.sql |
            grep -o "'[A-Z_]*'" | tr -d "'" | tr '\n' ' ' | sed 's/ $//')
 is "$contract" "$sql_enum" "test/pgtap/api_contract.sql checks the same labels"
 
 # builtin_policy rows: {TG_REMEDY, retryable, max_retries, base s, cap s, alert index, adjustment}
-c_policy=$(sed -n '/builtin_policy\[TG_FAILURE_TYPE_COUNT\] = {/,/^};/p' src/classify.c |
+c_policy=$(sed -n '/builtin_policy\[TG_FAILURE_TYPE_COUNT\] = {/,/^};/p' src/retry.c |
            sed -n 's/^[[:space:]]*{TG_\([A-Z_]*\), \([a-z]*\), \([0-9]*\), \([0-9]*\), \([0-9]*\), \([0-9]*\), \([-0-9.]*\)},.*/\1 \2 \3 \4 \5 \6 \7/p')
-is "$(wc -l <<<"$c_policy" | tr -d ' ')" 15 "src/classify.c builtin_policy has 15 rows"
+is "$(wc -l <<<"$c_policy" | tr -d ' ')" 15 "src/retry.c builtin_policy has 15 rows"
 sql_policy=$(q "SELECT remediation || ' ' || retryable || ' ' || max_retries || ' '
                        || coalesce(extract(epoch FROM base_delay)::int::text, '-') || ' '
                        || coalesce(extract(epoch FROM max_delay)::int::text, '-') || ' '
