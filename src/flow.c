@@ -56,6 +56,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "queue.h"
 #include "taskguard.h"
 
 #define FLOW_SCOPES 5
@@ -148,6 +149,7 @@ typedef struct FlowOp
 	bool		counted;		/* running counts incremented (tracking) */
 	uint32		gen;			/* flow_cache.gen when charged */
 	uint64		charged;		/* bit per limit (index < 64) whose token it took */
+	int			qslot;			/* its queue's wake-up slot (queue.c), -1: none */
 } FlowOp;
 
 /* A task's five values, as the claim or the trigger sees them. */
@@ -507,6 +509,43 @@ FlowBucket(const FlowLimit *l, uint64 vhash, TimestampTz now, bool create)
 }
 
 /*
+ * A claim was refused by a limit: mark the task's queue waiting, so that a
+ * freed slot or the bucket's next token (due; 0 for a cap) wakes its workers
+ * (queue.c).  Once per statement for a cap and once for a bucket: a claim may
+ * refuse many rows.  Called under TG_LOCK_FLOW, like the count-down.
+ */
+static void
+FlowRefused(const FlowTask *t, TimestampTz due)
+{
+	static TimestampTz stmt = 0;
+	static bool waited = false;
+	static bool due_set = false;
+	TimestampTz now_stmt = GetCurrentStatementStartTimestamp();
+
+	if (t->value[0] == NULL)
+		return;
+	if (stmt != now_stmt)
+	{
+		stmt = now_stmt;
+		waited = due_set = false;
+	}
+	if (due == 0 ? waited : due_set)
+		return;
+	waited = true;
+	due_set |= due != 0;
+	QueueFlowWaiting(QueueWakeSlot(t->value[0], t->len[0]), due);
+}
+
+/* When a bucket with tokens < 1 has its next whole token. */
+static TimestampTz
+FlowTokenDue(const FlowLimit *l, const FlowEntry *b, TimestampTz now)
+{
+	double		us = (1.0 - b->tokens) * (double) l->per_us / Max(l->rate, 1);
+
+	return now + (TimestampTz) Min(Max(us, 1.0), (double) 366 * USECS_PER_DAY);
+}
+
+/*
  * May a task with these values start now?  With take, also reserve it: one
  * token of each rate limit and a running count of each scope.
  */
@@ -532,14 +571,24 @@ FlowCheck(const FlowTask *t, FlowOp *op, bool take)
 			if (take && e == NULL)
 				return false;	/* no room to count it: refuse */
 			if (e != NULL && e->running >= l->max_running)
+			{
+				if (take)
+					FlowRefused(t, 0);
 				return false;
+			}
 		}
 		if (l->rate >= 0)
 		{
 			FlowEntry  *b = FlowBucket(l, op->vhash[l->scope], now, true);
 
-			if (b == NULL || b->tokens < 1.0)
+			if (b == NULL)
 				return false;
+			if (b->tokens < 1.0)
+			{
+				if (take)
+					FlowRefused(t, FlowTokenDue(l, b, now));
+				return false;
+			}
 			if (nbuckets < lengthof(buckets))
 				buckets[nbuckets++] = b;
 			if (i < 64)
@@ -548,6 +597,9 @@ FlowCheck(const FlowTask *t, FlowOp *op, bool take)
 	}
 	if (take)
 	{
+		/* a claim of the queue got a slot: the freed one, if one was counted */
+		if (flow_cache.any_cap && t->value[0] != NULL)
+			QueueFlowClaimed(QueueWakeSlot(t->value[0], t->len[0]));
 		for (int i = 0; i < nbuckets; i++)
 			buckets[i]->tokens -= 1.0;
 		op->counted = FlowTracking();
@@ -577,6 +629,7 @@ FlowOpAdd(FlowOpKind kind, int64 task_id, const FlowTask *t)
 	op->kind = kind;
 	op->level = GetCurrentTransactionNestLevel();
 	op->task_id = task_id;
+	op->qslot = -1;
 	FlowOpKeys(op, t);
 	return op;
 }
@@ -603,7 +656,10 @@ FlowOpsEnd(int level, bool commit)
 		if (flow_hash == NULL)
 			continue;
 		if (commit && op->kind == FLOW_OP_DOWN)
+		{
 			FlowCount(op, -1);
+			QueueFlowFreed(op->qslot);	/* a waiter's slot: the scheduler sees to it */
+		}
 		else if (op->kind != FLOW_OP_DOWN && op->counted &&
 				 (!commit || op->kind == FLOW_OP_RESERVED))
 			FlowCount(op, -1);	/* rolled back, or reserved and never used */
@@ -787,12 +843,17 @@ taskguard_flow_queue_closed(PG_FUNCTION_ARGS)
 			FlowEntry  *e = FlowEntryFor(FLOW_KIND_RUNNING, op.vhash[0], false);
 
 			closed = FlowTracking() && e != NULL && e->running >= l->max_running;
+			if (closed)
+				FlowRefused(&t, 0);
 		}
 		if (!closed && l->rate >= 0)
 		{
-			FlowEntry  *b = FlowBucket(l, op.vhash[0], GetCurrentTimestamp(), false);
+			TimestampTz now = GetCurrentTimestamp();
+			FlowEntry  *b = FlowBucket(l, op.vhash[0], now, false);
 
 			closed = b != NULL && b->tokens < 1.0;
+			if (closed)
+				FlowRefused(&t, FlowTokenDue(l, b, now));
 		}
 	}
 	LWLockRelease(TgLock(TG_LOCK_FLOW));
@@ -998,11 +1059,14 @@ FlowRowStarted(int64 id, const FlowTask *t)
 }
 
 /*
- * A row left running: count it down at commit.  If a cap it counts towards
- * is full, a worker may be sleeping on it: wake its queue's workers (the
- * NOTIFY goes out at commit; not throttled, a throttled one would leave the
- * slot idle until the scheduler's pass).  Below the cap nobody waits, so no
- * NOTIFY (a notifying commit takes a cluster-wide lock).
+ * A row left running: count it down at commit.  In the scheduler's database
+ * the commit tells the scheduler if a claim of the queue is waiting
+ * (queue.c: it notifies only if nobody takes the slot back at once).
+ * Elsewhere, if a claim of the queue was refused since the last wake-up, or a
+ * cap it counts towards is full, wake the queue's workers now (the NOTIFY
+ * goes out at commit; not throttled, a throttled one would leave the slot
+ * idle until the scheduler's pass).  Nobody waiting: no NOTIFY (a notifying
+ * commit takes a cluster-wide lock).
  */
 static void
 FlowRowStopped(const FlowTask *t)
@@ -1013,6 +1077,11 @@ FlowRowStopped(const FlowTask *t)
 	if (!FlowTracking())
 		return;
 	op = FlowOpAdd(FLOW_OP_DOWN, 0, t);
+	op->qslot = QueueWakeSlot(t->value[0], t->len[0]);
+	if (QueueWakerServes())
+		return;
+	if (QueueFlowTakeWaiting(op->qslot))
+		full = true;
 
 	FlowEnsureCache();
 	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_SHARED);

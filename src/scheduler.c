@@ -617,6 +617,25 @@ SchedulerExit(int code, Datum arg)
 	if (sched->pid == MyProcPid)
 		sched->pid = 0;
 	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+	QueueWakerRegister(NULL);
+}
+
+/*
+ * Flow control's wake-ups that are due (queue.c): a freed slot nobody took
+ * back, a refused token that is back.  Their NOTIFYs need a transaction.
+ */
+static void
+SendDueWakes(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (!QueueWakerDue() || RecoveryInProgress())
+		return;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	(void) QueueSendWakes();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
 }
 
 /*
@@ -671,6 +690,7 @@ taskguard_scheduler_main(Datum arg)
 	sched->nsteps = 0;
 	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
 	before_shmem_exit(SchedulerExit, 0);
+	QueueWakerRegister(MyLatch);
 
 	PassContext = AllocSetContextCreate(TopMemoryContext, "taskguard scheduler pass",
 										ALLOCSET_DEFAULT_SIZES);
@@ -689,8 +709,12 @@ taskguard_scheduler_main(Datum arg)
 			if (ReadyForPass(loaded_version, sizeof(loaded_version)) && RunPass())
 				next_pass = GetCurrentTimestamp();	/* backlog: go on at once */
 		}
-		WaitAndReload(Min(Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_pass), 1),
-						  DROP_CHECK_MS));
+		SendDueWakes();
+		/* sleep until the next pass, or until a flow control wake-up is due */
+		WaitAndReload(QueueWakerTimeout(Min(Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																				  next_pass), 1),
+											  DROP_CHECK_MS)));
+		SendDueWakes();
 		/* a SIGHUP may shorten the naptime: don't wait out the old one */
 		next_pass = Min(next_pass,
 						TimestampTzPlusMilliseconds(GetCurrentTimestamp(), tg_naptime_ms));
