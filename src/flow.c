@@ -916,17 +916,30 @@ taskguard_flow_take(PG_FUNCTION_ARGS)
 		FlowOp	   *kept = FlowOpAdd(FLOW_OP_RESERVED, PG_GETARG_INT64(0), &t);
 
 		kept->counted = op.counted;
+		kept->qslot = QueueWakeSlot(t.value[0], t.len[0]);
 		kept->charged = op.charged;
 	}
 	PG_RETURN_BOOL(ok);
 }
 
-/* Give back one unused reservation: its running counts and its tokens. */
+/*
+ * Give back one unused reservation: its running counts and its tokens.  It
+ * may have made another claim refuse (two claims reserving the same row, one
+ * of them then finding it locked): a waiting queue is told, as for a task
+ * that left running, so no worker sleeps while the slot is free.
+ */
 static void
 FlowRelease(const FlowOp *op)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
+	if (op->counted || op->charged)
+	{
+		if (QueueWakerServes())
+			QueueFlowFreed(op->qslot);
+		else if (QueueFlowTakeWaiting(op->qslot))
+			Async_Notify("taskguard", QueueSlotName(op->qslot));
+	}
 	if (op->counted)
 		FlowCount(op, -1);
 	if (op->gen != flow_cache.gen || !flow_cache.valid)

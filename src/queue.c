@@ -411,3 +411,16 @@ QueueSendWakes(void)
 		QueueWakerAt(next);
 	return sent;
 }
+
+/* The queue name a wake-up slot holds (the NOTIFY payload), in palloc'd memory. */
+char *
+QueueSlotName(int slot)
+{
+	char	   *name;
+
+	Assert(slot >= 0 && slot < QUEUE_SLOTS);
+	LWLockAcquire(TgLock(TG_LOCK_QUEUE), LW_SHARED);
+	name = pstrdup(queue_slots[slot].name);
+	LWLockRelease(TgLock(TG_LOCK_QUEUE));
+	return name;
+}

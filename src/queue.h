@@ -20,5 +20,6 @@ extern void QueueWakerRegister(Latch *latch);
 extern long QueueWakerTimeout(long ms);
 extern bool QueueWakerDue(void);
 extern int	QueueSendWakes(void);
+extern char *QueueSlotName(int slot);
 
 #endif
