@@ -597,9 +597,6 @@ FlowCheck(const FlowTask *t, FlowOp *op, bool take)
 	}
 	if (take)
 	{
-		/* a claim of the queue got a slot: the freed one, if one was counted */
-		if (flow_cache.any_cap && t->value[0] != NULL)
-			QueueFlowClaimed(QueueWakeSlot(t->value[0], t->len[0]));
 		for (int i = 0; i < nbuckets; i++)
 			buckets[i]->tokens -= 1.0;
 		op->counted = FlowTracking();
@@ -917,6 +914,9 @@ taskguard_flow_take(PG_FUNCTION_ARGS)
 
 		kept->counted = op.counted;
 		kept->qslot = QueueWakeSlot(t.value[0], t.len[0]);
+		/* a claim of the queue got a slot: the freed one, if one was counted */
+		if (op.counted)
+			QueueFlowClaimed(kept->qslot);
 		kept->charged = op.charged;
 	}
 	PG_RETURN_BOOL(ok);
