@@ -168,6 +168,8 @@ static FlowOp *flow_ops = NULL;
 static int	flow_nops = 0;
 static int	flow_maxops = 0;
 static uint32 flow_gen = 0;
+/* Tasks this session moved into running and not out yet: a worker holding none is about to claim. */
+static int	flow_held = 0;
 
 PG_FUNCTION_INFO_V1(taskguard_flow_active);
 PG_FUNCTION_INFO_V1(taskguard_flow_admit);
@@ -655,7 +657,8 @@ FlowOpsEnd(int level, bool commit)
 		if (commit && op->kind == FLOW_OP_DOWN)
 		{
 			FlowCount(op, -1);
-			QueueFlowFreed(op->qslot);	/* a waiter's slot: the scheduler sees to it */
+			/* a waiter's slot: the scheduler sees to it, at once if this session holds more */
+			QueueFlowFreed(op->qslot, flow_held > 0);
 		}
 		else if (op->kind != FLOW_OP_DOWN && op->counted &&
 				 (!commit || op->kind == FLOW_OP_RESERVED))
@@ -936,7 +939,7 @@ FlowRelease(const FlowOp *op)
 	if (op->counted || op->charged)
 	{
 		if (QueueWakerServes())
-			QueueFlowFreed(op->qslot);
+			QueueFlowFreed(op->qslot, false);
 		else if (QueueFlowTakeWaiting(op->qslot))
 			Async_Notify("taskguard", QueueSlotName(op->qslot));
 	}
@@ -962,12 +965,33 @@ FlowRelease(const FlowOp *op)
  * claim did not use (a row another claim locked first, a breaker without a
  * probe left); how many.  More than 0 with nothing claimed: look again.
  */
+/* The tasks whose reservations the last _flow_settle() gave back. */
+static int64 *flow_given_back = NULL;
+static int	flow_ngiven_back = 0;
+static int	flow_maxgiven_back = 0;
+
+static void
+FlowRememberGivenBack(int64 task_id)
+{
+	if (flow_ngiven_back == flow_maxgiven_back)
+	{
+		int			n = Max(flow_maxgiven_back * 2, 8);
+
+		flow_given_back = flow_given_back == NULL
+			? MemoryContextAlloc(TopMemoryContext, n * sizeof(int64))
+			: repalloc(flow_given_back, n * sizeof(int64));
+		flow_maxgiven_back = n;
+	}
+	flow_given_back[flow_ngiven_back++] = task_id;
+}
+
 Datum
 taskguard_flow_settle(PG_FUNCTION_ARGS)
 {
 	int			released = 0;
 	int			kept = 0;
 
+	flow_ngiven_back = 0;
 	if (flow_hash == NULL || flow_nops == 0)
 		PG_RETURN_INT32(0);
 	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
@@ -976,6 +1000,7 @@ taskguard_flow_settle(PG_FUNCTION_ARGS)
 		if (flow_ops[i].kind == FLOW_OP_RESERVED)
 		{
 			FlowRelease(&flow_ops[i]);
+			FlowRememberGivenBack(flow_ops[i].task_id);
 			released++;
 		}
 		else
@@ -984,6 +1009,24 @@ taskguard_flow_settle(PG_FUNCTION_ARGS)
 	LWLockRelease(TgLock(TG_LOCK_FLOW));
 	flow_nops = kept;
 	PG_RETURN_INT32(released);
+}
+
+/*
+ * taskguard._flow_given_back() RETURNS bigint[]: the tasks whose reservations
+ * the last _flow_settle() of this session gave back.  claim() looks again past
+ * them: another claim holds their rows, and reserving one of them again would
+ * refuse the free task behind it for the claim's own reservation.
+ */
+PG_FUNCTION_INFO_V1(taskguard_flow_given_back);
+Datum
+taskguard_flow_given_back(PG_FUNCTION_ARGS)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(flow_ngiven_back, 1));
+
+	for (int i = 0; i < flow_ngiven_back; i++)
+		elems[i] = Int64GetDatum(flow_given_back[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, flow_ngiven_back, INT8OID, 8, FLOAT8PASSBYVAL,
+										  TYPALIGN_DOUBLE));
 }
 
 /* Attribute numbers of the task table: the five values, status, id. */
@@ -1051,6 +1094,7 @@ FlowRowStarted(int64 id, const FlowTask *t)
 {
 	FlowOp	   *op = NULL;
 
+	flow_held++;
 	for (int i = flow_nops - 1; i >= 0 && op == NULL; i--)
 		if (flow_ops[i].kind == FLOW_OP_RESERVED && flow_ops[i].task_id == id)
 			op = &flow_ops[i];
@@ -1087,6 +1131,7 @@ FlowRowStopped(const FlowTask *t)
 	FlowOp	   *op;
 	bool		full = false;
 
+	flow_held = Max(flow_held - 1, 0);
 	if (!FlowTracking())
 		return;
 	op = FlowOpAdd(FLOW_OP_DOWN, 0, t);

@@ -220,7 +220,7 @@ taskguard_send_pending_notifies(PG_FUNCTION_ARGS)
  * the scheduler notifies the queue then, so rate-limited workers sleep on
  * LISTEN instead of polling.
  */
-#define QUEUE_FREED_GRACE_US 5000
+#define QUEUE_FREED_GRACE_US 15000
 
 /* The slot index of a queue for the wake-ups; -1 without shared memory. */
 int
@@ -287,9 +287,13 @@ QueueFlowTakeWaiting(int slot)
 	return slot >= 0 && pg_atomic_exchange_u32(&queue_slots[slot].waiting, 0) != 0;
 }
 
-/* A running task of the queue ended (committed): a slot for a waiter, if any. */
+/*
+ * A running task of the queue ended (committed): a slot for a waiter, if any.
+ * now: the session that freed it still holds tasks (the rest of its batch), so
+ * it will not claim again soon: no grace.
+ */
 void
-QueueFlowFreed(int slot)
+QueueFlowFreed(int slot, bool now)
 {
 	QueueSlot  *s;
 	TimestampTz at;
@@ -300,7 +304,7 @@ QueueFlowFreed(int slot)
 	if (pg_atomic_read_u32(&s->waiting) == 0)
 		return;
 	pg_atomic_fetch_add_u32(&s->freed, 1);
-	at = GetCurrentTimestamp() + QUEUE_FREED_GRACE_US;
+	at = GetCurrentTimestamp() + (now ? 0 : QUEUE_FREED_GRACE_US);
 	QueueLowerTime(&s->wake_at, at);
 	QueueWakerAt(at);
 }

@@ -14,7 +14,7 @@ extern int	QueueWakeSlot(const char *queue, int len);
 extern bool QueueWakerServes(void);
 extern void QueueFlowWaiting(int slot, TimestampTz token_due);
 extern bool QueueFlowTakeWaiting(int slot);
-extern void QueueFlowFreed(int slot);
+extern void QueueFlowFreed(int slot, bool now);
 extern void QueueFlowClaimed(int slot);
 extern void QueueWakerRegister(Latch *latch);
 extern long QueueWakerTimeout(long ms);

@@ -5,7 +5,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(53);
+SELECT plan(54);
 
 -- ---- bad input ----
 SELECT throws_ok($$INSERT INTO taskguard.flow_limit (scope, name, max_running) VALUES ('bogus', 'x', 1)$$,
@@ -154,6 +154,9 @@ SELECT cmp_ok((SELECT count(*)::int FROM fair_both WHERE tenant = 'ta'), '<=', 6
 SELECT is((SELECT count(*)::int FROM fair_both WHERE tenant = 'ta' AND flow_key = 'k2'), 0,
           'within tenant ta, claim order: its older k1 tasks first, k2''s weight notwithstanding');
 DELETE FROM taskguard.flow_limit WHERE scope IN ('tenant', 'flow_key');
+
+SELECT taskguard._flow_settle();
+SELECT is(taskguard._flow_given_back(), '{}'::bigint[], '_flow_given_back: nothing given back, an empty array');
 
 -- ---- debounce ----
 SELECT taskguard.enqueue('deb', '{"v": 1}', 'flow_deb', debounce_key => 'doc-1', debounce => '1 hour') AS d1 \gset

@@ -90,4 +90,36 @@ is "$(grep -c "payload \"$C\"" "$out")" 0 "no claim was refused since the last w
 q "DELETE FROM taskguard.flow_limit WHERE name = '$C'" >/dev/null
 q "DELETE FROM taskguard.task WHERE queue = '$C'" >/dev/null
 
+# ---- reservations given back.  Cap 1; another session holds row locks on the oldest
+# tasks.  A claim reserves the slot for the oldest, finds it locked, and would refuse the
+# task behind it for its own reservation: it looks again past the rows it could not have
+# (_flow_given_back), at most four times.  With five locked rows it gives up: giving its
+# reservation back must then wake the queue (the bug: the cap stayed one below its limit
+# with the workers asleep until their poll).
+L=${Q}_lock
+q "INSERT INTO taskguard.flow_limit (scope, name, max_running) VALUES ('queue', '$L', 1), ('queue', '${L}2', 1)" >/dev/null
+locked=$(q "SELECT string_agg(taskguard.enqueue('job', '{}', '$L', now() - make_interval(mins => 10 - k))::text, ',')
+              FROM generate_series(1, 5) k")
+q "SELECT taskguard.enqueue('job', '{}', '$L')" >/dev/null
+locked="$locked,$(q "SELECT taskguard.enqueue('job', '{}', '${L}2', now() - interval '1 minute')")"
+q "SELECT taskguard.enqueue('job', '{}', '${L}2')" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d taskguard -c "BEGIN" -c "SELECT id FROM taskguard.task WHERE id IN ($locked) FOR UPDATE" \
+     -c "SELECT pg_sleep(3) /* fwake lock */" -c "COMMIT" >/dev/null 2>&1 &
+locker=$!
+tg_wait_for 5 "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3) /* fwake lock */%'" >/dev/null
+is "$(q "SELECT count(*) FROM taskguard.claim('${L}2', 'w', 1)")" 1 \
+   "cap 1, the oldest task locked by another session: the claim takes the free one behind it"
+out=$TG_WORK/fwake_lock.out
+listen 1.5 "$out" &
+lp=$!
+tg_wait_for 5 "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(1.5)%'" >/dev/null
+is "$(q "SELECT count(*) FROM taskguard.claim('$L', 'unlucky', 1)")" 0 \
+   "five locked tasks ahead of the free one: the claim gives up after four looks"
+wait $lp
+is "$(grep -c "payload \"$L\"" "$out")" 1 "the reservation it gave back wakes the queue: one NOTIFY"
+wait $locker
+is "$(q "SELECT count(*) FROM taskguard.claim('$L', 'woken', 1)")" 1 "and once the locks are gone the woken worker gets a task"
+q "DELETE FROM taskguard.flow_limit WHERE name IN ('$L', '${L}2')" >/dev/null
+q "DELETE FROM taskguard.task WHERE queue IN ('$L', '${L}2')" >/dev/null
+
 done_testing
