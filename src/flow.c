@@ -526,6 +526,15 @@ FlowRefused(const FlowTask *t, TimestampTz due)
 
 	if (t->value[0] == NULL)
 		return;
+	/*
+	 * A claim holding a reservation will hand out a task, and a worker that
+	 * gets one does not sleep: no mark (a sorted pick checks every row, and
+	 * would mark a queue nobody waits on).  Should the reservation be given
+	 * back, FlowRelease marks the queue then.
+	 */
+	for (int i = 0; i < flow_nops; i++)
+		if (flow_ops[i].kind == FLOW_OP_RESERVED)
+			return;
 	if (stmt != now_stmt)
 	{
 		stmt = now_stmt;
@@ -939,7 +948,10 @@ FlowRelease(const FlowOp *op)
 	if (op->counted || op->charged)
 	{
 		if (QueueWakerServes())
+		{
+			QueueFlowWaiting(op->qslot, 0);	/* this claim may come back short */
 			QueueFlowFreed(op->qslot, false);
+		}
 		else if (QueueFlowTakeWaiting(op->qslot))
 			Async_Notify("taskguard", QueueSlotName(op->qslot));
 	}

@@ -122,4 +122,21 @@ is "$(q "SELECT count(*) FROM taskguard.claim('$L', 'woken', 1)")" 1 "and once t
 q "DELETE FROM taskguard.flow_limit WHERE name IN ('$L', '${L}2')" >/dev/null
 q "DELETE FROM taskguard.task WHERE queue IN ('$L', '${L}2')" >/dev/null
 
+# ---- another database (no scheduler there): the freeing commit notifies at once ----
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS fwake_other" -c "CREATE DATABASE fwake_other" >/dev/null &&
+    psql -X -q -d fwake_other -c "CREATE EXTENSION taskguard" >/dev/null
+DB=fwake_other q "INSERT INTO taskguard.flow_limit (scope, name, max_running) VALUES ('queue', 'oq', 1)" >/dev/null
+DB=fwake_other q "SELECT taskguard.enqueue_many('job', array_fill('{}'::jsonb, ARRAY[3]), 'oq')" >/dev/null
+held=$(DB=fwake_other q "SELECT id FROM taskguard.claim('oq', 'holder', 1)")
+is "$(DB=fwake_other q "SELECT count(*) FROM taskguard.claim('oq', 'waiter', 1)")" 0 \
+   "another database, cap 1 full: a second claim is refused"
+out=$TG_WORK/fwake_other.out
+psql -X -d fwake_other -c "LISTEN taskguard" -c "SELECT pg_sleep(1.5)" -c "SELECT 1" >"$out" 2>&1 &
+lp=$!
+tg_wait_for 5 "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'fwake_other' AND query LIKE 'SELECT pg_sleep(1.5)%'" >/dev/null
+DB=fwake_other q "SELECT taskguard.complete($held)" >/dev/null
+wait $lp
+is "$(grep -c 'payload "oq"' "$out")" 1 "the holder's complete notifies the waiting queue itself (no scheduler there)"
+psql -X -q -d postgres -c "DROP DATABASE fwake_other" >/dev/null
+
 done_testing
