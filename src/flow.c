@@ -170,6 +170,9 @@ static int	flow_maxops = 0;
 static uint32 flow_gen = 0;
 /* Tasks this session moved into running and not out yet: a worker holding none is about to claim. */
 static int	flow_held = 0;
+/* Tasks this statement (a claim) handed out from its reservations: flow_started_n at flow_started_stmt. */
+static TimestampTz flow_started_stmt = 0;
+static int	flow_started_n = 0;
 
 PG_FUNCTION_INFO_V1(taskguard_flow_active);
 PG_FUNCTION_INFO_V1(taskguard_flow_admit);
@@ -949,7 +952,9 @@ FlowRelease(const FlowOp *op)
 	{
 		if (QueueWakerServes())
 		{
-			QueueFlowWaiting(op->qslot, 0);	/* this claim may come back short */
+			/* a claim with nothing handed out yet may come back empty: its worker will wait */
+			if (flow_started_stmt != GetCurrentStatementStartTimestamp() || flow_started_n == 0)
+				QueueFlowWaiting(op->qslot, 0);
 			QueueFlowFreed(op->qslot, false);
 		}
 		else if (QueueFlowTakeWaiting(op->qslot))
@@ -972,11 +977,6 @@ FlowRelease(const FlowOp *op)
 	}
 }
 
-/*
- * taskguard._flow_settle() RETURNS int: give back the reservations this
- * claim did not use (a row another claim locked first, a breaker without a
- * probe left); how many.  More than 0 with nothing claimed: look again.
- */
 /* The tasks whose reservations the last _flow_settle() gave back. */
 static int64 *flow_given_back = NULL;
 static int	flow_ngiven_back = 0;
@@ -997,6 +997,11 @@ FlowRememberGivenBack(int64 task_id)
 	flow_given_back[flow_ngiven_back++] = task_id;
 }
 
+/*
+ * taskguard._flow_settle() RETURNS int: give back the reservations this
+ * claim did not use (a row another claim locked first, a breaker without a
+ * probe left); how many.  More than 0 with nothing claimed: look again.
+ */
 Datum
 taskguard_flow_settle(PG_FUNCTION_ARGS)
 {
@@ -1112,6 +1117,12 @@ FlowRowStarted(int64 id, const FlowTask *t)
 			op = &flow_ops[i];
 	if (op != NULL)
 	{
+		if (flow_started_stmt != GetCurrentStatementStartTimestamp())
+		{
+			flow_started_stmt = GetCurrentStatementStartTimestamp();
+			flow_started_n = 0;
+		}
+		flow_started_n++;
 		op->kind = FLOW_OP_UP;
 		op->level = GetCurrentTransactionNestLevel();
 		if (op->counted || !FlowTracking())

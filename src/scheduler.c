@@ -633,8 +633,22 @@ SendDueWakes(void)
 		return;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	(void) QueueSendWakes();
-	CommitTransactionCommand();
+	PG_TRY();
+	{
+		(void) QueueSendWakes();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		/* e.g. the NOTIFY queue is full: log it, the workers' poll is the fallback */
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 }
 
