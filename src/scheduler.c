@@ -560,6 +560,8 @@ StepResting(const char *step, TimestampTz now)
 	return false;
 }
 
+static void SendDueWakes(void);
+
 /*
  * One pass: every step, then the status.  Returns true when a step stopped
  * on its budget with a full batch, so the next pass should start at once
@@ -594,6 +596,7 @@ RunPass(void)
 		}
 		counts[i] = RunStep(names[i], &more);
 		backlog |= more;
+		SendDueWakes();			/* a long pass must not hold flow control's wake-ups back */
 	}
 
 	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
