@@ -7,7 +7,8 @@
 # flow_limits3_vs_none_batch (docs/flow.md; the issue asks for >= 0.9).
 # Then fair share between 10 tenants (a tenant row with a weight) against
 # none, single cycle: ratio flow_fair_vs_none_single.  Last, bench/flow_cap.py:
-# a binding cap against its allowance, with the Python worker.
+# a binding cap against its allowance, with the Python worker (ratio
+# cap_throughput_vs_allowance, metric flow_claims_per_task).
 set -euo pipefail
 cd "$(dirname "$0")"
 PGBENCH=${TG_BIN:-/usr/lib/postgresql/15/bin}/pgbench
@@ -69,6 +70,11 @@ for round in $(seq 1 "$rounds"); do
 done
 limits_off
 printf 'ratio: flow_fair_vs_none_single %.2f\n' "$(median "${ratios[@]}")"
-# a binding cap with the Python worker: throughput against the cap's allowance
-/usr/bin/python3 flow_cap.py "$db"
+# a binding cap with the Python worker: throughput against the cap's allowance, in the
+# scheduler's database (freed slots and tokens notified by it), with 50 and 200 ms tasks,
+# then in this one (no scheduler: the finishing task's commit notifies)
+main=$(psql -X -At -d postgres -c "SHOW taskguard.database")
+/usr/bin/python3 flow_cap.py "$main" 50 400
+/usr/bin/python3 flow_cap.py "$main" 200 160 200ms
+/usr/bin/python3 flow_cap.py "$db" 50 400 no_scheduler
 psql -X -q -d postgres -c "DROP DATABASE $db"

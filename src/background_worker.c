@@ -560,6 +560,8 @@ StepResting(const char *step, TimestampTz now)
 	return false;
 }
 
+static void SendDueWakes(void);
+
 /*
  * One pass: every step, then the status.  Returns true when a step stopped
  * on its budget with a full batch, so the next pass should start at once
@@ -594,6 +596,7 @@ RunPass(void)
 		}
 		counts[i] = RunStep(names[i], &more);
 		backlog |= more;
+		SendDueWakes();			/* a long pass must not hold flow control's wake-ups back */
 	}
 
 	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
@@ -617,6 +620,39 @@ SchedulerExit(int code, Datum arg)
 	if (sched->pid == MyProcPid)
 		sched->pid = 0;
 	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
+	QueueWakerRegister(NULL);
+}
+
+/*
+ * Flow control's wake-ups that are due (notify_throttle.c): a freed slot nobody took
+ * back, a refused token that is back.  Their NOTIFYs need a transaction.
+ */
+static void
+SendDueWakes(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (!QueueWakerDue() || RecoveryInProgress())
+		return;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		(void) QueueSendWakes();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		/* e.g. the NOTIFY queue is full: log it, the workers' poll is the fallback */
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
 }
 
 /*
@@ -671,6 +707,7 @@ taskguard_scheduler_main(Datum arg)
 	sched->nsteps = 0;
 	LWLockRelease(TgLock(TG_LOCK_SCHEDULER));
 	before_shmem_exit(SchedulerExit, 0);
+	QueueWakerRegister(MyLatch);
 
 	PassContext = AllocSetContextCreate(TopMemoryContext, "taskguard scheduler pass",
 										ALLOCSET_DEFAULT_SIZES);
@@ -689,8 +726,12 @@ taskguard_scheduler_main(Datum arg)
 			if (ReadyForPass(loaded_version, sizeof(loaded_version)) && RunPass())
 				next_pass = GetCurrentTimestamp();	/* backlog: go on at once */
 		}
-		WaitAndReload(Min(Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_pass), 1),
-						  DROP_CHECK_MS));
+		SendDueWakes();
+		/* sleep until the next pass, or until a flow control wake-up is due */
+		WaitAndReload(QueueWakerTimeout(Min(Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																				  next_pass), 1),
+											  DROP_CHECK_MS)));
+		SendDueWakes();
 		/* a SIGHUP may shorten the naptime: don't wait out the old one */
 		next_pass = Min(next_pass,
 						TimestampTzPlusMilliseconds(GetCurrentTimestamp(), tg_naptime_ms));

@@ -56,6 +56,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "notify_throttle.h"
 #include "taskguard.h"
 
 #define FLOW_SCOPES 5
@@ -148,6 +149,7 @@ typedef struct FlowOp
 	bool		counted;		/* running counts incremented (tracking) */
 	uint32		gen;			/* flow_cache.gen when charged */
 	uint64		charged;		/* bit per limit (index < 64) whose token it took */
+	int			qslot;			/* its queue's wake-up slot (notify_throttle.c), -1: none */
 } FlowOp;
 
 /* A task's five values, as the claim or the trigger sees them. */
@@ -166,6 +168,11 @@ static FlowOp *flow_ops = NULL;
 static int	flow_nops = 0;
 static int	flow_maxops = 0;
 static uint32 flow_gen = 0;
+/* Tasks this session moved into running and not out yet: a worker holding none is about to claim. */
+static int	flow_held = 0;
+/* Tasks this statement (a claim) handed out from its reservations: flow_started_n at flow_started_stmt. */
+static TimestampTz flow_started_stmt = 0;
+static int	flow_started_n = 0;
 
 PG_FUNCTION_INFO_V1(taskguard_flow_active);
 PG_FUNCTION_INFO_V1(taskguard_flow_admit);
@@ -507,6 +514,52 @@ FlowBucket(const FlowLimit *l, uint64 vhash, TimestampTz now, bool create)
 }
 
 /*
+ * A claim was refused by a limit: mark the task's queue waiting, so that a
+ * freed slot or the bucket's next token (due; 0 for a cap) wakes its workers
+ * (notify_throttle.c).  Once per statement for a cap and once for a bucket: a claim may
+ * refuse many rows.  Called under TG_LOCK_FLOW, like the count-down.
+ */
+static void
+FlowRefused(const FlowTask *t, TimestampTz due)
+{
+	static TimestampTz stmt = 0;
+	static bool waited = false;
+	static bool due_set = false;
+	TimestampTz now_stmt = GetCurrentStatementStartTimestamp();
+
+	if (t->value[0] == NULL)
+		return;
+	/*
+	 * A claim holding a reservation will hand out a task, and a worker that
+	 * gets one does not sleep: no mark (a sorted pick checks every row, and
+	 * would mark a queue nobody waits on).  Should the reservation be given
+	 * back, FlowRelease marks the queue then.
+	 */
+	for (int i = 0; i < flow_nops; i++)
+		if (flow_ops[i].kind == FLOW_OP_RESERVED)
+			return;
+	if (stmt != now_stmt)
+	{
+		stmt = now_stmt;
+		waited = due_set = false;
+	}
+	if (due == 0 ? waited : due_set)
+		return;
+	waited = true;
+	due_set |= due != 0;
+	QueueFlowWaiting(QueueWakeSlot(t->value[0], t->len[0]), due);
+}
+
+/* When a bucket with tokens < 1 has its next whole token. */
+static TimestampTz
+FlowTokenDue(const FlowLimit *l, const FlowEntry *b, TimestampTz now)
+{
+	double		us = (1.0 - b->tokens) * (double) l->per_us / Max(l->rate, 1);
+
+	return now + (TimestampTz) Min(Max(us, 1.0), (double) 366 * USECS_PER_DAY);
+}
+
+/*
  * May a task with these values start now?  With take, also reserve it: one
  * token of each rate limit and a running count of each scope.
  */
@@ -532,14 +585,24 @@ FlowCheck(const FlowTask *t, FlowOp *op, bool take)
 			if (take && e == NULL)
 				return false;	/* no room to count it: refuse */
 			if (e != NULL && e->running >= l->max_running)
+			{
+				if (take)
+					FlowRefused(t, 0);
 				return false;
+			}
 		}
 		if (l->rate >= 0)
 		{
 			FlowEntry  *b = FlowBucket(l, op->vhash[l->scope], now, true);
 
-			if (b == NULL || b->tokens < 1.0)
+			if (b == NULL)
 				return false;
+			if (b->tokens < 1.0)
+			{
+				if (take)
+					FlowRefused(t, FlowTokenDue(l, b, now));
+				return false;
+			}
 			if (nbuckets < lengthof(buckets))
 				buckets[nbuckets++] = b;
 			if (i < 64)
@@ -577,6 +640,7 @@ FlowOpAdd(FlowOpKind kind, int64 task_id, const FlowTask *t)
 	op->kind = kind;
 	op->level = GetCurrentTransactionNestLevel();
 	op->task_id = task_id;
+	op->qslot = -1;
 	FlowOpKeys(op, t);
 	return op;
 }
@@ -603,7 +667,11 @@ FlowOpsEnd(int level, bool commit)
 		if (flow_hash == NULL)
 			continue;
 		if (commit && op->kind == FLOW_OP_DOWN)
+		{
 			FlowCount(op, -1);
+			/* a waiter's slot: the scheduler sees to it, at once if this session holds more */
+			QueueFlowFreed(op->qslot, flow_held > 0);
+		}
 		else if (op->kind != FLOW_OP_DOWN && op->counted &&
 				 (!commit || op->kind == FLOW_OP_RESERVED))
 			FlowCount(op, -1);	/* rolled back, or reserved and never used */
@@ -787,12 +855,17 @@ taskguard_flow_queue_closed(PG_FUNCTION_ARGS)
 			FlowEntry  *e = FlowEntryFor(FLOW_KIND_RUNNING, op.vhash[0], false);
 
 			closed = FlowTracking() && e != NULL && e->running >= l->max_running;
+			if (closed)
+				FlowRefused(&t, 0);
 		}
 		if (!closed && l->rate >= 0)
 		{
-			FlowEntry  *b = FlowBucket(l, op.vhash[0], GetCurrentTimestamp(), false);
+			TimestampTz now = GetCurrentTimestamp();
+			FlowEntry  *b = FlowBucket(l, op.vhash[0], now, false);
 
 			closed = b != NULL && b->tokens < 1.0;
+			if (closed)
+				FlowRefused(&t, FlowTokenDue(l, b, now));
 		}
 	}
 	LWLockRelease(TgLock(TG_LOCK_FLOW));
@@ -855,17 +928,38 @@ taskguard_flow_take(PG_FUNCTION_ARGS)
 		FlowOp	   *kept = FlowOpAdd(FLOW_OP_RESERVED, PG_GETARG_INT64(0), &t);
 
 		kept->counted = op.counted;
+		kept->qslot = QueueWakeSlot(t.value[0], t.len[0]);
+		/* a claim of the queue got a slot: the freed one, if one was counted */
+		if (op.counted)
+			QueueFlowClaimed(kept->qslot);
 		kept->charged = op.charged;
 	}
 	PG_RETURN_BOOL(ok);
 }
 
-/* Give back one unused reservation: its running counts and its tokens. */
+/*
+ * Give back one unused reservation: its running counts and its tokens.  It
+ * may have made another claim refuse (two claims reserving the same row, one
+ * of them then finding it locked): a waiting queue is told, as for a task
+ * that left running, so no worker sleeps while the slot is free.
+ */
 static void
 FlowRelease(const FlowOp *op)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
+	if (op->counted || op->charged)
+	{
+		if (QueueWakerServes())
+		{
+			/* a claim with nothing handed out yet may come back empty: its worker will wait */
+			if (flow_started_stmt != GetCurrentStatementStartTimestamp() || flow_started_n == 0)
+				QueueFlowWaiting(op->qslot, 0);
+			QueueFlowFreed(op->qslot, false);
+		}
+		else if (QueueFlowTakeWaiting(op->qslot))
+			Async_Notify("taskguard", QueueSlotName(op->qslot));
+	}
 	if (op->counted)
 		FlowCount(op, -1);
 	if (op->gen != flow_cache.gen || !flow_cache.valid)
@@ -883,6 +977,26 @@ FlowRelease(const FlowOp *op)
 	}
 }
 
+/* The tasks whose reservations the last _flow_settle() gave back. */
+static int64 *flow_given_back = NULL;
+static int	flow_ngiven_back = 0;
+static int	flow_maxgiven_back = 0;
+
+static void
+FlowRememberGivenBack(int64 task_id)
+{
+	if (flow_ngiven_back == flow_maxgiven_back)
+	{
+		int			n = Max(flow_maxgiven_back * 2, 8);
+
+		flow_given_back = flow_given_back == NULL
+			? MemoryContextAlloc(TopMemoryContext, n * sizeof(int64))
+			: repalloc(flow_given_back, n * sizeof(int64));
+		flow_maxgiven_back = n;
+	}
+	flow_given_back[flow_ngiven_back++] = task_id;
+}
+
 /*
  * taskguard._flow_settle() RETURNS int: give back the reservations this
  * claim did not use (a row another claim locked first, a breaker without a
@@ -894,6 +1008,7 @@ taskguard_flow_settle(PG_FUNCTION_ARGS)
 	int			released = 0;
 	int			kept = 0;
 
+	flow_ngiven_back = 0;
 	if (flow_hash == NULL || flow_nops == 0)
 		PG_RETURN_INT32(0);
 	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_EXCLUSIVE);
@@ -902,6 +1017,7 @@ taskguard_flow_settle(PG_FUNCTION_ARGS)
 		if (flow_ops[i].kind == FLOW_OP_RESERVED)
 		{
 			FlowRelease(&flow_ops[i]);
+			FlowRememberGivenBack(flow_ops[i].task_id);
 			released++;
 		}
 		else
@@ -910,6 +1026,24 @@ taskguard_flow_settle(PG_FUNCTION_ARGS)
 	LWLockRelease(TgLock(TG_LOCK_FLOW));
 	flow_nops = kept;
 	PG_RETURN_INT32(released);
+}
+
+/*
+ * taskguard._flow_given_back() RETURNS bigint[]: the tasks whose reservations
+ * the last _flow_settle() of this session gave back.  claim() looks again past
+ * them: another claim holds their rows, and reserving one of them again would
+ * refuse the free task behind it for the claim's own reservation.
+ */
+PG_FUNCTION_INFO_V1(taskguard_flow_given_back);
+Datum
+taskguard_flow_given_back(PG_FUNCTION_ARGS)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(flow_ngiven_back, 1));
+
+	for (int i = 0; i < flow_ngiven_back; i++)
+		elems[i] = Int64GetDatum(flow_given_back[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, flow_ngiven_back, INT8OID, 8, FLOAT8PASSBYVAL,
+										  TYPALIGN_DOUBLE));
 }
 
 /* Attribute numbers of the task table: the five values, status, id. */
@@ -977,11 +1111,18 @@ FlowRowStarted(int64 id, const FlowTask *t)
 {
 	FlowOp	   *op = NULL;
 
+	flow_held++;
 	for (int i = flow_nops - 1; i >= 0 && op == NULL; i--)
 		if (flow_ops[i].kind == FLOW_OP_RESERVED && flow_ops[i].task_id == id)
 			op = &flow_ops[i];
 	if (op != NULL)
 	{
+		if (flow_started_stmt != GetCurrentStatementStartTimestamp())
+		{
+			flow_started_stmt = GetCurrentStatementStartTimestamp();
+			flow_started_n = 0;
+		}
+		flow_started_n++;
 		op->kind = FLOW_OP_UP;
 		op->level = GetCurrentTransactionNestLevel();
 		if (op->counted || !FlowTracking())
@@ -998,11 +1139,14 @@ FlowRowStarted(int64 id, const FlowTask *t)
 }
 
 /*
- * A row left running: count it down at commit.  If a cap it counts towards
- * is full, a worker may be sleeping on it: wake its queue's workers (the
- * NOTIFY goes out at commit; not throttled, a throttled one would leave the
- * slot idle until the scheduler's pass).  Below the cap nobody waits, so no
- * NOTIFY (a notifying commit takes a cluster-wide lock).
+ * A row left running: count it down at commit.  In the scheduler's database
+ * the commit tells the scheduler if a claim of the queue is waiting
+ * (notify_throttle.c: it notifies only if nobody takes the slot back at once).
+ * Elsewhere, if a claim of the queue was refused since the last wake-up, or a
+ * cap it counts towards is full, wake the queue's workers now (the NOTIFY
+ * goes out at commit; not throttled, a throttled one would leave the slot
+ * idle until the scheduler's pass).  Nobody waiting: no NOTIFY (a notifying
+ * commit takes a cluster-wide lock).
  */
 static void
 FlowRowStopped(const FlowTask *t)
@@ -1010,9 +1154,15 @@ FlowRowStopped(const FlowTask *t)
 	FlowOp	   *op;
 	bool		full = false;
 
+	flow_held = Max(flow_held - 1, 0);
 	if (!FlowTracking())
 		return;
 	op = FlowOpAdd(FLOW_OP_DOWN, 0, t);
+	op->qslot = QueueWakeSlot(t->value[0], t->len[0]);
+	if (QueueWakerServes())
+		return;
+	if (QueueFlowTakeWaiting(op->qslot))
+		full = true;
 
 	FlowEnsureCache();
 	LWLockAcquire(TgLock(TG_LOCK_FLOW), LW_SHARED);

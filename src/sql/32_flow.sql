@@ -75,6 +75,12 @@ RETURNS int
 AS 'MODULE_PATHNAME', 'taskguard_flow_settle'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- The tasks whose reservations the last _flow_settle gave back (claim looks past them).
+CREATE FUNCTION taskguard._flow_given_back()
+RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'taskguard_flow_given_back'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 -- Tokens left in the bucket of limit (scope, name) for value.
 CREATE FUNCTION taskguard._flow_tokens(scope text, name text, value text)
 RETURNS real
@@ -123,7 +129,7 @@ ALTER TABLE taskguard.task ENABLE ALWAYS TRIGGER task_flow_count_delete;
 -- matching limit), so rows a limit holds back are skipped; a reservation
 -- the claim did not use (a row another claim locked first, a breaker with
 -- no probe left) is given back by _flow_settle, and then the claim looks
--- again, at most four times in all.
+-- again, past those rows (_flow_given_back), at most four times in all.
 CREATE FUNCTION taskguard._claim_flow(queue text, worker text, batch int, lease interval,
     scope text[])
 RETURNS SETOF taskguard.task
@@ -138,6 +144,7 @@ DECLARE
     v_by     text;
     v_group  text;
     v_id     bigint;
+    v_skip   bigint[] := '{}';
 BEGIN
     IF taskguard._flow_queue_closed(queue) THEN
         RETURN;
@@ -217,6 +224,7 @@ BEGIN
              WHERE t.id = (SELECT p.id FROM taskguard.task p
                             WHERE p.queue = _claim_flow.queue AND p.status = 'ready'
                               AND p.run_at <= now() AND (scope IS NULL OR p.tenant = ANY (scope))
+                              AND p.id <> ALL (v_skip)
                               AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
                               AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service,
                                                        p.tenant, p.flow_key)
@@ -230,7 +238,7 @@ BEGIN
             WITH picked AS (
                 SELECT p.id, p.service FROM taskguard.task p
                  WHERE p.queue = _claim_flow.queue AND p.status = 'ready' AND p.run_at <= now()
-                   AND (scope IS NULL OR p.tenant = ANY (scope))
+                   AND (scope IS NULL OR p.tenant = ANY (scope)) AND p.id <> ALL (v_skip)
                    AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
                    AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant,
                                             p.flow_key)
@@ -252,6 +260,9 @@ BEGIN
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := v_left - v_n;
         EXIT WHEN taskguard._flow_settle() = 0 OR v_left <= 0;
+        -- rows reserved but not had (another claim locked them first): look past them,
+        -- or this claim's own reservation would refuse the free task behind them
+        v_skip := v_skip || taskguard._flow_given_back();
     END LOOP;
 END
 $$;

@@ -5,7 +5,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(49);
+SELECT plan(54);
 
 -- ---- bad input ----
 SELECT throws_ok($$INSERT INTO taskguard.flow_limit (scope, name, max_running) VALUES ('bogus', 'x', 1)$$,
@@ -133,6 +133,30 @@ SELECT cmp_ok((SELECT count(*)::int FROM fair_key WHERE flow_key = 'k2'), '>=', 
 SELECT cmp_ok((SELECT count(*)::int FROM fair_key WHERE flow_key = 'k1'), '>=', 16,
               'weight 1 of 5 gets its 20 within 20 % (at least 16), though its tasks are older');
 DELETE FROM taskguard.flow_limit WHERE scope = 'flow_key';
+
+-- both groupings weighted: claims share between tenants only (docs/flow.md), in claim
+-- order within a tenant; the flow-key weights (k2 4 of 5) do not apply
+INSERT INTO taskguard.flow_limit (scope, name, weight) VALUES ('tenant', '*', 1), ('flow_key', 'k1', 1),
+                                                              ('flow_key', 'k2', 4);
+SELECT is(taskguard._flow_fair(:'fq' || 'b'), 'tenant', 'tenant and flow-key weights: claims share by tenant');
+SELECT taskguard.enqueue_many('f', array_fill('{}'::jsonb, ARRAY[100]), :'fq' || 'b', now() - interval '1 hour',
+                              tenant => 'ta', flow_key => 'k1');
+SELECT taskguard.enqueue_many('f', array_fill('{}'::jsonb, ARRAY[100]), :'fq' || 'b', now() - interval '1 minute',
+                              tenant => 'ta', flow_key => 'k2');
+SELECT taskguard.enqueue_many('f', array_fill('{}'::jsonb, ARRAY[200]), :'fq' || 'b', now() - interval '1 minute',
+                              tenant => 'tb', flow_key => 'k2');
+CREATE TEMP TABLE fair_both AS
+SELECT c.tenant, c.flow_key FROM generate_series(1, 100) g, LATERAL taskguard.claim(:'fq' || 'b', 'w' || g, 1) c;
+SELECT cmp_ok((SELECT count(*)::int FROM fair_both WHERE tenant = 'ta'), '>=', 40,
+              'both weighted: tenant ta gets its half of 100 within 20 % (at least 40)');
+SELECT cmp_ok((SELECT count(*)::int FROM fair_both WHERE tenant = 'ta'), '<=', 60,
+              '(at most 60: not the flow-key share, which would give k2 80)');
+SELECT is((SELECT count(*)::int FROM fair_both WHERE tenant = 'ta' AND flow_key = 'k2'), 0,
+          'within tenant ta, claim order: its older k1 tasks first, k2''s weight notwithstanding');
+DELETE FROM taskguard.flow_limit WHERE scope IN ('tenant', 'flow_key');
+
+SELECT taskguard._flow_settle();
+SELECT is(taskguard._flow_given_back(), '{}'::bigint[], '_flow_given_back: nothing given back, an empty array');
 
 -- ---- debounce ----
 SELECT taskguard.enqueue('deb', '{"v": 1}', 'flow_deb', debounce_key => 'doc-1', debounce => '1 hour') AS d1 \gset
