@@ -3,9 +3,9 @@
  * concurrency caps and token-bucket rate limits from taskguard.flow_limit and
  * taskguard.flow_pause.
  *
- * Configuration: each backend caches both tables; a statement trigger on
- * them sends a relcache invalidation, so an edit is seen by every backend at
- * its next claim (no restart).  With neither table holding a row for a
+ * Configuration: each backend caches both tables (a TgConfigCache; their
+ * statement trigger is the one _config_changed), so an edit is seen by every
+ * backend at its next claim (no restart).  With neither table holding a row for a
  * queue, _flow_active() is false and claim() keeps its single-statement path.
  *
  * Running counts live in shared memory, per (database, scope, value) for
@@ -119,8 +119,6 @@ typedef struct FlowPause
 
 typedef struct FlowCache
 {
-	bool		valid;
-	Oid			relids[2];
 	int			nlimits;
 	FlowLimit  *limits;
 	int			npauses;
@@ -162,6 +160,7 @@ typedef struct FlowTask
 static HTAB *flow_hash = NULL;
 static FlowShared *flow_shared = NULL;
 static FlowCache flow_cache;
+static TgConfigCache flow_config;	/* relids: flow_limit, flow_pause */
 static MemoryContext flow_cxt = NULL;
 static bool flow_callbacks = false;
 static FlowOp *flow_ops = NULL;
@@ -179,7 +178,6 @@ PG_FUNCTION_INFO_V1(taskguard_flow_admit);
 PG_FUNCTION_INFO_V1(taskguard_flow_take);
 PG_FUNCTION_INFO_V1(taskguard_flow_settle);
 PG_FUNCTION_INFO_V1(taskguard_flow_task_trigger);
-PG_FUNCTION_INFO_V1(taskguard_flow_config_changed);
 PG_FUNCTION_INFO_V1(taskguard_flow_tokens);
 
 /* ---- shared memory ---- */
@@ -270,8 +268,6 @@ static Oid	flow_att_rel = InvalidOid;
 static void
 FlowRelcacheCallback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == flow_cache.relids[0] || relid == flow_cache.relids[1])
-		flow_cache.valid = false;
 	if (relid == InvalidOid || relid == flow_att_rel)
 		flow_att_rel = InvalidOid;	/* the task table changed: look its columns up again */
 }
@@ -365,8 +361,9 @@ static void
 FlowEnsureCache(void)
 {
 	Oid			nsp;
+	uint64		generation;
 
-	if (flow_cache.valid)
+	if (TgConfigCacheCurrent(&flow_config))
 		return;
 	if (!flow_callbacks)
 	{
@@ -375,6 +372,7 @@ FlowEnsureCache(void)
 		RegisterSubXactCallback(FlowSubXactCallback, NULL);
 		flow_callbacks = true;
 	}
+	generation = TgConfigCacheLoadBegin(&flow_config);
 	if (flow_cxt == NULL)
 		flow_cxt = AllocSetContextCreate(CacheMemoryContext, "taskguard flow cache",
 										 ALLOCSET_SMALL_SIZES);
@@ -382,19 +380,17 @@ FlowEnsureCache(void)
 	memset(&flow_cache, 0, sizeof(flow_cache));
 	flow_cache.gen = ++flow_gen;
 	nsp = get_namespace_oid("taskguard", false);
-	flow_cache.relids[0] = get_relname_relid("flow_limit", nsp);
-	flow_cache.relids[1] = get_relname_relid("flow_pause", nsp);
-	if (!OidIsValid(flow_cache.relids[0]) || !OidIsValid(flow_cache.relids[1]))
+	flow_config.relids[0] = get_relname_relid("flow_limit", nsp);
+	flow_config.relids[1] = get_relname_relid("flow_pause", nsp);
+	if (OidIsValid(flow_config.relids[0]) && OidIsValid(flow_config.relids[1]))
 	{
-		flow_cache.valid = true;	/* an older schema: no flow control */
-		return;
+		TgSpiConnect();
+		FlowLoadLimits();
+		FlowLoadPauses();
+		SPI_finish();
 	}
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	FlowLoadLimits();
-	FlowLoadPauses();
-	SPI_finish();
-	flow_cache.valid = true;
+	/* else an older schema: no flow control */
+	TgConfigCacheLoadEnd(&flow_config, generation);
 }
 
 /* ---- matching ---- */
@@ -732,8 +728,7 @@ FlowBuild(void)
 	if (flow_shared == NULL || FlowTracking())
 		return;
 	TgActAsRelOwner(get_relname_relid("task", get_namespace_oid("taskguard", false)), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	TgSpiConnect();
 	SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(1953915505, 1718382455)", false, 0);
 	if (!FlowTracking())
 	{
@@ -962,7 +957,7 @@ FlowRelease(const FlowOp *op)
 	}
 	if (op->counted)
 		FlowCount(op, -1);
-	if (op->gen != flow_cache.gen || !flow_cache.valid)
+	if (op->gen != flow_cache.gen || !TgConfigCacheCurrent(&flow_config))
 		return;					/* the limits changed: keep it simple, no refund */
 	for (int i = 0; i < flow_cache.nlimits && i < 64; i++)
 	{
@@ -1229,25 +1224,6 @@ taskguard_flow_task_trigger(PG_FUNCTION_ARGS)
 		FlowRowStarted(FlowRowId(rel, ret), &t);
 	}
 	return PointerGetDatum(ret);
-}
-
-/*
- * Statement trigger on flow_limit and flow_pause: every backend re-reads
- * them.  The counts start at the next claim (_flow_active), not here: the
- * build's table lock would be held until the editor's transaction ends.
- */
-Datum
-taskguard_flow_config_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("_flow_config_changed must be called as a trigger")));
-	CacheInvalidateRelcache(td->tg_relation);
-	flow_cache.valid = false;
-	return PointerGetDatum(NULL);
 }
 
 /*

@@ -29,17 +29,14 @@ CREATE TABLE taskguard.flow_pause (
 );
 SELECT pg_catalog.pg_extension_config_dump('taskguard.flow_pause', '');
 
-CREATE FUNCTION taskguard._flow_config_changed()
-RETURNS trigger
-AS 'MODULE_PATHNAME', 'taskguard_flow_config_changed'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-
+-- An edit is seen by every backend's next claim: the one trigger of every
+-- cached configuration table (05_tenant.sql, TgConfigCache).
 CREATE TRIGGER flow_config_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.flow_limit
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._flow_config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 CREATE TRIGGER flow_config_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON taskguard.flow_pause
-    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._flow_config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION taskguard._config_changed();
 
 -- Does a pause or limit concern this queue?  (claim()'s one call when none does.)
 CREATE FUNCTION taskguard._flow_active(queue text)

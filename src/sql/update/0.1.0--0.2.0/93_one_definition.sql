@@ -65,14 +65,10 @@ BEGIN
 END
 $$;
 
--- One trigger function for every table a backend caches (TgConfigCache in
--- src/taskguard.c); the four 0.1.0 functions that did the same go.  Their C
--- symbols stay in the library, so a 0.1.0 schema keeps working until updated.
-CREATE FUNCTION taskguard._config_changed()
-RETURNS trigger
-AS 'MODULE_PATHNAME', 'taskguard_config_changed'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-REVOKE ALL ON FUNCTION taskguard._config_changed() FROM PUBLIC;
+-- One trigger function for every table a backend caches (_config_changed,
+-- created by 05_config_changed.sql, since flow control's tables use it too);
+-- the four 0.1.0 functions that did the same go.  Their C symbols stay in the
+-- library, so a 0.1.0 schema keeps working until updated.
 DO $$
 DECLARE
     v_trigger text;
