@@ -137,11 +137,16 @@ TgConfigCacheCallback(Datum arg, Oid relid)
 {
 	for (TgConfigCache *c = config_caches; c != NULL; c = c->next)
 	{
-		bool		hit = (relid == InvalidOid || c->loading);
+		bool		known = false;
+		bool		hit = (relid == InvalidOid);
 
-		for (int i = 0; i < TG_CONFIG_CACHE_RELS && !hit; i++)
-			hit = (OidIsValid(c->relids[i]) && c->relids[i] == relid);
-		if (hit)
+		for (int i = 0; i < TG_CONFIG_CACHE_RELS; i++)
+		{
+			known |= OidIsValid(c->relids[i]);
+			hit |= (OidIsValid(c->relids[i]) && c->relids[i] == relid);
+		}
+		/* while the first read looks its tables up, any table may be one of them */
+		if (hit || (c->loading && !known))
 			c->generation++;
 	}
 }
@@ -169,6 +174,12 @@ uint64
 TgConfigCacheLoadBegin(TgConfigCache *cache)
 {
 	Assert(cache->generation != 0); /* TgConfigCacheCurrent came first */
+	/*
+	 * Take in the changes committed before the read starts: the read sees
+	 * them, so they must not make the new copy stale (one reload too many,
+	 * in the middle of a claim for flow control's cache).
+	 */
+	AcceptInvalidationMessages();
 	cache->loaded = 0;			/* an error during the read leaves no copy */
 	cache->loading = true;
 	return cache->generation;

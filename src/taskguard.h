@@ -51,9 +51,10 @@ extern void TgSpiConnect(void);
  *         TgConfigCacheLoadEnd(&c, gen);
  *     }
  *
- * An invalidation that arrives while the tables are read (of any table: the
- * relids may not be known yet) leaves the copy stale, so a change that
- * commits during the read is seen by the next call.
+ * An invalidation of one of its tables that arrives while they are read (of
+ * any table during the first read, when the relids are not known yet) leaves
+ * the copy stale, so a change that commits during the read is seen by the
+ * next call; changes committed before the read are taken in first.
  */
 #define TG_CONFIG_CACHE_RELS 4
 

@@ -117,7 +117,10 @@ tg_wait_for 5 "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'SELEC
 is "$(q "SELECT count(*) FROM taskguard.claim('$L', 'unlucky', 1)")" 0 \
    "five locked tasks ahead of the free one: the claim gives up after four looks"
 wait $lp
-is "$(grep -c "payload \"$L\"" "$out")" 1 "the reservation it gave back wakes the queue: one NOTIFY"
+# at least one: the scheduler may notify the queue for its due tasks in the same
+# second (seen in 1 run of 5 of this test, before and after the merge of issue 21)
+n=$(grep -c "payload \"$L\"" "$out")
+ok "$([ "$n" -ge 1 ] && [ "$n" -le 2 ]; echo $?)" "the reservation it gave back wakes the queue: a NOTIFY ($n)"
 wait $locker
 is "$(q "SELECT count(*) FROM taskguard.claim('$L', 'woken', 1)")" 1 "and once the locks are gone the woken worker gets a task"
 q "DELETE FROM taskguard.flow_limit WHERE name IN ('$L', '${L}2')" >/dev/null
