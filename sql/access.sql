@@ -61,7 +61,8 @@ SELECT pg_temp.try($$SELECT taskguard.idempotency_check('k')$$);
 SELECT pg_temp.try($$SELECT taskguard.classify('ValueError')$$);
 SELECT pg_temp.try($$SELECT taskguard.grant_access('tg_acc_none', 'admin')$$);
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.task$$);
-SELECT pg_temp.try($$SELECT count(*) FROM taskguard.dlq$$);
+-- refused: PostgreSQL 15 names the view, 16 and later the function its filter calls
+SELECT left(pg_temp.try($$SELECT count(*) FROM taskguard.dlq$$), 5) AS refused;
 SELECT pg_temp.try($$SELECT count(*) FROM taskguard.tenant_member$$);
 SELECT pg_temp.try($$INSERT INTO taskguard.task (task_name) VALUES ('x')$$);
 RESET ROLE;
@@ -136,7 +137,8 @@ SELECT pg_temp.try($$INSERT INTO taskguard.tenant_member VALUES ('tg_acc_worker'
 SELECT pg_temp.try($$SELECT taskguard.tick()$$);
 SELECT pg_temp.try($$SELECT taskguard._prune_failures(1000)$$);
 SELECT pg_temp.try($$SELECT taskguard.grant_access('tg_acc_worker', 'admin')$$);
-SELECT pg_temp.try($$SELECT count(*) FROM taskguard.dlq$$);
+-- refused: PostgreSQL 15 names the view, 16 and later the function its filter calls
+SELECT left(pg_temp.try($$SELECT count(*) FROM taskguard.dlq$$), 5) AS refused;
 SELECT pg_temp.try($$CREATE TRIGGER t BEFORE UPDATE ON taskguard.task
                      FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()$$);
 -- internal helpers are not the worker's to call (0.1.0 let it call this definer one)
