@@ -6,7 +6,7 @@
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(10);
+SELECT plan(14);
 
 -- the default row of TRANSIENT_NETWORK is deleted: the built-in policy (5 retries) answers
 DELETE FROM taskguard.retry_policy WHERE failure_type = 'TRANSIENT_NETWORK' AND task_name IS NULL;
@@ -42,6 +42,15 @@ SELECT ok((taskguard.calculate_priority('resolver_job', '{"failure_type": "TRANS
 SELECT ok((taskguard.calculate_priority('other_job', '{"failure_type": "TRANSIENT_RATE_LIMIT"}')).reasons
           @> ARRAY['failure TRANSIENT_RATE_LIMIT -1'],
           'and another task the default row''s (-1)');
+
+-- bad inputs of the SQL look-up: a NULL type counts as UNKNOWN (3 retries), a NULL,
+-- empty or huge task_name is no override, never an error
+SELECT is(taskguard._policy_max_retries(NULL, NULL), 3, 'NULL type: UNKNOWN''s max_retries');
+SELECT is(taskguard._policy_max_retries('TRANSIENT_NETWORK', ''), 5, 'empty task_name: no override');
+SELECT is(taskguard._policy_max_retries('TRANSIENT_NETWORK', repeat('x', 100000)), 5,
+          'a 100 kB task_name: no override, no error');
+SELECT throws_ok($$SELECT taskguard._policy_max_retries('NOT_A_TYPE', NULL)$$, '22P02',
+                 NULL, 'a type that is not a failure_type is refused (22P02)');
 
 SELECT * FROM finish();
 ROLLBACK;
