@@ -1194,6 +1194,9 @@ taskguard_flow_task_trigger(PG_FUNCTION_ARGS)
 				 errmsg("_flow_task_trigger must be called as a trigger")));
 	rel = td->tg_relation;
 	ret = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	/* the ring rotation moving a row between partitions: no task came or went */
+	if (tg_task_ring_moving)
+		return PointerGetDatum(ret);
 	/* nothing counted, and no reservation of this claim to use */
 	if (!FlowTracking() && flow_nops == 0)
 		return PointerGetDatum(ret);

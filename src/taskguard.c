@@ -37,7 +37,9 @@ int			tg_batch_size = 1000;
 int			tg_worker_capacity = 4;
 
 /* interval-valued settings are read from SQL with current_setting() */
-static char *tg_task_retention = NULL;
+char	   *tg_task_retention = NULL;
+char	   *tg_task_ring_slot = NULL;
+bool		tg_task_ring_moving = false;
 static char *tg_event_retention = NULL;
 static char *tg_dlq_retention = NULL;
 static char *tg_idempotency_ttl = NULL;
@@ -258,6 +260,25 @@ IntervalParse(const char *str, Interval *result, bool *infinite)
 }
 
 /*
+ * An interval setting's text in microseconds (a month counts 30 days), for
+ * the C code that needs one on a hot path; fallback if it does not parse,
+ * INT64_MAX if infinite.
+ */
+int64
+TgIntervalUsecs(const char *text, int64 fallback)
+{
+	Interval	iv;
+	bool		infinite;
+
+	if (text == NULL || !IntervalParse(text, &iv, &infinite))
+		return fallback;
+	if (infinite)
+		return PG_INT64_MAX;
+	return iv.time + (int64) iv.day * USECS_PER_DAY +
+		(int64) iv.month * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+/*
  * Interval GUCs must parse as intervals and must not be negative; checked
  * when set.  A negative retention would delete finished rows at once and a
  * negative idempotency TTL would let duplicates through.  They stay strings
@@ -345,6 +366,13 @@ DefineGucs(void)
 	DefineIntervalGuc("taskguard.task_retention",
 					  "How long succeeded and cancelled tasks are kept.",
 					  &tg_task_retention, "1 day");
+	DefineIntervalGuc("taskguard.task_ring_slot",
+					  "Time slot of the ring of partitions of taskguard.task; at least half of taskguard.task_retention is used.",
+					  &tg_task_ring_slot, "30 s");
+	DefineCustomBoolVariable("taskguard.task_ring_moving",
+							 "Set by the ring rotation while it moves rows between partitions of taskguard.task.",
+							 NULL, &tg_task_ring_moving, false,
+							 PGC_SUSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	DefineIntervalGuc("taskguard.event_retention",
 					  "How long failure events are kept.",
 					  &tg_event_retention, "30 days");

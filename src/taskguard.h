@@ -20,6 +20,10 @@ extern int	tg_breaker_tenant_share;
 extern int	tg_max_counters;
 extern int	tg_batch_size;
 extern int	tg_worker_capacity;
+extern char *tg_task_retention;
+extern char *tg_task_ring_slot;
+extern bool tg_task_ring_moving;
+extern int64 TgIntervalUsecs(const char *text, int64 fallback);
 
 /* Locks of our tranche, one per shared structure. */
 typedef enum TgLockId

@@ -363,27 +363,42 @@ $$;
 -- enqueue(debounce_key => …): insert, or replace the args of the ready,
 -- unclaimed task with the same tenant, task name and key and move its run_at
 -- (never past its first enqueue + debounce_max).  Parameters prefixed: the
--- ON CONFLICT target names columns.
+-- statements name columns of the same names.
 CREATE FUNCTION taskguard._enqueue_debounced(p_queue text, p_task_name text, p_args jsonb,
     p_priority taskguard.priority, p_score real, p_run_at timestamptz, p_max_attempts int,
     p_tenant text, p_tier text, p_service text, p_idempotency_key text, p_flow_key text,
     p_debounce_key text, p_debounce_max interval)
 RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, taskguard, pg_temp
 AS $$
-INSERT INTO taskguard.task AS t (queue, task_name, args, priority, priority_score, run_at,
-    max_attempts, tenant, customer_tier, service, idempotency_key, flow_key, debounce_key)
-VALUES (p_queue, p_task_name, p_args, p_priority, p_score,
-        CASE WHEN p_debounce_max IS NULL THEN p_run_at
-             ELSE least(p_run_at, now() + p_debounce_max) END,
-        p_max_attempts, p_tenant, p_tier, p_service, p_idempotency_key, p_flow_key, p_debounce_key)
-ON CONFLICT ((coalesce(tenant, '')), task_name, debounce_key)
-    WHERE status = 'ready' AND debounce_key IS NOT NULL
-DO UPDATE SET args = excluded.args,
-    run_at = CASE WHEN p_debounce_max IS NULL THEN excluded.run_at
-                  ELSE least(excluded.run_at, t.enqueued_at + p_debounce_max) END
-RETURNING t.id
+DECLARE
+    v_id bigint;
+BEGIN
+    -- one enqueuer of a key at a time (the ring's partitions allow no unique
+    -- index on the key): the next one's statement sees the task this one made
+    PERFORM pg_advisory_xact_lock(hashtext('taskguard.task_debounce'),
+                                  hashtext(concat_ws('/', coalesce(p_tenant, ''), p_task_name,
+                                                     p_debounce_key)));
+    UPDATE taskguard.task t
+       SET args = p_args,
+           run_at = CASE WHEN p_debounce_max IS NULL THEN p_run_at
+                         ELSE least(p_run_at, t.enqueued_at + p_debounce_max) END
+     WHERE coalesce(t.tenant, '') = coalesce(p_tenant, '') AND t.task_name = p_task_name
+       AND t.debounce_key = p_debounce_key AND t.status = 'ready'
+    RETURNING t.id INTO v_id;
+    IF v_id IS NULL THEN
+        INSERT INTO taskguard.task AS t (queue, task_name, args, priority, priority_score, run_at,
+            max_attempts, tenant, customer_tier, service, idempotency_key, flow_key, debounce_key)
+        VALUES (p_queue, p_task_name, p_args, p_priority, p_score,
+                CASE WHEN p_debounce_max IS NULL THEN p_run_at
+                     ELSE least(p_run_at, now() + p_debounce_max) END,
+                p_max_attempts, p_tenant, p_tier, p_service, p_idempotency_key, p_flow_key,
+                p_debounce_key)
+        RETURNING t.id INTO v_id;
+    END IF;
+    RETURN v_id;
+END
 $$;
 
 -- Check flow_key and the debounce arguments of enqueue().

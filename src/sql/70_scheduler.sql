@@ -7,7 +7,7 @@ RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 SELECT ARRAY['breakers', 'requeue_retries', 'redispatch_lost', 'reap_leases', 'expire_keys', 'escalate',
-             'prune_tasks', 'prune_failures', 'flush_counters', 'rollup', 'alerts', 'notify',
+             'rotate_tasks', 'prune_tasks', 'prune_failures', 'flush_counters', 'rollup', 'alerts', 'notify',
              'retry_tune']
 $$;
 
@@ -24,6 +24,7 @@ BEGIN
         WHEN 'reap_leases'     THEN taskguard._reap_expired_leases(batch)
         WHEN 'expire_keys'     THEN taskguard._idempotency_expire(batch)
         WHEN 'escalate'        THEN taskguard._escalate_priorities(batch)
+        WHEN 'rotate_tasks'    THEN taskguard._task_ring_rotate()
         WHEN 'prune_tasks'     THEN taskguard._prune_tasks(batch)
         WHEN 'prune_failures'  THEN taskguard._prune_failures(batch)
         WHEN 'flush_counters'  THEN taskguard._flush_counters()

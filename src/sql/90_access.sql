@@ -61,7 +61,8 @@ WITH ns AS (SELECT 'taskguard'::regnamespace AS oid),
 rels AS (
     SELECT c.oid, c.relkind, c.relname::text AS relname, c.oid::regclass::text AS qname
       FROM pg_catalog.pg_class c, ns WHERE c.relnamespace = ns.oid
-       AND c.relkind IN ('r', 'p', 'v', 'm', 'S')),
+       AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+       AND NOT c.relispartition),   -- read through their parent only
 procs AS (
     SELECT p.oid, p.proname::text AS proname, p.provolatile,
            'FUNCTION ' || p.oid::regprocedure::text AS qname
@@ -197,6 +198,7 @@ BEGIN
           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant'
                AND NOT a.attisdropped AND NOT a.atthasdef AND NOT a.attnotnull
          WHERE c.relnamespace = 'taskguard'::regnamespace AND c.relkind IN ('r', 'p')
+           AND NOT c.relispartition    -- the parent's default reaches its partitions
     LOOP
         EXECUTE format('ALTER TABLE %s ALTER COLUMN tenant SET DEFAULT taskguard._effective_tenant(NULL)',
                        v_rel);

@@ -20,6 +20,10 @@ COMMENT ON TYPE taskguard.priority_result IS 'Result of calculate_priority(): le
 
 -- queue (docs/reference.md#queue)
 COMMENT ON TABLE taskguard.task IS 'The task queue: one row per task, ready, running, succeeded, failed or cancelled.';
+COMMENT ON TABLE taskguard.task_ring_0 IS 'Partition 0 of the ring of taskguard.task (docs/storage.md): rows of time slots whose number is 0 modulo 4; read it through taskguard.task.';
+COMMENT ON TABLE taskguard.task_ring_1 IS 'Partition 1 of the ring of taskguard.task (docs/storage.md): rows of time slots whose number is 1 modulo 4; read it through taskguard.task.';
+COMMENT ON TABLE taskguard.task_ring_2 IS 'Partition 2 of the ring of taskguard.task (docs/storage.md): rows of time slots whose number is 2 modulo 4; read it through taskguard.task.';
+COMMENT ON TABLE taskguard.task_ring_3 IS 'Partition 3 of the ring of taskguard.task (docs/storage.md): rows of time slots whose number is 3 modulo 4; read it through taskguard.task.';
 COMMENT ON FUNCTION taskguard.enqueue(text, jsonb, text, timestamptz, taskguard.priority, text, text, text, text, integer, text, text, interval, interval) IS 'Add a task; returns its id (the existing task''s id for a repeated idempotency key).';
 COMMENT ON FUNCTION taskguard.enqueue_many(text, jsonb[], text, timestamptz, taskguard.priority, text, text, text, text) IS 'Add one task per element of args; returns the ids in the order of args.';
 COMMENT ON FUNCTION taskguard.claim(text, text, integer, interval) IS 'Hand up to batch due ready tasks of a queue to this caller only, highest priority first, under a lease.';

@@ -49,13 +49,14 @@ q "DROP ROLE IF EXISTS upg_worker; DROP ROLE IF EXISTS upg_reader; DROP ROLE IF 
    SELECT taskguard.grant_access('upg_worker', 'worker'), taskguard.grant_access('upg_reader', 'reader'),
           taskguard.grant_access('upg_admin', 'admin')" >/dev/null
 is "$(q "SELECT has_table_privilege('upg_worker', 'taskguard.task', 'UPDATE')")" "t" "a 0.1.0 worker may update task directly"
-# "table=rows" per table; \gexec, not query_to_xml, which needs a server built with libxml.
+# "table=rows" per table (a partitioned one counted whole); \gexec, not query_to_xml, which needs a server built with libxml.
 # Built-in rows the update adds (the alert threshold flow_held_back) are not counted.
 counts() {
     echo "SELECT format('SELECT %L || ''='' || count(*) FROM %s%s', c.relname, c.oid::regclass,
                         CASE c.relname WHEN 'alert_threshold'
                              THEN ' WHERE alert <> ''flow_held_back''' ELSE '' END)
-            FROM pg_class c WHERE c.relnamespace = 'taskguard'::regnamespace AND c.relkind = 'r'
+            FROM pg_class c WHERE c.relnamespace = 'taskguard'::regnamespace
+             AND c.relkind IN ('r', 'p') AND NOT c.relispartition
            ORDER BY c.relname \\gexec" | psql -X -At -v ON_ERROR_STOP=1 -d "$DB" | tr '\n' ' '
 }
 before=$(counts)
