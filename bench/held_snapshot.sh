@@ -100,9 +100,10 @@ tps() {  # tps DB CLIENTS BATCH: cycles per second over one slice
     sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out"
 }
 
-sizes() {  # the task table and all of taskguard's tables, heap + indexes; dead rows waiting
+sizes() {  # the task table (its partitions) and all of taskguard's tables, heap + indexes; dead rows waiting
     P "$1" -c "SELECT format('task %s, all %s, dead rows %s',
-                  pg_size_pretty(pg_total_relation_size('taskguard.task')),
+                  pg_size_pretty((SELECT sum(pg_total_relation_size(t.relid))
+                                    FROM pg_partition_tree('taskguard.task') t)),
                   pg_size_pretty(sum(pg_total_relation_size(c.oid))),
                   (SELECT sum(n_dead_tup) FROM pg_stat_user_tables WHERE schemaname = 'taskguard'))
                  FROM pg_class c WHERE c.relnamespace = 'taskguard'::regnamespace AND c.relkind = 'r'"

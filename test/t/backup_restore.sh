@@ -68,7 +68,7 @@ is "$(q "SELECT coalesce(string_agg(c.relname, ' ' ORDER BY c.relname), '')
 is "$(q "SELECT count(*) FROM pg_extension e, unnest(e.extcondition) w
           WHERE e.extname = 'taskguard' AND w <> ''")" "0" "every registered table is dumped whole"
 is "$(q "SELECT coalesce(string_agg(relname, ' '), '') FROM pg_class
-          WHERE relnamespace = 'taskguard'::regnamespace AND relkind = 'r'
+          WHERE relnamespace = 'taskguard'::regnamespace AND relkind IN ('r', 'p') AND NOT relispartition
             AND (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', oid::regclass),
                  false, true, '')))[1]::text = '0'")" "" "fill_every_table.sql leaves no table empty"
 
@@ -76,12 +76,12 @@ is "$(q "SELECT coalesce(string_agg(relname, ' '), '') FROM pg_class
 # sorted (a sequence: its position).
 snapshot() {
     psql -X -At -F' ' -v ON_ERROR_STOP=1 -d "$1" <<'SQL'
-SELECT CASE c.relkind
-       WHEN 'r' THEN format('SELECT %L, count(*), md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text COLLATE "C"), '''')) FROM %s t',
+SELECT CASE WHEN c.relkind IN ('r', 'p') THEN format('SELECT %L, count(*), md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text COLLATE "C"), '''')) FROM %s t',
                             c.relname, c.oid::regclass)
        ELSE format('SELECT %L, last_value, is_called FROM %s', c.relname, c.oid::regclass) END
   FROM pg_class c
- WHERE c.relnamespace = 'taskguard'::regnamespace AND c.relkind IN ('r', 'S')
+ WHERE c.relnamespace = 'taskguard'::regnamespace AND c.relkind IN ('r', 'p', 'S')
+   AND NOT c.relispartition   -- a partitioned table's rows are counted whole
    AND c.relname <> 'metric_snapshot'
  ORDER BY c.relname COLLATE "C" \gexec
 SQL

@@ -18,7 +18,8 @@ BEGIN
   END LOOP;
 END \$\$" >/dev/null
 
-# Buffers the claim's pick reads in task_ready_idx over N claims (auto_explain
+# Buffers the claim's pick reads (its LockRows node: the partitions' index
+# scans under it and the row it locks) over N claims (auto_explain
 # shows the plans of the statements inside claim() to this session only).
 claim_buffers() {  # claim_buffers QUEUE N
     psql -X -q -d taskguard -v ON_ERROR_STOP=1 -c "LOAD 'auto_explain'" \
@@ -26,7 +27,7 @@ claim_buffers() {  # claim_buffers QUEUE N
         -c "SET auto_explain.log_buffers = on" -c "SET auto_explain.log_nested_statements = on" \
         -c "SET auto_explain.log_level = notice" -c "SET client_min_messages = notice" \
         -c "CALL cm_cycles('$1', $2)" 2>&1 |
-        awk '/Index Scan using task_ready_idx/ {want = 1; next}
+        awk '/LockRows/ {want = 1; next}
              want && /Buffers: shared/ {sub(/.*hit=/, ""); sum += $1 + 0; n++; want = 0}
              END {print (n ? int(sum / n) : -1)}'
 }

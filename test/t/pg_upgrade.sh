@@ -40,14 +40,14 @@ pause() {
     done
     return 1
 }
-# "relation=rows" per table, "sequence=last_value" per sequence; \gexec, not
+# "relation=rows" per table (a partitioned one whole), "sequence=last_value" per sequence; \gexec, not
 # query_to_xml, which needs a server built with libxml
 counts() {
     echo "SELECT format(CASE c.relkind WHEN 'S' THEN 'SELECT %L || ''='' || last_value FROM %s'
                                        ELSE 'SELECT %L || ''='' || count(*) FROM %s' END,
                         c.oid::regclass::text, c.oid::regclass)
             FROM pg_class c WHERE c.relnamespace IN ('taskguard'::regnamespace, 'cron'::regnamespace)
-             AND c.relkind IN ('r', 'S')
+             AND c.relkind IN ('r', 'p', 'S') AND NOT c.relispartition
            ORDER BY c.oid::regclass::text \\gexec" | psql -X -At -v ON_ERROR_STOP=1 -d "${DB:-taskguard}" | tr '\n' ' '
 }
 pause

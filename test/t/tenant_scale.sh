@@ -71,7 +71,7 @@ claim_buffers() {
         -c "SET auto_explain.log_buffers = on" -c "SET auto_explain.log_nested_statements = on" \
         -c "SET auto_explain.log_level = notice" -c "SET client_min_messages = notice" \
         -c "SET ROLE ts_worker" -c "CALL ts_cycles(20)" 2>&1 |
-        awk '/Index Scan using task_ready_tenant_idx/ {want = 1; next}
+        awk '/LockRows/ {want = 1; next}
              want && /Buffers: shared/ {sub(/.*hit=/, ""); sum += $1 + 0; n++; want = 0}
              END {print (n ? int(sum / n) : -1)}'
 }
@@ -106,7 +106,9 @@ q "INSERT INTO taskguard.dead_letter (task_name, tenant, status, failure_type, c
 failure_events "task_name = 'other_job'"
 r2=$(rollups)
 if q "LOAD 'auto_explain'" >/dev/null 2>&1; then
-    ok "$([ "$c1" -ge 0 ] && [ "$c2" -le $((c1 + 2)) ] && echo 0 || echo 1)" \
+    # + 6: the ring's three other partitions, empty, are a seq scan of no
+    # page or an index scan of two (meta and root page) as their statistics say
+    ok "$([ "$c1" -ge 0 ] && [ "$c2" -le $((c1 + 2 + 6)) ] && echo 0 || echo 1)" \
         "a tenant-bound claim reads $c1 buffers among 1,000 others' ready tasks, $c2 among 10,000"
 else
     ok 0 "# SKIP auto_explain is not installed with this server"
