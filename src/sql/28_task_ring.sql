@@ -9,6 +9,12 @@
 -- moves the rows of its partition that are still live to the current one and
 -- truncates it.
 
+-- Plans: a partition is empty after its TRUNCATE and fills during its slot.
+-- A plan cached while it was empty (plpgsql caches plans per session; claim()
+-- forces generic ones) would scan it whole, or sort all of its rows, all
+-- through the slot.  The functions on the workers' path therefore run with
+-- enable_seqscan (and, where they pick in claim order, enable_sort) off.
+
 -- The partition of the current transaction's time slot (src/task_ring.c).
 CREATE FUNCTION taskguard._task_gen()
 RETURNS int

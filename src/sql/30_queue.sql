@@ -205,6 +205,7 @@ RETURNS SETOF taskguard.task
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     v_tenant text := CASE WHEN cardinality(scope) = 1 THEN scope[1] END;
@@ -268,6 +269,7 @@ SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 -- and planned the claim afresh on every call (a quarter of a worker's
 -- backend CPU at batch 1); the plan below is the right one for any batch.
 SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     -- the caller's tenants (NULL: all); the owner's rights bypass row security
@@ -375,6 +377,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -403,6 +406,7 @@ RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     v_done int;
@@ -441,6 +445,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 BEGIN
     IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 year' THEN
@@ -466,6 +471,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     v_queue text;
@@ -490,6 +496,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -516,6 +523,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -553,6 +561,7 @@ RETURNS taskguard.failure_outcome
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -601,6 +610,7 @@ $$;
 CREATE FUNCTION taskguard._requeue_due_retries(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     v_dids   bigint[];
@@ -680,6 +690,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 CREATE FUNCTION taskguard._reap_expired_leases(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     v_task  record;

@@ -187,7 +187,10 @@ DROP TABLE taskguard.task_pre_ring;
 
 -- Restated: enqueue(debounce_key =>) serialises a key with an advisory lock
 -- (no unique index over the ring), the scheduler's step rotate_tasks, the
--- access plan (partitions granted to nobody), claim() by (id, gen).
+-- access plan (partitions granted to nobody), claim() by (id, gen), and the
+-- functions whose cached plans must not scan a ring partition whole
+-- (enable_seqscan off: a plan made while a partition was empty would scan it
+-- whole all through its slot).
 -- enqueue(debounce_key => …): insert, or replace the args of the ready,
 -- unclaimed task with the same tenant, task name and key and move its run_at
 -- (never past its first enqueue + debounce_max).  Parameters prefixed: the
@@ -199,6 +202,7 @@ CREATE OR REPLACE FUNCTION taskguard._enqueue_debounced(p_queue text, p_task_nam
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     v_id bigint;
@@ -226,6 +230,150 @@ BEGIN
         RETURNING t.id INTO v_id;
     END IF;
     RETURN v_id;
+END
+$$;
+
+-- claim() while a pause or limit concerns the queue: the pick takes a row
+-- only if _flow_take reserves it (a running slot and a token of every
+-- matching limit), so rows a limit holds back are skipped; a reservation
+-- the claim did not use (a row another claim locked first, a breaker with
+-- no probe left) is given back by _flow_settle, and then the claim looks
+-- again, past those rows (_flow_given_back), at most four times in all.
+CREATE OR REPLACE FUNCTION taskguard._claim_flow(queue text, worker text, batch int, lease interval,
+    scope text[])
+RETURNS SETOF taskguard.task
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+DECLARE
+    v_left   int := batch;
+    v_n      int;
+    v_score  real;
+    v_by     text;
+    v_group  text;
+    v_id     bigint;
+    v_skip   bigint[] := '{}';
+BEGIN
+    IF taskguard._flow_queue_closed(queue) THEN
+        RETURN;
+    END IF;
+    -- Fair share: one task at a time from the top priority level's tenants
+    -- (or flow keys), the one furthest behind its weighted share first.
+    -- Whatever that does not hand out (limits, locks) the plain path may.
+    v_by := taskguard._flow_fair(queue);
+    WHILE v_left > 0 AND v_by IS NOT NULL LOOP
+        v_score := NULL;
+        SELECT -p.priority_score INTO v_score FROM taskguard.task p
+         WHERE p.queue = _claim_flow.queue AND p.status = 'ready' AND p.run_at <= now()
+           AND (scope IS NULL OR p.tenant = ANY (scope))
+         ORDER BY -p.priority_score LIMIT 1;
+        EXIT WHEN v_score IS NULL;
+        v_n := 0;
+        FOREACH v_group IN ARRAY taskguard._flow_fair_order(queue, v_by,
+                                     taskguard._flow_groups(queue, v_score, scope, v_by))
+        LOOP
+            -- one pick per form, so that a group's is a range of its index
+            v_id := NULL;
+            IF v_by = 'tenant' AND v_group IS NOT NULL THEN
+                SELECT p.id INTO v_id FROM taskguard.task p
+                 WHERE p.tenant = v_group AND p.queue = _claim_flow.queue AND p.status = 'ready'
+                   AND -p.priority_score = v_score AND p.run_at <= now()
+                   AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                   AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant, p.flow_key)
+                 ORDER BY p.run_at, p.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+            ELSIF v_by = 'flow_key' AND v_group IS NOT NULL THEN
+                SELECT p.id INTO v_id FROM taskguard.task p
+                 WHERE p.flow_key = v_group AND p.queue = _claim_flow.queue AND p.status = 'ready'
+                   AND -p.priority_score = v_score AND p.run_at <= now()
+                   AND (scope IS NULL OR p.tenant = ANY (scope))
+                   AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                   AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant, p.flow_key)
+                 ORDER BY p.run_at, p.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+            ELSE
+                SELECT p.id INTO v_id FROM taskguard.task p
+                 WHERE p.queue = _claim_flow.queue AND p.status = 'ready'
+                   AND -p.priority_score = v_score AND p.run_at <= now()
+                   AND CASE WHEN v_by = 'tenant' THEN p.tenant IS NULL ELSE p.flow_key IS NULL END
+                   AND (scope IS NULL OR p.tenant = ANY (scope))
+                   AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                   AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant, p.flow_key)
+                 ORDER BY p.run_at, p.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+            END IF;
+            v_n := 0;
+            IF v_id IS NOT NULL THEN
+                RETURN QUERY
+                UPDATE taskguard.task t
+                   SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                       worker = _claim_flow.worker, lease_expires_at = now() + lease,
+                       debounce_key = NULL
+                 WHERE t.id = v_id AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
+                RETURNING t.*;
+                GET DIAGNOSTICS v_n = ROW_COUNT;
+            END IF;
+            PERFORM taskguard._flow_settle();
+            IF v_n > 0 THEN
+                PERFORM taskguard._flow_fair_charge(queue, v_by, v_group);
+                EXIT;
+            END IF;
+        END LOOP;
+        EXIT WHEN v_n = 0;
+        v_left := v_left - v_n;
+    END LOOP;
+    IF v_left <= 0 THEN
+        RETURN;
+    END IF;
+    FOR v_try IN 1..4 LOOP
+        IF v_left = 1 THEN
+            RETURN QUERY
+            UPDATE taskguard.task t
+               SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                   worker = _claim_flow.worker, lease_expires_at = now() + lease,
+                   debounce_key = NULL
+             WHERE t.id = (SELECT p.id FROM taskguard.task p
+                            WHERE p.queue = _claim_flow.queue AND p.status = 'ready'
+                              AND p.run_at <= now() AND (scope IS NULL OR p.tenant = ANY (scope))
+                              AND p.id <> ALL (v_skip)
+                              AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                              AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service,
+                                                       p.tenant, p.flow_key)
+                            ORDER BY -p.priority_score, p.run_at, p.id
+                            LIMIT 1
+                            FOR UPDATE SKIP LOCKED)
+               AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
+            RETURNING t.*;
+        ELSE
+            RETURN QUERY
+            WITH picked AS (
+                SELECT p.id, p.service FROM taskguard.task p
+                 WHERE p.queue = _claim_flow.queue AND p.status = 'ready' AND p.run_at <= now()
+                   AND (scope IS NULL OR p.tenant = ANY (scope)) AND p.id <> ALL (v_skip)
+                   AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                   AND taskguard._flow_take(p.id, p.queue, p.task_name, p.service, p.tenant,
+                                            p.flow_key)
+                 ORDER BY -p.priority_score, p.run_at, p.id
+                 LIMIT v_left
+                 FOR UPDATE SKIP LOCKED),
+            allowed AS (
+                SELECT p.id FROM picked p
+                 WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
+            claimed AS (
+                UPDATE taskguard.task t
+                   SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                       worker = _claim_flow.worker, lease_expires_at = now() + lease,
+                       debounce_key = NULL
+                 WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
+                RETURNING t.*)
+            SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+        END IF;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_left := v_left - v_n;
+        EXIT WHEN taskguard._flow_settle() = 0 OR v_left <= 0;
+        -- rows reserved but not had (another claim locked them first): look past them,
+        -- or this claim's own reservation would refuse the free task behind them
+        v_skip := v_skip || taskguard._flow_given_back();
+    END LOOP;
 END
 $$;
 
@@ -330,6 +478,7 @@ SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 -- and planned the claim afresh on every call (a quarter of a worker's
 -- backend CPU at batch 1); the plan below is the right one for any batch.
 SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
 AS $$
 DECLARE
     -- the caller's tenants (NULL: all); the owner's rights bypass row security
@@ -429,6 +578,394 @@ BEGIN
                 ORDER BY -p.priority_score, p.run_at, p.id
                 LIMIT 1) AS f ON true;
     END IF;
+END
+$$;
+
+-- Ready tasks of one tenant-bound caller: the tenant index serves one tenant
+-- in claim order; several tenants are merged by a sort of their own rows.
+CREATE OR REPLACE FUNCTION taskguard._claim_tenants(queue text, worker text, batch int, lease interval,
+    scope text[])
+RETURNS SETOF taskguard.task
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+DECLARE
+    v_tenant text := CASE WHEN cardinality(scope) = 1 THEN scope[1] END;
+BEGIN
+    IF v_tenant IS NOT NULL AND batch = 1 THEN
+        RETURN QUERY
+        UPDATE taskguard.task t
+           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+               worker = _claim_tenants.worker, lease_expires_at = now() + lease, debounce_key = NULL
+         WHERE t.id = (SELECT p.id FROM taskguard.task p
+                        WHERE p.queue = _claim_tenants.queue AND p.tenant = v_tenant
+                          AND p.status = 'ready' AND p.run_at <= now()
+                          AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+                        ORDER BY -p.priority_score, p.run_at, p.id
+                        LIMIT 1
+                        FOR UPDATE SKIP LOCKED)
+           AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
+        RETURNING t.*;
+        RETURN;
+    END IF;
+
+    -- one tenant: its ordered index range; several: a sort of their rows
+    RETURN QUERY
+    WITH picked AS (
+        SELECT t.id, t.service FROM taskguard.task t
+         WHERE t.queue = _claim_tenants.queue AND t.tenant = v_tenant
+           AND t.status = 'ready' AND t.run_at <= now()
+           AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+         ORDER BY -t.priority_score, t.run_at, t.id
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED),
+    picked_many AS (
+        SELECT t.id, t.service FROM taskguard.task t
+         WHERE v_tenant IS NULL AND t.queue = _claim_tenants.queue AND t.tenant = ANY (scope)
+           AND t.status = 'ready' AND t.run_at <= now()
+           AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+         ORDER BY -t.priority_score, t.run_at, t.id
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED),
+    allowed AS (
+        SELECT p.id FROM (SELECT * FROM picked UNION ALL SELECT * FROM picked_many) p
+         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
+    claimed AS (
+        UPDATE taskguard.task t
+           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+               worker = _claim_tenants.worker, lease_expires_at = now() + lease, debounce_key = NULL
+         WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
+        RETURNING t.*)
+    SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION taskguard.complete(task_id bigint, result jsonb DEFAULT NULL, attempt int DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+DECLARE
+    v_task taskguard.task;
+BEGIN
+    UPDATE taskguard.task t
+       SET status = 'succeeded', finished_at = now(), result = complete.result,
+           lease_expires_at = NULL
+     WHERE t.id = task_id AND t.status = 'running'
+       AND (attempt IS NULL OR t.attempts = attempt) AND taskguard._tenant_visible(t.tenant)
+    RETURNING t.* INTO v_task;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF v_task.failure_id IS NOT NULL THEN
+        PERFORM taskguard._dlq_task_succeeded(v_task.id, v_task.failure_id);
+    END IF;
+    IF v_task.service IS NOT NULL THEN
+        PERFORM taskguard._breaker_task_done(v_task.service, true);
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION taskguard.complete_many(task_ids bigint[], attempts int[] DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+DECLARE
+    v_done int;
+BEGIN
+    IF task_ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    IF attempts IS NOT NULL AND cardinality(attempts) <> cardinality(task_ids) THEN
+        RAISE EXCEPTION 'attempts has % elements but task_ids has %',
+            cardinality(attempts), cardinality(task_ids)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    WITH done AS (
+        UPDATE taskguard.task t
+           SET status = 'succeeded', finished_at = now(), lease_expires_at = NULL
+          FROM unnest(task_ids, complete_many.attempts) AS w(id, attempt)
+         WHERE t.id = w.id AND t.status = 'running'
+           AND (w.attempt IS NULL OR t.attempts = w.attempt) AND taskguard._tenant_visible(t.tenant)
+        RETURNING t.id, t.failure_id, t.service),
+    dlq AS (
+        SELECT taskguard._dlq_task_succeeded(d.id, d.failure_id)
+          FROM done d WHERE d.failure_id IS NOT NULL),
+    brk AS (
+        SELECT taskguard._breaker_task_done(d.service, true)
+          FROM done d WHERE d.service IS NOT NULL)
+    SELECT count(*) + 0 * (SELECT count(*) FROM dlq) + 0 * (SELECT count(*) FROM brk)
+      INTO v_done FROM done;
+    RETURN v_done;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION taskguard.heartbeat(task_id bigint, lease interval DEFAULT '5 minutes',
+                                    attempt int DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+BEGIN
+    IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 year' THEN
+        RAISE EXCEPTION 'lease must be a positive interval of at most 1 year, got %', lease
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE taskguard.task t
+       SET lease_expires_at = greatest(t.lease_expires_at, clock_timestamp() + lease)
+     WHERE t.id = task_id AND t.status = 'running'
+       AND (attempt IS NULL OR t.attempts = attempt) AND taskguard._tenant_visible(t.tenant);
+    RETURN FOUND;
+END
+$$;
+
+-- Give back a claimed task whose handler has not started (a worker shutting
+-- down with tasks in hand): ready again at once, as if never claimed — the
+-- attempt is not used (attempts goes back down), so a graceful shutdown
+-- costs a task none of its max_attempts.  Only the attempt the caller holds
+-- (when given), only the caller's tenants.  A half-open breaker probe the
+-- claim took is not handed back: it goes stale as an unanswered probe does.
+CREATE OR REPLACE FUNCTION taskguard.release(task_id bigint, attempt int DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+DECLARE
+    v_queue text;
+BEGIN
+    UPDATE taskguard.task t
+       SET status = 'ready', attempts = t.attempts - 1, started_at = NULL,
+           worker = NULL, lease_expires_at = NULL
+     WHERE t.id = task_id AND t.status = 'running'
+       AND (attempt IS NULL OR t.attempts = attempt) AND taskguard._tenant_visible(t.tenant)
+    RETURNING t.queue INTO v_queue;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM taskguard._notify(v_queue);
+    RETURN true;
+END
+$$;
+
+-- Cancel a task that has not finished; an open DLQ record is abandoned with it.
+CREATE OR REPLACE FUNCTION taskguard.cancel(task_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+DECLARE
+    v_task taskguard.task;
+BEGIN
+    UPDATE taskguard.task t
+       SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL
+     WHERE t.id = task_id AND t.status IN ('ready', 'failed', 'running')
+       AND taskguard._tenant_visible(t.tenant)
+    RETURNING t.* INTO v_task;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF v_task.failure_id IS NOT NULL THEN
+        PERFORM taskguard._dlq_task_cancelled(v_task.id, v_task.failure_id);
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- Put a task that is not running back to ready now; with an open DLQ record
+-- this is dlq_retry of that record.
+CREATE OR REPLACE FUNCTION taskguard.requeue(task_id bigint, priority taskguard.priority DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+DECLARE
+    v_task taskguard.task;
+BEGIN
+    SELECT * INTO v_task FROM taskguard.task t
+     WHERE t.id = task_id AND taskguard._tenant_visible(t.tenant) FOR UPDATE;
+    IF NOT FOUND OR v_task.status = 'running' THEN
+        RETURN false;
+    END IF;
+    IF v_task.failure_id IS NOT NULL THEN
+        RETURN taskguard._dlq_retry(ARRAY[v_task.failure_id], priority, NULL) > 0;
+    END IF;
+    UPDATE taskguard.task t
+       SET status = 'ready', run_at = now(), finished_at = NULL, result = NULL,
+           priority = coalesce(requeue.priority, t.priority),
+           priority_score = coalesce(taskguard._priority_score(requeue.priority), t.priority_score),
+           max_attempts = CASE WHEN t.max_attempts <= t.attempts THEN t.attempts + 1
+                               ELSE t.max_attempts END
+     WHERE t.id = task_id;
+    PERFORM taskguard._notify(v_task.queue);
+    RETURN true;
+END
+$$;
+
+-- A worker reports that its attempt failed (docs/reference.md#queue, #dlq).
+CREATE OR REPLACE FUNCTION taskguard.fail(task_id bigint, error_type text, message text DEFAULT NULL,
+    context jsonb DEFAULT '{}', attempt int DEFAULT NULL)
+RETURNS taskguard.failure_outcome
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+DECLARE
+    v_task taskguard.task;
+    v_rec  bigint;
+    v_rc   int := 0;
+    v_out  taskguard.failure_outcome;
+BEGIN
+    SELECT * INTO v_task FROM taskguard.task t
+     WHERE t.id = fail.task_id AND taskguard._tenant_visible(t.tenant) FOR UPDATE;
+    IF NOT FOUND OR v_task.status <> 'running'
+       OR (attempt IS NOT NULL AND v_task.attempts <> attempt) THEN
+        RETURN NULL;
+    END IF;
+    IF v_task.failure_id IS NOT NULL THEN
+        SELECT d.id, d.retry_count + 1 INTO v_rec, v_rc FROM taskguard.dead_letter d
+         WHERE d.id = v_task.failure_id AND d.status <> 'RESOLVED'
+           AND d.task_id = v_task.id AND d.tenant IS NOT DISTINCT FROM v_task.tenant
+         FOR UPDATE;
+        v_rc := coalesce(v_rc, 0);
+    END IF;
+
+    v_out := taskguard._dlq_record(v_rec, v_rc, false, v_task.id, NULL, v_task.task_name,
+        v_task.args, v_task.queue, v_task.tenant, v_task.service, v_task.priority, false,
+        error_type, message, taskguard._dlq_context(context),
+        v_task.max_attempts - v_task.attempts);
+
+    UPDATE taskguard.task t
+       SET status = 'failed', finished_at = now(), lease_expires_at = NULL,
+           run_at = coalesce(v_out.next_retry_at, t.run_at),
+           failure_id = v_out.failure_id,
+           last_error = left(coalesce(fail.error_type, '') || ': ' ||
+                             coalesce(left(fail.message, 65536), ''), 65536)
+     WHERE t.id = v_task.id;
+
+    IF v_task.service IS NOT NULL AND v_out.failure_type IN
+       ('EXTERNAL_SERVICE_UNAVAILABLE', 'EXTERNAL_API_ERROR', 'TRANSIENT_NETWORK') THEN
+        PERFORM taskguard._breaker_task_done(v_task.service, false);
+    END IF;
+    RETURN v_out;
+END
+$$;
+
+-- Scheduler step: due PENDING records of queue tasks become RETRYING and
+-- their tasks ready, at a recomputed priority; services with an open
+-- breaker wait.  Returns how many tasks were put back.
+CREATE OR REPLACE FUNCTION taskguard._requeue_due_retries(batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+DECLARE
+    v_dids   bigint[];
+    v_tids   bigint[];
+    v_prios  taskguard.priority[];
+    v_scores real[];
+    v_queues text[];
+BEGIN
+    -- Set-based: one ordered scan takes a batch of due records; those whose
+    -- task still waits on them go back to the queue with a recomputed
+    -- priority (tid not NULL), the others (task gone or moved on) are
+    -- abandoned.  Row-by-row this step was 20x slower (bench/scheduler.sh).
+    SELECT array_agg(x.did), array_agg(x.tid), array_agg((x.p).priority), array_agg((x.p).score)
+      INTO v_dids, v_tids, v_prios, v_scores
+      FROM (SELECT d.id AS did, w.tid,
+                   CASE WHEN w.tid IS NOT NULL
+                        THEN taskguard._retry_priority(d.priority_pinned, d.priority, d.task_name,
+                                 t.customer_tier, d.failure_type, d.retry_count, t.enqueued_at) END AS p
+              FROM taskguard.dead_letter d LEFT JOIN taskguard.task t ON t.id = d.task_id
+                   -- the link must hold both ways and within one tenant
+                   CROSS JOIN LATERAL (SELECT CASE WHEN t.status = 'failed' AND t.failure_id = d.id
+                                                    AND t.tenant IS NOT DISTINCT FROM d.tenant
+                                              THEN t.id END AS tid) w
+             WHERE d.status = 'PENDING' AND d.next_retry_at <= now() AND NOT d.external
+               AND (d.service IS NULL OR NOT taskguard._breaker_is_open(d.service))
+             ORDER BY d.next_retry_at
+             LIMIT batch
+             FOR UPDATE OF d SKIP LOCKED) x;
+    IF v_dids IS NULL THEN
+        RETURN 0;
+    END IF;
+
+    -- The batch goes through arrays, not CTE joins: unnest() keeps the
+    -- updates on the primary keys, where a CTE join chose hash joins over
+    -- whole-table scans (O(table) per batch).  A task changed between the
+    -- scan and its update can only be one being cancelled, whose cancel()
+    -- then settles its record after us.
+    WITH tasks AS (
+        UPDATE taskguard.task t
+           SET status = 'ready', run_at = now(), finished_at = NULL,
+               priority = u.prio, priority_score = u.score
+          FROM unnest(v_tids, v_dids, v_prios, v_scores) AS u(tid, did, prio, score)
+         WHERE u.tid IS NOT NULL AND t.id = u.tid
+           AND t.status = 'failed' AND t.failure_id = u.did
+        RETURNING t.queue)
+    SELECT array_agg(DISTINCT queue) INTO v_queues FROM tasks;
+
+    UPDATE taskguard.dead_letter d
+       SET status = CASE WHEN u.tid IS NULL THEN 'ABANDONED' ELSE 'RETRYING' END::taskguard.dlq_status,
+           next_retry_at = NULL,
+           priority = coalesce(u.prio, d.priority),
+           resolution = CASE WHEN u.tid IS NULL THEN 'task no longer waiting' ELSE d.resolution END
+      FROM unnest(v_dids, v_tids, v_prios) AS u(did, tid, prio)
+     WHERE d.id = u.did;
+
+    FOR i IN 1 .. coalesce(cardinality(v_queues), 0) LOOP
+        PERFORM taskguard._notify(v_queues[i]);
+    END LOOP;
+    RETURN cardinality(array_remove(v_tids, NULL));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION taskguard._reap_expired_leases(batch int)
+RETURNS int
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+AS $$
+DECLARE
+    v_task  record;
+    v_n     int := 0;
+    -- the last two minutes of expiries: older ones were reaped by earlier passes
+    v_since timestamptz := taskguard._scan_since('reap_leases', now() - interval '2 minutes');
+BEGIN
+    FOR v_task IN
+        SELECT t.id, t.attempts, t.worker, t.lease_expires_at FROM taskguard.task t
+         WHERE t.status = 'running' AND t.lease_expires_at < now()
+           AND t.lease_expires_at >= v_since
+         ORDER BY t.lease_expires_at
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM taskguard.fail(v_task.id, 'taskguard.LeaseExpired',
+            format('lease expired at %s (worker %s)', v_task.lease_expires_at,
+                   coalesce(v_task.worker, 'unknown')),
+            '{}', v_task.attempts);
+        v_n := v_n + 1;
+    END LOOP;
+    IF v_since = '-infinity' AND v_n < batch THEN
+        PERFORM taskguard._scan_full_done('reap_leases');
+    END IF;
+    RETURN v_n;
 END
 $$;
 
