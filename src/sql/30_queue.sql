@@ -250,6 +250,19 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'taskguard_claim_mark_raise'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- The same per (queue, tenant), for a tenant-bound claim's range of
+-- task_ready_tenant_idx (_claim_tenants).
+CREATE FUNCTION taskguard._claim_tenant_mark(queue text, tenant text, OUT neg_score real,
+    OUT run_at timestamptz, OUT id bigint, OUT epoch bigint, OUT raise boolean)
+AS 'MODULE_PATHNAME', 'taskguard_claim_tenant_mark'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._claim_tenant_mark_raise(queue text, tenant text, epoch bigint,
+    neg_score real, run_at timestamptz, id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'taskguard_claim_tenant_mark_raise'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION taskguard._claim_mark_trigger()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'taskguard_claim_mark_trigger'
@@ -262,7 +275,8 @@ CREATE TRIGGER task_claim_mark BEFORE INSERT OR UPDATE ON taskguard.task
 ALTER TABLE taskguard.task ENABLE ALWAYS TRIGGER task_claim_mark;
 
 -- Ready tasks of one tenant-bound caller: the tenant index serves one tenant
--- in claim order; several tenants are merged by a sort of their own rows.
+-- in claim order, from its (queue, tenant) claim mark; several tenants are
+-- merged by a sort of their own rows.
 CREATE FUNCTION taskguard._claim_tenants(queue text, worker text, batch int, lease interval,
     scope text[])
 RETURNS SETOF taskguard.task
@@ -272,7 +286,25 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_tenant text := CASE WHEN cardinality(scope) = 1 THEN scope[1] END;
+    m        record;
 BEGIN
+    -- Where the tenant's ready tasks start (a statement of its own, as in
+    -- claim(); several tenants: no mark).  Now and then, in the next
+    -- statement, move the mark up to the tenant's first ready row, due or
+    -- not, locked or not: before the pick, so it never passes this claim.
+    m := taskguard._claim_tenant_mark(queue, v_tenant);
+    IF m.raise THEN
+        PERFORM taskguard._claim_tenant_mark_raise(_claim_tenants.queue, v_tenant, m.epoch,
+                                                   f.neg_score, f.run_at, f.id)
+           FROM (SELECT) AS one
+           LEFT JOIN LATERAL (
+               SELECT -p.priority_score AS neg_score, p.run_at, p.id FROM taskguard.task p
+                WHERE p.queue = _claim_tenants.queue AND p.tenant = v_tenant AND p.status = 'ready'
+                  AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
+                ORDER BY -p.priority_score, p.run_at, p.id
+                LIMIT 1) AS f ON true;
+    END IF;
+
     IF v_tenant IS NOT NULL AND batch = 1 THEN
         RETURN QUERY
         UPDATE taskguard.task t
@@ -281,6 +313,7 @@ BEGIN
          WHERE t.id = (SELECT p.id FROM taskguard.task p
                         WHERE p.queue = _claim_tenants.queue AND p.tenant = v_tenant
                           AND p.status = 'ready' AND p.run_at <= now()
+                          AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
                           AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
                         ORDER BY -p.priority_score, p.run_at, p.id
                         LIMIT 1
@@ -296,6 +329,7 @@ BEGIN
         SELECT t.id, t.service FROM taskguard.task t
          WHERE t.queue = _claim_tenants.queue AND t.tenant = v_tenant
            AND t.status = 'ready' AND t.run_at <= now()
+           AND (-t.priority_score, t.run_at, t.id) >= (m.neg_score, m.run_at, m.id)
            AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
          ORDER BY -t.priority_score, t.run_at, t.id
          LIMIT batch
