@@ -3,8 +3,7 @@
 -- claim starts its scan of task_ready_tenant_idx at its tenant's mark, past
 -- the entries its tenant's earlier claims left behind, and raises it now and
 -- then, as the unmapped claim does with the queue's mark.
--- The same per (queue, tenant), for a tenant-bound claim's range of
--- task_ready_tenant_idx (_claim_tenants).
+
 CREATE FUNCTION taskguard._claim_tenant_mark(queue text, tenant text, OUT neg_score real,
     OUT run_at timestamptz, OUT id bigint, OUT epoch bigint, OUT raise boolean)
 AS 'MODULE_PATHNAME', 'taskguard_claim_tenant_mark'
