@@ -34,7 +34,9 @@
  * task_ready_tenant_idx, so it gets a mark of its own per (queue, tenant),
  * kept by the same rules: a row written ready lowers its queue's mark and its
  * (queue, tenant) mark.  Both kinds live in one hash, each entry keyed by its
- * name (the queue, or the queue and the tenant).
+ * name (the queue, or the queue and the tenant).  A transaction that makes
+ * rows of more tenants ready than it remembers lowers every tenant mark of
+ * their queue to the queue's lowest key instead.
  *
  * Entries are made by the claims that read them.  When the hash is full, the
  * entries touched longest ago are evicted: a missing entry is no mark (scan
@@ -139,7 +141,8 @@ static int	npending = 0;
 static MarkKey raised[MARK_RAISED_MAX];
 static int	nraised = 0;
 static bool pending_overflow = false;	/* a queue's lowering was not kept */
-static bool tenant_overflow = false;	/* a (queue, tenant) lowering was not kept */
+/* A (queue, tenant) lowering was not kept: its queue's lowering stands in. */
+static bool tenant_overflow = false;
 static bool callbacks_set = false;
 static uint32 claims_seen = 0;
 
@@ -252,6 +255,18 @@ MarkKeyEqual(const MarkKey *a, const MarkKey *b)
 		memcmp(a->name, b->name, a->len) == 0;
 }
 
+/* The key of the queue a (queue, tenant) key names. */
+static void
+MarkQueueOf(const MarkKey *key, MarkKey *queue_key)
+{
+	int			qlen = strnlen(key->name, key->len);
+
+	memset(queue_key, 0, sizeof(*queue_key));
+	queue_key->dbid = key->dbid;
+	queue_key->len = (uint16) qlen;
+	memcpy(queue_key->name, key->name, qlen);
+}
+
 /* ---- entries (TG_LOCK_CLAIM_MARK held exclusive) ---- */
 
 /* A mark no claim may start from; the next raise sets it. */
@@ -327,16 +342,16 @@ MarkApplyLowering(const MarkKey *key, const MarkPos *pos)
 	MarkPosLower(&e->epoch_min, pos);
 }
 
-/* Unset every mark of this database (tenants_only: every tenant mark). */
+/* Unset every mark of this database. */
 static void
-MarkUnsetDatabase(bool tenants_only)
+MarkUnsetDatabase(void)
 {
 	HASH_SEQ_STATUS seq;
 	MarkEntry  *e;
 
 	hash_seq_init(&seq, mark_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
-		if (e->key.dbid == MyDatabaseId && (e->key.has_tenant || !tenants_only))
+		if (e->key.dbid == MyDatabaseId)
 			MarkUnset(e);
 }
 
@@ -350,7 +365,7 @@ MarkUnsetRaised(void)
 
 	LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_EXCLUSIVE);
 	if (nraised == MARK_RAISED_MAX)
-		MarkUnsetDatabase(false);
+		MarkUnsetDatabase();
 	else
 		for (int i = 0; i < nraised; i++)
 			if ((e = hash_search(mark_hash, &raised[i], HASH_FIND, NULL)) != NULL)
@@ -367,17 +382,53 @@ MarkForget(void)
 	tenant_overflow = false;
 }
 
+/* This transaction's lowest key for a name; NULL if it made no row of it ready. */
+static const MarkPos *
+MarkPendingFind(const MarkKey *key)
+{
+	for (int i = 0; i < npending; i++)
+		if (MarkKeyEqual(&pending[i].key, key))
+			return &pending[i].pos;
+	return NULL;
+}
+
+/*
+ * More tenants than remembered: lower every tenant mark of this database to
+ * its queue's lowest key (no lower than needed for a batch of new tasks).
+ */
+static void
+MarkLowerTenantsByQueue(void)
+{
+	HASH_SEQ_STATUS seq;
+	MarkEntry  *e;
+	MarkKey		queue_key;
+	const MarkPos *pos;
+
+	hash_seq_init(&seq, mark_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->key.dbid != MyDatabaseId || !e->key.has_tenant)
+			continue;
+		MarkQueueOf(&e->key, &queue_key);
+		if ((pos = MarkPendingFind(&queue_key)) != NULL)
+		{
+			MarkPosLower(&e->mark, pos);
+			MarkPosLower(&e->epoch_min, pos);
+		}
+	}
+}
+
 /* At commit: lower the marks of the rows made ready (or unset what overflowed). */
 static void
 MarkApplyPending(void)
 {
 	LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_EXCLUSIVE);
 	if (pending_overflow)
-		MarkUnsetDatabase(false);
+		MarkUnsetDatabase();
 	else
 	{
 		if (tenant_overflow)
-			MarkUnsetDatabase(true);
+			MarkLowerTenantsByQueue();
 		for (int i = 0; i < npending; i++)
 			MarkApplyLowering(&pending[i].key, &pending[i].pos);
 	}
@@ -581,14 +632,22 @@ taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
 static void
 MarkLowerByOwnWrites(MarkPos *pos, const MarkKey *key)
 {
-	if (pending_overflow || (key->has_tenant && tenant_overflow))
+	const MarkPos *own;
+	MarkKey		queue_key;
+
+	if (pending_overflow)
 	{
 		*pos = mark_lowest;
 		return;
 	}
-	for (int i = 0; i < npending; i++)
-		if (MarkKeyEqual(&pending[i].key, key))
-			MarkPosLower(pos, &pending[i].pos);
+	if ((own = MarkPendingFind(key)) != NULL)
+		MarkPosLower(pos, own);
+	if (key->has_tenant && tenant_overflow)
+	{
+		MarkQueueOf(key, &queue_key);
+		if ((own = MarkPendingFind(&queue_key)) != NULL)
+			MarkPosLower(pos, own);
+	}
 }
 
 /*
