@@ -193,8 +193,8 @@ high=$(tq "SELECT taskguard.enqueue('cm_job', '{}', 'cm_tq', priority => 'HIGH')
 is "$(tq "SELECT id FROM taskguard.claim('cm_tq', 'cm')") $(tq "SELECT id FROM taskguard.claim('cm_tq', 'cm')")" "$high $low" \
     "bound: after its mark moved on, a HIGH task enqueued later comes first, then the older LOW one"
 tq "CALL cm_cycles('cm_tq', 20)" >/dev/null
-old=$(q "INSERT INTO taskguard.task (queue, task_name, tenant, run_at)
-         VALUES ('cm_tq', 'cm_job', 'cm_t', now() - interval '2 hours') RETURNING id")
+old=$(q "WITH r AS (INSERT INTO taskguard.task (queue, task_name, tenant, run_at)
+         VALUES ('cm_tq', 'cm_job', 'cm_t', now() - interval '2 hours') RETURNING id) SELECT id FROM r")
 is "$(tq "SELECT id FROM taskguard.claim('cm_tq', 'cm')")" "$old" \
     "bound: a task of its tenant written by another session, older than the rest, is claimed next"
 tq "CALL cm_cycles('cm_tq', 8)" >/dev/null
