@@ -30,8 +30,24 @@
  * at most CLAIM_MARK_TTL: an older mark is ignored and the next claim scans
  * from the front and sets it afresh.
  *
+ * Tenant marks: a tenant-bound claim scans its tenant's range of
+ * task_ready_tenant_idx, so it gets a mark of its own per (queue, tenant),
+ * kept by the same rules: a row written ready lowers its queue's mark and its
+ * (queue, tenant) mark.  Both kinds live in one hash, each entry keyed by its
+ * name (the queue, or the queue and the tenant).  A transaction that makes
+ * rows of more tenants ready than it remembers lowers every tenant mark of
+ * their queue to the queue's lowest key instead.
+ *
+ * Entries are made by the claims that read them.  When the hash is full, the
+ * entries touched longest ago are evicted: a missing entry is no mark (scan
+ * from the front).  Epochs come from one shared counter, so an entry evicted
+ * and made again never hands out an epoch a raise in flight still holds.
+ *
  * Without shared memory (not preloaded) there is no mark: claim() scans from
  * the front, as before.
+ *
+ * Locks: TG_LOCK_CLAIM_MARK, shared to read a mark, exclusive to make,
+ * raise, lower, unset or evict one.
  */
 #include "postgres.h"
 
@@ -57,21 +73,34 @@
 #include "compat.h"
 #include "taskguard.h"
 
-/* Queues are at most 200 characters (enqueue's check). */
+/*
+ * A mark's name: the queue (at most 200 characters, enqueue's check), or the
+ * queue, a zero byte and the tenant.  A longer name has no mark.
+ */
 #define MARK_NAME_MAX (200 * MAX_MULTIBYTE_CHAR_LEN)
-/* Distinct (database, queue) pairs with a mark; later ones scan from the front. */
-#define MARK_ENTRIES 1024
+/*
+ * Marks in shared memory (~880 bytes each, ~1.8 MB in all): a queue's and
+ * the (queue, tenant) pairs bound workers claim from, in every database; the
+ * entries touched longest ago make room for new ones.
+ */
+#define MARK_ENTRIES 2048
+/* An eviction frees at least this many entries, so that it is rare. */
+#define MARK_EVICT_MIN (MARK_ENTRIES / 16)
 /* A mark older than this is ignored: the bound on anything the rules miss. */
 #define CLAIM_MARK_TTL_US (60 * USECS_PER_SEC)
 /* A backend raises the mark on every Nth claim (and whenever it is unset). */
 #define MARK_RAISE_EVERY 4
 /* Lowerings remembered per transaction before falling back to "unset all". */
-#define MARK_PENDING_MAX 8
+#define MARK_PENDING_MAX 32
+/* Marks raised per transaction remembered to unset on rollback. */
+#define MARK_RAISED_MAX 8
 
 typedef struct MarkKey
 {
 	Oid			dbid;
-	char		queue[MARK_NAME_MAX + 1];	/* zero-padded */
+	bool		has_tenant;		/* false: the queue's mark */
+	uint16		len;			/* bytes of name in use */
+	char		name[MARK_NAME_MAX + 1];	/* zero-padded */
 } MarkKey;
 
 /* A position in claim order: (-priority_score, run_at, id). */
@@ -87,24 +116,33 @@ typedef struct MarkEntry
 	MarkKey		key;
 	MarkPos		mark;
 	TimestampTz set_at;			/* when raised; 0: unset (scan from the front) */
+	TimestampTz touched_at;		/* when made or raised: eviction order */
 	uint64		epoch;
 	MarkPos		epoch_min;		/* lowest key lowered during this epoch */
 } MarkEntry;
 
+/* Shared state beside the hash: where the next epoch comes from. */
+typedef struct MarkShared
+{
+	uint64		next_epoch;
+} MarkShared;
+
 typedef struct MarkPending
 {
-	char	   *queue;
-	int			len;
+	MarkKey		key;
 	MarkPos		pos;
 } MarkPending;
 
 static HTAB *mark_hash = NULL;
+static MarkShared *mark_shared = NULL;
 static MarkPending pending[MARK_PENDING_MAX];
 static int	npending = 0;
-/* Marks this transaction raised: unset if it rolls back (queue names). */
-static MarkPending raised[MARK_PENDING_MAX];
+/* Marks this transaction raised: unset if it rolls back. */
+static MarkKey raised[MARK_RAISED_MAX];
 static int	nraised = 0;
-static bool pending_overflow = false;
+static bool pending_overflow = false;	/* a queue's lowering was not kept */
+/* A (queue, tenant) lowering was not kept: its queue's lowering stands in. */
+static bool tenant_overflow = false;
 static bool callbacks_set = false;
 static uint32 claims_seen = 0;
 
@@ -113,6 +151,8 @@ static const MarkPos mark_highest = {INFINITY, DT_NOEND, PG_INT64_MAX};
 
 PG_FUNCTION_INFO_V1(taskguard_claim_mark);
 PG_FUNCTION_INFO_V1(taskguard_claim_mark_raise);
+PG_FUNCTION_INFO_V1(taskguard_claim_tenant_mark);
+PG_FUNCTION_INFO_V1(taskguard_claim_tenant_mark_raise);
 PG_FUNCTION_INFO_V1(taskguard_claim_mark_trigger);
 
 /* ---- shared memory ---- */
@@ -120,7 +160,8 @@ PG_FUNCTION_INFO_V1(taskguard_claim_mark_trigger);
 Size
 ClaimMarkShmemSize(void)
 {
-	return hash_estimate_size(MARK_ENTRIES, sizeof(MarkEntry));
+	return add_size(MAXALIGN(sizeof(MarkShared)),
+					hash_estimate_size(MARK_ENTRIES, sizeof(MarkEntry)));
 }
 
 static uint32
@@ -128,15 +169,19 @@ MarkKeyHash(const void *key, Size keysize)
 {
 	const MarkKey *k = (const MarkKey *) key;
 
-	return hash_bytes((const unsigned char *) k->queue, strnlen(k->queue, MARK_NAME_MAX)) ^
-		murmurhash32((uint32) k->dbid);
+	return hash_bytes((const unsigned char *) k->name, k->len) ^
+		murmurhash32((uint32) k->dbid) ^ (k->has_tenant ? 0x9e3779b9 : 0);
 }
 
 void
 ClaimMarkShmemInit(void)
 {
 	HASHCTL		info;
+	bool		found;
 
+	mark_shared = ShmemInitStruct("taskguard claim mark epochs", sizeof(MarkShared), &found);
+	if (!found)
+		mark_shared->next_epoch = 1;
 	info.keysize = sizeof(MarkKey);
 	info.entrysize = sizeof(MarkEntry);
 	info.hash = MarkKeyHash;
@@ -144,7 +189,7 @@ ClaimMarkShmemInit(void)
 							  &info, HASH_ELEM | HASH_FUNCTION | HASH_FIXED_SIZE);
 }
 
-/* ---- positions ---- */
+/* ---- positions and names ---- */
 
 /* Claim order, as the index task_ready_idx sorts (real and timestamp compare as SQL does). */
 static int
@@ -166,46 +211,138 @@ MarkPosLower(MarkPos *target, const MarkPos *pos)
 		*target = *pos;
 }
 
-/* The key of (this database, queue); false when the name is too long to have one. */
+/*
+ * The key of (this database, queue[, tenant]); tenant NULL for the queue's
+ * own mark.  False when the name is too long to have one.
+ */
 static bool
-MarkKeyFor(MarkKey *key, const char *queue, int len)
+MarkKeyFor(MarkKey *key, const char *queue, int qlen, const char *tenant, int tlen)
 {
-	if (len < 0 || len > MARK_NAME_MAX)
+	int			len = qlen + (tenant != NULL ? 1 + tlen : 0);
+
+	if (qlen < 0 || tlen < 0 || len > MARK_NAME_MAX)
 		return false;
 	memset(key, 0, sizeof(*key));
 	key->dbid = MyDatabaseId;
-	memcpy(key->queue, queue, len);
+	key->has_tenant = (tenant != NULL);
+	key->len = (uint16) len;
+	memcpy(key->name, queue, qlen);
+	if (tenant != NULL)
+		memcpy(key->name + qlen + 1, tenant, tlen);
 	return true;
 }
 
-/* ---- lowering at commit ---- */
-
-/* Apply one lowering; creates the entry (unset) so a raise in flight sees it. */
-static void
-MarkApplyLowering(const char *queue, int len, const MarkPos *pos)
+/* The key named by a queue argument and, when tenant_arg >= 0, a tenant one. */
+static bool
+MarkKeyFromArgs(MarkKey *key, FunctionCallInfo fcinfo, int tenant_arg)
 {
-	MarkKey		key;
+	text	   *queue;
+	text	   *tenant = NULL;
+
+	if (PG_ARGISNULL(0) || (tenant_arg >= 0 && PG_ARGISNULL(tenant_arg)))
+		return false;
+	queue = PG_GETARG_TEXT_PP(0);
+	if (tenant_arg >= 0)
+		tenant = PG_GETARG_TEXT_PP(tenant_arg);
+	return MarkKeyFor(key, VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue),
+					  tenant ? VARDATA_ANY(tenant) : NULL, tenant ? VARSIZE_ANY_EXHDR(tenant) : 0);
+}
+
+static bool
+MarkKeyEqual(const MarkKey *a, const MarkKey *b)
+{
+	return a->len == b->len && a->has_tenant == b->has_tenant && a->dbid == b->dbid &&
+		memcmp(a->name, b->name, a->len) == 0;
+}
+
+/* The key of the queue a (queue, tenant) key names. */
+static void
+MarkQueueOf(const MarkKey *key, MarkKey *queue_key)
+{
+	int			qlen = strnlen(key->name, key->len);
+
+	memset(queue_key, 0, sizeof(*queue_key));
+	queue_key->dbid = key->dbid;
+	queue_key->len = (uint16) qlen;
+	memcpy(queue_key->name, key->name, qlen);
+}
+
+/* ---- entries (TG_LOCK_CLAIM_MARK held exclusive) ---- */
+
+/* A mark no claim may start from; the next raise sets it. */
+static void
+MarkUnset(MarkEntry *e)
+{
+	e->mark = mark_lowest;
+	e->set_at = 0;
+	e->epoch_min = mark_lowest;
+}
+
+/* Evict the entries touched longest ago, at least MARK_EVICT_MIN of them. */
+static void
+MarkEvict(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int64		age = CLAIM_MARK_TTL_US;
+	int			freed = 0;
+
+	while (freed < MARK_EVICT_MIN)
+	{
+		HASH_SEQ_STATUS seq;
+		MarkEntry  *e;
+
+		hash_seq_init(&seq, mark_hash);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			if (now - e->touched_at >= age &&
+				hash_search(mark_hash, &e->key, HASH_REMOVE, NULL) != NULL)
+				freed++;
+		if (age == 0)
+			break;
+		age /= 4;
+	}
+}
+
+/*
+ * A new entry, unset, with an epoch never handed out before: evicts when the
+ * hash is full.  NULL only if an eviction freed nothing.
+ */
+static MarkEntry *
+MarkEnter(const MarkKey *key)
+{
 	MarkEntry  *e;
 	bool		found;
 
-	if (!MarkKeyFor(&key, queue, len))
-		return;
-	e = hash_search(mark_hash, &key, HASH_ENTER_NULL, &found);
+	e = hash_search(mark_hash, key, HASH_ENTER_NULL, &found);
 	if (e == NULL)
-		return;					/* full: no mark for this queue, so no raise either */
+	{
+		MarkEvict();
+		e = hash_search(mark_hash, key, HASH_ENTER_NULL, &found);
+		if (e == NULL)
+			return NULL;
+	}
 	if (!found)
 	{
-		e->mark = mark_lowest;
-		e->set_at = 0;
-		e->epoch = 1;
-		e->epoch_min = *pos;
-		return;
+		MarkUnset(e);
+		e->epoch_min = mark_highest;
+		e->epoch = mark_shared->next_epoch++;
+		e->touched_at = GetCurrentTimestamp();
 	}
+	return e;
+}
+
+/* Apply one lowering; a name without an entry has no mark to lower. */
+static void
+MarkApplyLowering(const MarkKey *key, const MarkPos *pos)
+{
+	MarkEntry  *e = hash_search(mark_hash, key, HASH_FIND, NULL);
+
+	if (e == NULL)
+		return;
 	MarkPosLower(&e->mark, pos);
 	MarkPosLower(&e->epoch_min, pos);
 }
 
-/* Unset every mark of this database (more lowerings than we remember). */
+/* Unset every mark of this database. */
 static void
 MarkUnsetDatabase(void)
 {
@@ -214,54 +351,88 @@ MarkUnsetDatabase(void)
 
 	hash_seq_init(&seq, mark_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
-	{
-		if (e->key.dbid != MyDatabaseId)
-			continue;
-		e->mark = mark_lowest;
-		e->set_at = 0;
-		e->epoch_min = mark_lowest;
-	}
+		if (e->key.dbid == MyDatabaseId)
+			MarkUnset(e);
 }
+
+/* ---- this transaction's lowerings and raises ---- */
 
 /* Unset the marks this transaction raised: its claims are being undone. */
 static void
 MarkUnsetRaised(void)
 {
-	MarkKey		key;
 	MarkEntry  *e;
 
 	LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_EXCLUSIVE);
-	if (nraised == MARK_PENDING_MAX)
+	if (nraised == MARK_RAISED_MAX)
 		MarkUnsetDatabase();
-	for (int i = 0; i < nraised && nraised < MARK_PENDING_MAX; i++)
-	{
-		if (MarkKeyFor(&key, raised[i].queue, raised[i].len) &&
-			(e = hash_search(mark_hash, &key, HASH_FIND, NULL)) != NULL)
-		{
-			e->mark = mark_lowest;
-			e->set_at = 0;
-			e->epoch_min = mark_lowest;
-		}
-	}
+	else
+		for (int i = 0; i < nraised; i++)
+			if ((e = hash_search(mark_hash, &raised[i], HASH_FIND, NULL)) != NULL)
+				MarkUnset(e);
 	LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
 }
 
 static void
-MarkForgetRaised(void)
+MarkForget(void)
 {
-	for (int i = 0; i < nraised; i++)
-		if (raised[i].queue != NULL)
-			pfree(raised[i].queue);
+	npending = 0;
 	nraised = 0;
+	pending_overflow = false;
+	tenant_overflow = false;
 }
 
-static void
-MarkForgetPending(void)
+/* This transaction's lowest key for a name; NULL if it made no row of it ready. */
+static const MarkPos *
+MarkPendingFind(const MarkKey *key)
 {
 	for (int i = 0; i < npending; i++)
-		pfree(pending[i].queue);
-	npending = 0;
-	pending_overflow = false;
+		if (MarkKeyEqual(&pending[i].key, key))
+			return &pending[i].pos;
+	return NULL;
+}
+
+/*
+ * More tenants than remembered: lower every tenant mark of this database to
+ * its queue's lowest key (no lower than needed for a batch of new tasks).
+ */
+static void
+MarkLowerTenantsByQueue(void)
+{
+	HASH_SEQ_STATUS seq;
+	MarkEntry  *e;
+	MarkKey		queue_key;
+	const MarkPos *pos;
+
+	hash_seq_init(&seq, mark_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->key.dbid != MyDatabaseId || !e->key.has_tenant)
+			continue;
+		MarkQueueOf(&e->key, &queue_key);
+		if ((pos = MarkPendingFind(&queue_key)) != NULL)
+		{
+			MarkPosLower(&e->mark, pos);
+			MarkPosLower(&e->epoch_min, pos);
+		}
+	}
+}
+
+/* At commit: lower the marks of the rows made ready (or unset what overflowed). */
+static void
+MarkApplyPending(void)
+{
+	LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_EXCLUSIVE);
+	if (pending_overflow)
+		MarkUnsetDatabase();
+	else
+	{
+		if (tenant_overflow)
+			MarkLowerTenantsByQueue();
+		for (int i = 0; i < npending; i++)
+			MarkApplyLowering(&pending[i].key, &pending[i].pos);
+	}
+	LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
 }
 
 /*
@@ -272,30 +443,17 @@ MarkForgetPending(void)
 static void
 MarkXactCallback(XactEvent event, void *arg)
 {
-	bool		ends = (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-						event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+	bool		commit = (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT);
+	bool		undo = (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 						event == XACT_EVENT_PREPARE);
 
-	if (nraised > 0 && mark_hash != NULL &&
-		(event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
-		 event == XACT_EVENT_PREPARE))
+	if (mark_hash == NULL || !(commit || undo))
+		return;
+	if (undo && nraised > 0)
 		MarkUnsetRaised();
-	if ((npending > 0 || pending_overflow) && mark_hash != NULL &&
-		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT))
-	{
-		LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_EXCLUSIVE);
-		if (pending_overflow)
-			MarkUnsetDatabase();
-		else
-			for (int i = 0; i < npending; i++)
-				MarkApplyLowering(pending[i].queue, pending[i].len, &pending[i].pos);
-		LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
-	}
-	if (ends)
-	{
-		MarkForgetPending();
-		MarkForgetRaised();
-	}
+	if (commit && (npending > 0 || pending_overflow || tenant_overflow))
+		MarkApplyPending();
+	MarkForget();
 }
 
 /* A rolled-back savepoint undoes the claims in it: unset what we raised. */
@@ -317,13 +475,13 @@ MarkBackendInit(void)
 	callbacks_set = true;
 }
 
-/* Remember a lowering for commit; one entry per queue, at its lowest key. */
+/* Remember a lowering for commit; one entry per name, at its lowest key. */
 static void
-MarkRemember(const char *queue, int len, const MarkPos *pos)
+MarkRemember(const MarkKey *key, const MarkPos *pos)
 {
 	for (int i = 0; i < npending; i++)
 	{
-		if (pending[i].len == len && memcmp(pending[i].queue, queue, len) == 0)
+		if (MarkKeyEqual(&pending[i].key, key))
 		{
 			MarkPosLower(&pending[i].pos, pos);
 			return;
@@ -331,33 +489,28 @@ MarkRemember(const char *queue, int len, const MarkPos *pos)
 	}
 	if (npending == MARK_PENDING_MAX)
 	{
-		pending_overflow = true;
+		if (key->has_tenant)
+			tenant_overflow = true;
+		else
+			pending_overflow = true;
 		return;
 	}
-	pending[npending].queue = MemoryContextAlloc(TopMemoryContext, len + 1);
-	memcpy(pending[npending].queue, queue, len);
-	pending[npending].queue[len] = '\0';
-	pending[npending].len = len;
+	pending[npending].key = *key;
 	pending[npending].pos = *pos;
 	npending++;
 }
 
 /* Remember a raised mark until the transaction ends (overflow: unset all). */
 static void
-MarkRememberRaised(const char *queue, int len)
+MarkRememberRaised(const MarkKey *key)
 {
 	MarkBackendInit();
 	for (int i = 0; i < nraised; i++)
-		if (raised[i].queue != NULL && raised[i].len == len &&
-			memcmp(raised[i].queue, queue, len) == 0)
+		if (MarkKeyEqual(&raised[i], key))
 			return;
-	if (nraised == MARK_PENDING_MAX)
+	if (nraised == MARK_RAISED_MAX)
 		return;					/* full: MarkUnsetRaised unsets the database */
-	raised[nraised].queue = MemoryContextAlloc(TopMemoryContext, len + 1);
-	memcpy(raised[nraised].queue, queue, len);
-	raised[nraised].queue[len] = '\0';
-	raised[nraised].len = len;
-	nraised++;
+	raised[nraised++] = *key;
 }
 
 /* Column number of a task column. */
@@ -374,15 +527,16 @@ MarkAttnum(Relation rel, const char *name)
 }
 
 /*
- * The four columns the key is made of, looked up once per table (enqueue
- * fires the trigger for every row).  A column's number never changes, so the
- * table's oid and column count tell whether the cache still holds.
+ * The five columns the names and key are made of, looked up once per table
+ * (enqueue fires the trigger for every row).  A column's number never
+ * changes, so the table's oid and column count tell whether the cache holds.
  */
 typedef struct MarkColumns
 {
 	Oid			relid;
 	int			natts;
 	int			queue;
+	int			tenant;
 	int			score;
 	int			run_at;
 	int			id;
@@ -391,11 +545,12 @@ typedef struct MarkColumns
 static const MarkColumns *
 MarkColumnsOf(Relation rel)
 {
-	static MarkColumns cols = {InvalidOid, 0, 0, 0, 0, 0};
+	static MarkColumns cols = {InvalidOid, 0, 0, 0, 0, 0, 0};
 
 	if (cols.relid != RelationGetRelid(rel) || cols.natts != RelationGetDescr(rel)->natts)
 	{
 		cols.queue = MarkAttnum(rel, "queue");
+		cols.tenant = MarkAttnum(rel, "tenant");
 		cols.score = MarkAttnum(rel, "priority_score");
 		cols.run_at = MarkAttnum(rel, "run_at");
 		cols.id = MarkAttnum(rel, "id");
@@ -405,10 +560,28 @@ MarkColumnsOf(Relation rel)
 	return &cols;
 }
 
+/* The claim-order key of a task row. */
+static MarkPos
+MarkPosOfRow(HeapTuple row, TupleDesc desc, const MarkColumns *cols)
+{
+	MarkPos		pos;
+	bool		isnull;
+	Datum		d;
+
+	d = heap_getattr(row, cols->score, desc, &isnull);
+	pos.neg_score = isnull ? -INFINITY : -DatumGetFloat4(d);
+	d = heap_getattr(row, cols->run_at, desc, &isnull);
+	pos.run_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+	d = heap_getattr(row, cols->id, desc, &isnull);
+	pos.id = isnull ? PG_INT64_MIN : DatumGetInt64(d);
+	return pos;
+}
+
 /*
  * taskguard._claim_mark_trigger(): BEFORE INSERT OR UPDATE ON taskguard.task
- * FOR EACH ROW WHEN (NEW.status = 'ready').  Remembers the row's queue and
- * claim-order key; the mark is lowered at commit.
+ * FOR EACH ROW WHEN (NEW.status = 'ready').  Remembers the row's claim-order
+ * key for its queue's mark and, if it has a tenant, its (queue, tenant) mark;
+ * the marks are lowered at commit.
  */
 Datum
 taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
@@ -419,7 +592,9 @@ taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Datum		d;
 	MarkPos		pos;
+	MarkKey		key;
 	text	   *queue;
+	text	   *tenant;
 	const MarkColumns *cols;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trig->tg_event) ||
@@ -436,15 +611,18 @@ taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
 	if (isnull)
 		return PointerGetDatum(row);
 	queue = DatumGetTextPP(d);
-	d = heap_getattr(row, cols->score, desc, &isnull);
-	pos.neg_score = isnull ? -INFINITY : -DatumGetFloat4(d);
-	d = heap_getattr(row, cols->run_at, desc, &isnull);
-	pos.run_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
-	d = heap_getattr(row, cols->id, desc, &isnull);
-	pos.id = isnull ? PG_INT64_MIN : DatumGetInt64(d);
+	pos = MarkPosOfRow(row, desc, cols);
 
 	MarkBackendInit();
-	MarkRemember(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), &pos);
+	if (MarkKeyFor(&key, VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), NULL, 0))
+		MarkRemember(&key, &pos);
+	d = heap_getattr(row, cols->tenant, desc, &isnull);
+	if (isnull)
+		return PointerGetDatum(row);
+	tenant = DatumGetTextPP(d);
+	if (MarkKeyFor(&key, VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue),
+				   VARDATA_ANY(tenant), VARSIZE_ANY_EXHDR(tenant)))
+		MarkRemember(&key, &pos);
 	return PointerGetDatum(row);
 }
 
@@ -452,26 +630,63 @@ taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
 
 /* Rows this transaction made ready are visible to it before they lower the mark. */
 static void
-MarkLowerByOwnWrites(MarkPos *pos, const char *queue, int len)
+MarkLowerByOwnWrites(MarkPos *pos, const MarkKey *key)
 {
+	const MarkPos *own;
+	MarkKey		queue_key;
+
 	if (pending_overflow)
 	{
 		*pos = mark_lowest;
 		return;
 	}
-	for (int i = 0; i < npending; i++)
-		if (pending[i].len == len && memcmp(pending[i].queue, queue, len) == 0)
-			MarkPosLower(pos, &pending[i].pos);
+	if ((own = MarkPendingFind(key)) != NULL)
+		MarkPosLower(pos, own);
+	if (key->has_tenant && tenant_overflow)
+	{
+		MarkQueueOf(key, &queue_key);
+		if ((own = MarkPendingFind(&queue_key)) != NULL)
+			MarkPosLower(pos, own);
+	}
 }
 
 /*
- * taskguard._claim_mark(queue text, OUT neg_score real, OUT run_at timestamptz,
- * OUT id bigint, OUT epoch bigint, OUT raise boolean): where to start, the
- * epoch to hand back to _claim_mark_raise, and whether this claim should try.
- * Call it in a statement of its own, before the claim's statement.
+ * Read the mark of key: where to start (lowest: the front) and its epoch
+ * (0: none, so no raise).  Makes the entry when missing, so that the raise
+ * has an epoch to hold.
  */
-Datum
-taskguard_claim_mark(PG_FUNCTION_ARGS)
+static MarkPos
+MarkRead(const MarkKey *key, uint64 *epoch)
+{
+	MarkPos		pos = mark_lowest;
+	MarkEntry  *e;
+
+	*epoch = 0;
+	LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_SHARED);
+	e = hash_search(mark_hash, key, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
+		LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_EXCLUSIVE);
+		e = MarkEnter(key);
+	}
+	if (e != NULL)
+	{
+		*epoch = e->epoch;
+		if (e->set_at != 0 && GetCurrentTimestamp() - e->set_at < CLAIM_MARK_TTL_US)
+			pos = e->mark;
+	}
+	LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
+	MarkLowerByOwnWrites(&pos, key);
+	return pos;
+}
+
+/*
+ * The result of _claim_mark and _claim_tenant_mark: (neg_score, run_at, id,
+ * epoch, raise).  Call it in a statement of its own, before the claim's.
+ */
+static Datum
+MarkReadResult(FunctionCallInfo fcinfo, int tenant_arg)
 {
 	TupleDesc	desc;
 	Datum		values[5];
@@ -484,28 +699,15 @@ taskguard_claim_mark(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						errmsg("taskguard._claim_mark() must return a record")));
-	if (mark_hash != NULL && !PG_ARGISNULL(0) &&
-		MarkKeyFor(&key, VARDATA_ANY(PG_GETARG_TEXT_PP(0)),
-				   VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0))))
+	if (mark_hash != NULL && MarkKeyFromArgs(&key, fcinfo, tenant_arg))
 	{
-		MarkEntry  *e;
+		pos = MarkRead(&key, &epoch);
 
-		LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_SHARED);
-		e = hash_search(mark_hash, &key, HASH_FIND, NULL);
-		if (e != NULL)
-		{
-			epoch = e->epoch;
-			if (e->set_at != 0 && GetCurrentTimestamp() - e->set_at < CLAIM_MARK_TTL_US)
-				pos = e->mark;
-		}
-		LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
-		MarkLowerByOwnWrites(&pos, VARDATA_ANY(PG_GETARG_TEXT_PP(0)),
-							 VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)));
 		/*
 		 * Raising relies on the next statement's snapshot being newer than
 		 * this read: not so under REPEATABLE READ or SERIALIZABLE.
 		 */
-		raise = !IsolationUsesXactSnapshot() &&
+		raise = epoch != 0 && !IsolationUsesXactSnapshot() &&
 			(MarkPosCompare(&pos, &mark_lowest) == 0 || (++claims_seen % MARK_RAISE_EVERY) == 0);
 	}
 	values[0] = Float4GetDatum(pos.neg_score);
@@ -517,6 +719,70 @@ taskguard_claim_mark(PG_FUNCTION_ARGS)
 }
 
 /*
+ * taskguard._claim_mark(queue text, OUT neg_score real, OUT run_at timestamptz,
+ * OUT id bigint, OUT epoch bigint, OUT raise boolean): where an unmapped
+ * claim starts, the epoch to hand back to _claim_mark_raise, and whether
+ * this claim should try.
+ */
+Datum
+taskguard_claim_mark(PG_FUNCTION_ARGS)
+{
+	return MarkReadResult(fcinfo, -1);
+}
+
+/* taskguard._claim_tenant_mark(queue text, tenant text, OUT ...): the same for a tenant's range. */
+Datum
+taskguard_claim_tenant_mark(PG_FUNCTION_ARGS)
+{
+	return MarkReadResult(fcinfo, 1);
+}
+
+/*
+ * Raise the mark of key read in epoch to pos (the first ready row at or
+ * after it), lowered by what the epoch saw, if the epoch still holds.
+ */
+static bool
+MarkRaise(const MarkKey *key, uint64 epoch, MarkPos pos)
+{
+	MarkEntry  *e;
+	bool		raised = false;
+
+	LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_EXCLUSIVE);
+	e = hash_search(mark_hash, key, HASH_FIND, NULL);
+	if (e != NULL && epoch != 0 && e->epoch == epoch)
+	{
+		MarkPosLower(&pos, &e->epoch_min);
+		e->mark = pos;
+		e->set_at = e->touched_at = GetCurrentTimestamp();
+		e->epoch = mark_shared->next_epoch++;
+		e->epoch_min = mark_highest;
+		raised = true;
+	}
+	LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
+	if (raised)
+		MarkRememberRaised(key);
+	return raised;
+}
+
+/* The raise of _claim_mark_raise and _claim_tenant_mark_raise; args from first_arg on: epoch, key. */
+static bool
+MarkRaiseFromArgs(FunctionCallInfo fcinfo, int tenant_arg, int first_arg)
+{
+	MarkKey		key;
+	MarkPos		pos = mark_highest;
+
+	if (mark_hash == NULL || PG_ARGISNULL(first_arg) || !MarkKeyFromArgs(&key, fcinfo, tenant_arg))
+		return false;
+	if (!PG_ARGISNULL(first_arg + 1) && !PG_ARGISNULL(first_arg + 2) && !PG_ARGISNULL(first_arg + 3))
+	{
+		pos.neg_score = PG_GETARG_FLOAT4(first_arg + 1);
+		pos.run_at = PG_GETARG_TIMESTAMPTZ(first_arg + 2);
+		pos.id = PG_GETARG_INT64(first_arg + 3);
+	}
+	return MarkRaise(&key, (uint64) PG_GETARG_INT64(first_arg), pos);
+}
+
+/*
  * taskguard._claim_mark_raise(queue text, epoch bigint, neg_score real,
  * run_at timestamptz, id bigint) RETURNS boolean: the first ready row at or
  * after the mark read in `epoch` is at this key (all NULL: there is none).
@@ -525,52 +791,12 @@ taskguard_claim_mark(PG_FUNCTION_ARGS)
 Datum
 taskguard_claim_mark_raise(PG_FUNCTION_ARGS)
 {
-	MarkKey		key;
-	MarkEntry  *e;
-	MarkPos		pos = mark_highest;
-	bool		found;
-	bool		raised = false;
+	PG_RETURN_BOOL(MarkRaiseFromArgs(fcinfo, -1, 1));
+}
 
-	if (mark_hash == NULL || PG_ARGISNULL(0) || PG_ARGISNULL(1) ||
-		!MarkKeyFor(&key, VARDATA_ANY(PG_GETARG_TEXT_PP(0)),
-					VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0))))
-		PG_RETURN_BOOL(false);
-	if (!PG_ARGISNULL(2) && !PG_ARGISNULL(3) && !PG_ARGISNULL(4))
-	{
-		pos.neg_score = PG_GETARG_FLOAT4(2);
-		pos.run_at = PG_GETARG_TIMESTAMPTZ(3);
-		pos.id = PG_GETARG_INT64(4);
-	}
-
-	LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_EXCLUSIVE);
-	if (PG_GETARG_INT64(1) == 0)
-	{
-		/* read before the entry existed: create it, unless a lowering did */
-		e = hash_search(mark_hash, &key, HASH_ENTER_NULL, &found);
-		if (e != NULL && !found)
-		{
-			e->mark = pos;
-			e->set_at = GetCurrentTimestamp();
-			e->epoch = 2;
-			e->epoch_min = mark_highest;
-			raised = true;
-		}
-	}
-	else
-	{
-		e = hash_search(mark_hash, &key, HASH_FIND, NULL);
-		if (e != NULL && e->epoch == (uint64) PG_GETARG_INT64(1))
-		{
-			MarkPosLower(&pos, &e->epoch_min);
-			e->mark = pos;
-			e->set_at = GetCurrentTimestamp();
-			e->epoch++;
-			e->epoch_min = mark_highest;
-			raised = true;
-		}
-	}
-	LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
-	if (raised)
-		MarkRememberRaised(VARDATA_ANY(PG_GETARG_TEXT_PP(0)), VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)));
-	PG_RETURN_BOOL(raised);
+/* taskguard._claim_tenant_mark_raise(queue text, tenant text, epoch bigint, ...): the same for a tenant. */
+Datum
+taskguard_claim_tenant_mark_raise(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(MarkRaiseFromArgs(fcinfo, 1, 2));
 }

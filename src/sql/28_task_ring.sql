@@ -13,7 +13,10 @@
 -- A plan cached while it was empty (plpgsql caches plans per session; claim()
 -- forces generic ones) would scan it whole, or sort all of its rows, all
 -- through the slot.  The functions on the workers' path therefore run with
--- enable_seqscan (and, where they pick in claim order, enable_sort) off.
+-- enable_seqscan (and, where they pick in claim order, enable_sort) off, and
+-- with jit off: the cost a disabled plan type carries (10^10) would make
+-- every statement they run, theirs and the nested ones, compile with JIT
+-- (50-600 ms a statement, measured).
 
 -- The partition of the current transaction's time slot (src/task_ring.c).
 CREATE FUNCTION taskguard._task_gen()

@@ -186,6 +186,19 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'taskguard_claim_mark_raise'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- The same per (queue, tenant), for a tenant-bound claim's range of
+-- task_ready_tenant_idx (_claim_tenants).
+CREATE FUNCTION taskguard._claim_tenant_mark(queue text, tenant text, OUT neg_score real,
+    OUT run_at timestamptz, OUT id bigint, OUT epoch bigint, OUT raise boolean)
+AS 'MODULE_PATHNAME', 'taskguard_claim_tenant_mark'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION taskguard._claim_tenant_mark_raise(queue text, tenant text, epoch bigint,
+    neg_score real, run_at timestamptz, id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'taskguard_claim_tenant_mark_raise'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION taskguard._claim_mark_trigger()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'taskguard_claim_mark_trigger'
@@ -198,26 +211,47 @@ CREATE TRIGGER task_claim_mark BEFORE INSERT OR UPDATE ON taskguard.task
 ALTER TABLE taskguard.task ENABLE ALWAYS TRIGGER task_claim_mark;
 
 -- Ready tasks of one tenant-bound caller: the tenant index serves one tenant
--- in claim order; several tenants are merged by a sort of their own rows.
+-- in claim order, from its (queue, tenant) claim mark; several tenants are
+-- merged by a sort of their own rows.
 CREATE FUNCTION taskguard._claim_tenants(queue text, worker text, batch int, lease interval,
     scope text[])
 RETURNS SETOF taskguard.task
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET enable_sort = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_tenant text := CASE WHEN cardinality(scope) = 1 THEN scope[1] END;
+    m        record;
 BEGIN
+    -- Where the tenant's ready tasks start (a statement of its own, as in
+    -- claim(); several tenants: no mark).  Now and then, in the next
+    -- statement, move the mark up to the tenant's first ready row, due or
+    -- not, locked or not: before the pick, so it never passes this claim.
+    m := taskguard._claim_tenant_mark(queue, v_tenant);
+    IF m.raise THEN
+        PERFORM taskguard._claim_tenant_mark_raise(_claim_tenants.queue, v_tenant, m.epoch,
+                                                   f.neg_score, f.run_at, f.id)
+           FROM (SELECT) AS one
+           LEFT JOIN LATERAL (
+               SELECT -p.priority_score AS neg_score, p.run_at, p.id FROM taskguard.task p
+                WHERE p.queue = _claim_tenants.queue AND p.tenant = v_tenant AND p.status = 'ready'
+                  AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
+                ORDER BY -p.priority_score, p.run_at, p.id
+                LIMIT 1) AS f ON true;
+    END IF;
+
     IF v_tenant IS NOT NULL AND batch = 1 THEN
         RETURN QUERY
         UPDATE taskguard.task t
            SET status = 'running', attempts = t.attempts + 1, started_at = now(),
                worker = _claim_tenants.worker, lease_expires_at = now() + lease, debounce_key = NULL
-         WHERE t.id = (SELECT p.id FROM taskguard.task p
+         -- (id, gen): the update prunes to the picked row's partition at run time
+         WHERE (t.id, t.gen) = (SELECT p.id, p.gen FROM taskguard.task p
                         WHERE p.queue = _claim_tenants.queue AND p.tenant = v_tenant
                           AND p.status = 'ready' AND p.run_at <= now()
+                          AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
                           AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
                         ORDER BY -p.priority_score, p.run_at, p.id
                         LIMIT 1
@@ -233,6 +267,7 @@ BEGIN
         SELECT t.id, t.service FROM taskguard.task t
          WHERE t.queue = _claim_tenants.queue AND t.tenant = v_tenant
            AND t.status = 'ready' AND t.run_at <= now()
+           AND (-t.priority_score, t.run_at, t.id) >= (m.neg_score, m.run_at, m.id)
            AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
          ORDER BY -t.priority_score, t.run_at, t.id
          LIMIT batch
@@ -269,7 +304,7 @@ SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 -- and planned the claim afresh on every call (a quarter of a worker's
 -- backend CPU at batch 1); the plan below is the right one for any batch.
 SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET enable_sort = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     -- the caller's tenants (NULL: all); the owner's rights bypass row security
@@ -377,7 +412,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -406,7 +441,7 @@ RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_done int;
@@ -445,7 +480,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 BEGIN
     IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 year' THEN
@@ -471,7 +506,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_queue text;
@@ -496,7 +531,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -523,7 +558,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -561,7 +596,7 @@ RETURNS taskguard.failure_outcome
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -610,7 +645,7 @@ $$;
 CREATE FUNCTION taskguard._requeue_due_retries(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_dids   bigint[];
@@ -690,7 +725,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 CREATE FUNCTION taskguard._reap_expired_leases(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_task  record;

@@ -133,7 +133,7 @@ RETURNS SETOF taskguard.task
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET enable_sort = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_left   int := batch;
@@ -372,7 +372,7 @@ CREATE FUNCTION taskguard._enqueue_debounced(p_queue text, p_task_name text, p_a
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_id bigint;

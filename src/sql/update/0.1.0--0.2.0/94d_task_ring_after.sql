@@ -187,7 +187,8 @@ DROP TABLE taskguard.task_pre_ring;
 
 -- Restated: enqueue(debounce_key =>) serialises a key with an advisory lock
 -- (no unique index over the ring), the scheduler's step rotate_tasks, the
--- access plan (partitions granted to nobody), claim() by (id, gen), and the
+-- access plan (partitions granted to nobody), claim() by (id, gen) (_claim_tenants:
+-- 96_tenant_claim_mark), and the
 -- functions whose cached plans must not scan a ring partition whole
 -- (enable_seqscan off: a plan made while a partition was empty would scan it
 -- whole all through its slot).
@@ -202,7 +203,7 @@ CREATE OR REPLACE FUNCTION taskguard._enqueue_debounced(p_queue text, p_task_nam
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_id bigint;
@@ -245,7 +246,7 @@ RETURNS SETOF taskguard.task
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET enable_sort = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_left   int := batch;
@@ -478,7 +479,7 @@ SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
 -- and planned the claim afresh on every call (a quarter of a worker's
 -- backend CPU at batch 1); the plan below is the right one for any batch.
 SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET enable_sort = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     -- the caller's tenants (NULL: all); the owner's rights bypass row security
@@ -581,73 +582,13 @@ BEGIN
 END
 $$;
 
--- Ready tasks of one tenant-bound caller: the tenant index serves one tenant
--- in claim order; several tenants are merged by a sort of their own rows.
-CREATE OR REPLACE FUNCTION taskguard._claim_tenants(queue text, worker text, batch int, lease interval,
-    scope text[])
-RETURNS SETOF taskguard.task
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
-SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off SET enable_sort = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
-AS $$
-DECLARE
-    v_tenant text := CASE WHEN cardinality(scope) = 1 THEN scope[1] END;
-BEGIN
-    IF v_tenant IS NOT NULL AND batch = 1 THEN
-        RETURN QUERY
-        UPDATE taskguard.task t
-           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-               worker = _claim_tenants.worker, lease_expires_at = now() + lease, debounce_key = NULL
-         WHERE t.id = (SELECT p.id FROM taskguard.task p
-                        WHERE p.queue = _claim_tenants.queue AND p.tenant = v_tenant
-                          AND p.status = 'ready' AND p.run_at <= now()
-                          AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
-                        ORDER BY -p.priority_score, p.run_at, p.id
-                        LIMIT 1
-                        FOR UPDATE SKIP LOCKED)
-           AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
-        RETURNING t.*;
-        RETURN;
-    END IF;
-
-    -- one tenant: its ordered index range; several: a sort of their rows
-    RETURN QUERY
-    WITH picked AS (
-        SELECT t.id, t.service FROM taskguard.task t
-         WHERE t.queue = _claim_tenants.queue AND t.tenant = v_tenant
-           AND t.status = 'ready' AND t.run_at <= now()
-           AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
-         ORDER BY -t.priority_score, t.run_at, t.id
-         LIMIT batch
-         FOR UPDATE SKIP LOCKED),
-    picked_many AS (
-        SELECT t.id, t.service FROM taskguard.task t
-         WHERE v_tenant IS NULL AND t.queue = _claim_tenants.queue AND t.tenant = ANY (scope)
-           AND t.status = 'ready' AND t.run_at <= now()
-           AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
-         ORDER BY -t.priority_score, t.run_at, t.id
-         LIMIT batch
-         FOR UPDATE SKIP LOCKED),
-    allowed AS (
-        SELECT p.id FROM (SELECT * FROM picked UNION ALL SELECT * FROM picked_many) p
-         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
-    claimed AS (
-        UPDATE taskguard.task t
-           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-               worker = _claim_tenants.worker, lease_expires_at = now() + lease, debounce_key = NULL
-         WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
-        RETURNING t.*)
-    SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
-END
-$$;
 
 CREATE OR REPLACE FUNCTION taskguard.complete(task_id bigint, result jsonb DEFAULT NULL, attempt int DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -676,7 +617,7 @@ RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_done int;
@@ -715,7 +656,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 BEGIN
     IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 year' THEN
@@ -741,7 +682,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_queue text;
@@ -766,7 +707,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -793,7 +734,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -825,7 +766,7 @@ RETURNS taskguard.failure_outcome
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 -- a worker has no write privilege on the tables: state changes only here
 SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_task taskguard.task;
@@ -874,7 +815,7 @@ $$;
 CREATE OR REPLACE FUNCTION taskguard._requeue_due_retries(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_dids   bigint[];
@@ -940,7 +881,7 @@ $$;
 CREATE OR REPLACE FUNCTION taskguard._reap_expired_leases(batch int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET enable_seqscan = off  -- a cached plan must not scan a ring partition whole (28_task_ring.sql)
+SET enable_seqscan = off SET jit = off  -- 28_task_ring.sql "Plans"
 AS $$
 DECLARE
     v_task  record;
