@@ -1,7 +1,7 @@
 -- taskguard.task becomes a ring of partitions (issue 18, docs/storage.md).
 -- PostgreSQL cannot turn a table into a partitioned one: the old table is
 -- renamed out of the way (with its identity sequence, its indexes and its
--- check constraints, whose names the new table's take: PostgreSQL picks a
+-- check and NOT NULL constraints, whose names the new table's take: PostgreSQL picks a
 -- constraint name unused in the schema), the new one is created by 94c (28_task_ring.sql
 -- whole), and 94d moves the rows, rebinds what depended on the old table and
 -- drops it.
@@ -20,7 +20,9 @@ BEGIN
     END LOOP;
     FOR v_index IN
         SELECT c.conname FROM pg_catalog.pg_constraint c
-         WHERE c.conrelid = 'taskguard.task_pre_ring'::regclass AND c.contype = 'c' ORDER BY c.conname
+         WHERE c.conrelid = 'taskguard.task_pre_ring'::regclass
+           AND c.contype IN ('c', 'n')      -- 'n': NOT NULL, named from PostgreSQL 18
+         ORDER BY c.conname
     LOOP
         EXECUTE format('ALTER TABLE taskguard.task_pre_ring RENAME CONSTRAINT %I TO %I', v_index,
                        left(v_index, 50) || '_pre_ring');
