@@ -140,7 +140,7 @@ AS $$
 DECLARE
     v_cur     int := taskguard._task_gen();
     v_next    int := (v_cur + 1) % 4;
-    v_part    regclass := format('taskguard.task_ring_%s', (v_cur + 1) % 4)::regclass;
+    v_part    regclass := format('taskguard.task_ring_%s', v_next)::regclass;
     v_keep    timestamptz := now() - taskguard._setting_interval('taskguard.task_retention', '1 day');
     v_timeout text := current_setting('lock_timeout');
     v_moved   int;
