@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/queue.sh — the taskguard worker cycle (enqueue_many 10, claim 10,
 # complete_many) against the same cycle hand-written on a plain table, on the
-# same cluster, alternating runs.  Prints ratio: cycle_vs_raw.
+# same cluster, alternating runs.  Prints ratio: cycle_vs_raw (throughput,
+# 4 clients) and ratio: cycle_cpu_vs_raw (backend CPU a cycle, 1 client).
 set -euo pipefail
 cd "$(dirname "$0")"
 PGBENCH=${TG_BIN:-/usr/lib/postgresql/15/bin}/pgbench
@@ -31,4 +32,29 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? 
 printf 'metric: cycle_tasks_per_s %.0f\n' "$(echo "$(median "${tgs[@]}") * 10" | bc -l)"
 printf 'metric: raw_cycle_tasks_per_s %.0f\n' "$(echo "$(median "${raws[@]}") * 10" | bc -l)"
 printf 'ratio: cycle_vs_raw %.2f\n' "$(median "${ratios[@]}")"
+
+# CPU per cycle: one client, a fixed number of cycles, commits not waiting for
+# the disk (synchronous_commit off: the flushes' time is the disk's, not the
+# code's); the backends' user + system time, read as the postmaster's reaped
+# children's.  Steadier than throughput on a shared machine, so it shows costs
+# of a few percent (docs/storage.md "Cost").
+pm=$(head -1 "$(P -Atc "SHOW data_directory")/postmaster.pid")
+children_ticks() { awk '{print $16 + $17}' "/proc/$pm/stat"; }
+cpu_us() {  # cpu_us SCRIPT: backend CPU microseconds per cycle
+    local n t0 t1
+    sleep 0.3; t0=$(children_ticks)
+    n=$(PGOPTIONS="-c synchronous_commit=off" "$PGBENCH" -n -M prepared -c 1 -t "${BENCH_CPU_CYCLES:-3000}" -f "$1" taskguard 2>&1 |
+        sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+    sleep 0.5; t1=$(children_ticks)      # the backend has exited and been reaped
+    echo "($t1 - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l
+}
+cpu_ratios=(); tg_cpu=(); raw_cpu=()
+for round in $(seq 1 "$rounds"); do
+    r=$(cpu_us sql/cycle_raw.sql); t=$(cpu_us sql/cycle_taskguard.sql)
+    raw_cpu+=("$r"); tg_cpu+=("$t"); cpu_ratios+=("$(echo "$r / $t" | bc -l)")
+    printf 'round %d: raw %.0f us, taskguard %.0f us of backend CPU a cycle (1 client)\n' "$round" "$r" "$t"
+done
+printf 'metric: cycle_cpu_us %.0f\n' "$(median "${tg_cpu[@]}")"
+printf 'metric: raw_cycle_cpu_us %.0f\n' "$(median "${raw_cpu[@]}")"
+printf 'ratio: cycle_cpu_vs_raw %.2f\n' "$(median "${cpu_ratios[@]}")"
 P -c "DROP TABLE bench_raw" -c "DELETE FROM taskguard.task WHERE queue = 'bench'"
