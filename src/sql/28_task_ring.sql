@@ -116,6 +116,37 @@ CREATE INDEX task_failed_idx ON taskguard.task (run_at) WHERE status = 'failed';
 CREATE INDEX task_finished_idx ON taskguard.task (finished_at)
     WHERE status IN ('succeeded', 'cancelled');
 
+-- The current slot's partition by name.  A statement over the parent has all
+-- four partitions in its plan, and an insert routes each row: a tenth of the
+-- worker cycle's CPU (docs/storage.md "What the ring costs").  Each partition
+-- has a view, taskguard_ring_<gen>.task_slot; the hot writers (enqueue,
+-- enqueue_many, complete, complete_many) name task_slot under the
+-- search_path _task_ring_path() gives for the current slot.  PostgreSQL plans
+-- a cached statement again when the search_path it was planned under
+-- changes: once a slot, and each plan names one partition.  A dispatch by a
+-- function call instead cost as much as it saved (25 us a call, measured).
+-- The schemas and views belong to the extension's owner and are granted to
+-- nobody; a view lists the columns the table had when it was made, so an
+-- update that adds a column to taskguard.task makes them again.
+DO $$
+BEGIN
+    FOR g IN 0..3 LOOP
+        EXECUTE format('CREATE SCHEMA taskguard_ring_%s', g);
+        EXECUTE format('CREATE VIEW taskguard_ring_%s.task_slot AS SELECT * FROM taskguard.task_ring_%s',
+                       g, g);
+    END LOOP;
+END
+$$;
+
+-- The workers' search_path with the current slot's schema, set (transaction-
+-- local, undone when the calling function returns) by the writers above.
+CREATE FUNCTION taskguard._task_ring_path()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT 'pg_catalog, taskguard, taskguard_ring_' || taskguard._task_gen() || ', pg_temp'
+$$;
+
 
 -- The scheduler step rotate_tasks: empty the partition of the next time slot
 -- before it begins.  Its rows still live (unfinished, or finished within

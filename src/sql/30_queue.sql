@@ -78,6 +78,9 @@ DECLARE
     v_tenant text := taskguard._effective_tenant(tenant);
     v_tier   text := coalesce(customer_tier, 'standard');
 BEGIN
+    -- the current slot's partition by name (28_task_ring.sql); first, so that
+    -- every statement below is planned under the one search_path
+    PERFORM pg_catalog.set_config('search_path', taskguard._task_ring_path(), true);
     -- one simple expression on the hot path; the checker names the bad argument
     IF task_name IS NULL OR task_name = '' OR length(task_name) > 1000 OR queue IS NULL
        OR queue = '' OR length(queue) > 200 OR NOT isfinite(coalesce(run_at, now()))
@@ -106,10 +109,11 @@ BEGIN
             max_attempts, v_tenant, v_tier, service, idempotency_key, flow_key, debounce_key,
             debounce_max);
     ELSE
-        INSERT INTO taskguard.task AS t (queue, task_name, args, priority, priority_score, run_at,
-                                         max_attempts, tenant, customer_tier, service,
-                                         idempotency_key, flow_key)
-        VALUES (queue, task_name, coalesce(args, '{}'), v_prio.priority, v_prio.score,
+        INSERT INTO task_slot AS t (id, gen, queue, task_name, args, priority, priority_score,
+                                    run_at, max_attempts, tenant, customer_tier, service,
+                                    idempotency_key, flow_key)
+        VALUES (nextval('taskguard.task_id_seq'), taskguard._task_gen(), queue, task_name,
+                coalesce(args, '{}'), v_prio.priority, v_prio.score,
                 coalesce(run_at, now()), max_attempts, v_tenant, v_tier, service,
                 idempotency_key, flow_key)
         RETURNING t.id INTO v_id;
@@ -140,6 +144,9 @@ DECLARE
     v_tenant text := taskguard._effective_tenant(tenant);
     v_tier   text := coalesce(customer_tier, 'standard');
 BEGIN
+    -- the current slot's partition by name (28_task_ring.sql); first, so that
+    -- every statement below is planned under the one search_path
+    PERFORM pg_catalog.set_config('search_path', taskguard._task_ring_path(), true);
     IF task_name IS NULL OR task_name = '' OR length(task_name) > 1000 OR queue IS NULL
        OR queue = '' OR length(queue) > 200 OR NOT isfinite(coalesce(run_at, now())) THEN
         PERFORM taskguard._check_enqueue(task_name, queue, run_at, NULL);
@@ -157,9 +164,11 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    INSERT INTO taskguard.task AS t (queue, task_name, args, priority, priority_score, run_at,
-                                     tenant, customer_tier, service, flow_key)
-    SELECT enqueue_many.queue, enqueue_many.task_name, coalesce(a.arg, '{}'), v_prio.priority,
+    -- ids in the order of args: nextval runs after the sort
+    INSERT INTO task_slot AS t (id, gen, queue, task_name, args, priority, priority_score, run_at,
+                                tenant, customer_tier, service, flow_key)
+    SELECT nextval('taskguard.task_id_seq'), taskguard._task_gen(),
+           enqueue_many.queue, enqueue_many.task_name, coalesce(a.arg, '{}'), v_prio.priority,
            v_prio.score, coalesce(enqueue_many.run_at, now()), v_tenant, v_tier, enqueue_many.service,
            enqueue_many.flow_key
       FROM unnest(args) WITH ORDINALITY AS a(arg, ord)
@@ -417,14 +426,28 @@ AS $$
 DECLARE
     v_task taskguard.task;
 BEGIN
-    UPDATE taskguard.task t
+    -- the current slot's partition by name (28_task_ring.sql); first, so that
+    -- every statement below is planned under the one search_path
+    PERFORM pg_catalog.set_config('search_path', taskguard._task_ring_path(), true);
+    UPDATE task_slot t
        SET status = 'succeeded', finished_at = now(), result = complete.result,
            lease_expires_at = NULL
      WHERE t.id = task_id AND t.status = 'running'
        AND (attempt IS NULL OR t.attempts = attempt) AND taskguard._tenant_visible(t.tenant)
     RETURNING t.* INTO v_task;
     IF NOT FOUND THEN
-        RETURN false;
+        -- claimed in an earlier slot, or moved by a rotation meanwhile: the
+        -- parent locks every partition before its snapshot, so it finds the
+        -- task wherever it is
+        UPDATE taskguard.task t
+           SET status = 'succeeded', finished_at = now(), result = complete.result,
+               lease_expires_at = NULL
+         WHERE t.id = task_id AND t.status = 'running'
+           AND (attempt IS NULL OR t.attempts = attempt) AND taskguard._tenant_visible(t.tenant)
+        RETURNING t.* INTO v_task;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
     END IF;
     IF v_task.failure_id IS NOT NULL THEN
         PERFORM taskguard._dlq_task_succeeded(v_task.id, v_task.failure_id);
@@ -446,6 +469,9 @@ AS $$
 DECLARE
     v_done int;
 BEGIN
+    -- the current slot's partition by name (28_task_ring.sql); first, so that
+    -- every statement below is planned under the one search_path
+    PERFORM pg_catalog.set_config('search_path', taskguard._task_ring_path(), true);
     IF task_ids IS NULL THEN
         RETURN 0;
     END IF;
@@ -455,6 +481,27 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
+    WITH done AS (
+        UPDATE task_slot t
+           SET status = 'succeeded', finished_at = now(), lease_expires_at = NULL
+          FROM unnest(task_ids, complete_many.attempts) AS w(id, attempt)
+         WHERE t.id = w.id AND t.status = 'running'
+           AND (w.attempt IS NULL OR t.attempts = w.attempt) AND taskguard._tenant_visible(t.tenant)
+        RETURNING t.id, t.failure_id, t.service),
+    dlq AS (
+        SELECT taskguard._dlq_task_succeeded(d.id, d.failure_id)
+          FROM done d WHERE d.failure_id IS NOT NULL),
+    brk AS (
+        SELECT taskguard._breaker_task_done(d.service, true)
+          FROM done d WHERE d.service IS NOT NULL)
+    SELECT count(*) + 0 * (SELECT count(*) FROM dlq) + 0 * (SELECT count(*) FROM brk)
+      INTO v_done FROM done;
+    IF v_done = cardinality(task_ids) THEN
+        RETURN v_done;
+    END IF;
+
+    -- The rest through the parent, as in complete(); the rows done above are
+    -- no longer running.
     WITH done AS (
         UPDATE taskguard.task t
            SET status = 'succeeded', finished_at = now(), lease_expires_at = NULL
@@ -468,7 +515,7 @@ BEGIN
     brk AS (
         SELECT taskguard._breaker_task_done(d.service, true)
           FROM done d WHERE d.service IS NOT NULL)
-    SELECT count(*) + 0 * (SELECT count(*) FROM dlq) + 0 * (SELECT count(*) FROM brk)
+    SELECT v_done + count(*) + 0 * (SELECT count(*) FROM dlq) + 0 * (SELECT count(*) FROM brk)
       INTO v_done FROM done;
     RETURN v_done;
 END

@@ -8,7 +8,8 @@
 # truncates whatever snapshot another session holds; the slot follows its
 # settings; debounce stays one task per key without a unique index; deleted
 # tasks are forgotten by their dead-letter records; the partitions are
-# granted to nobody.
+# granted to nobody; the hot writers name the current slot's partition and
+# fall back to the parent for tasks of earlier slots.
 # In a database of its own, where no scheduler rotates behind the test's back.
 . "$(dirname "$0")/../lib/tap.sh"
 
@@ -185,6 +186,32 @@ q "SELECT taskguard._prune_tasks(1000)" >/dev/null
 is "$(q "SELECT count(*) FROM taskguard.task WHERE id = $pruned")|$(q "SELECT coalesce(task_id::text, 'NULL') FROM taskguard.dead_letter WHERE task_name = 'pruned'")" \
    "0|NULL" "pruning does the same"
 
+# ---- the writers name the current slot's partition (taskguard_ring_<gen>.task_slot) ----
+ids=$(q "SELECT string_agg(i::text, ',') FROM taskguard.enqueue_many('ring_slot', ARRAY['{\"n\": 1}', '{\"n\": 2}', '{\"n\": 3}']::jsonb[], 'ring_slot') AS i")
+is "$(q "SELECT string_agg((args->>'n') || ':' || (gen = taskguard._task_gen())::text, ' ' ORDER BY id)
+           FROM taskguard.task WHERE id IN ($ids)")" "1:true 2:true 3:true" \
+   "enqueue_many puts its tasks in the current partition, ids in the order of args"
+cur=$(q "SELECT taskguard._task_gen()"); old=$(( (cur + 2) % 4 ))
+# running tasks of an earlier slot (claimed before the slot changed)
+q "INSERT INTO taskguard.task (queue, task_name, status, attempts, gen)
+   SELECT 'ring_slot', 'earlier', 'running', 1, $old FROM generate_series(1, 2)" >/dev/null
+e1=$(q "SELECT min(id) FROM taskguard.task WHERE task_name = 'earlier'")
+e2=$(q "SELECT max(id) FROM taskguard.task WHERE task_name = 'earlier'")
+n1=$(q "SELECT id FROM taskguard.claim('ring_slot', 'w5')")
+is "$(q "SELECT taskguard.complete($e1, '{\"r\": 1}', 1)")|$(q "SELECT status || ':' || result::text FROM taskguard.task WHERE id = $e1")" \
+   't|succeeded:{"r": 1}' "complete() finds a task in an earlier slot's partition"
+is "$(q "SELECT taskguard.complete_many(ARRAY[$n1, $e2], ARRAY[1, 1])")" "2" \
+   "complete_many() completes a task of the current partition and one of an earlier one together"
+is "$(q "SELECT taskguard.complete_many(ARRAY[$n1, $e2], ARRAY[1, 1])")|$(q "SELECT taskguard.complete($e1)")" "0|f" \
+   "and neither a second time"
+is "$(q "SELECT current_setting('search_path') FROM (SELECT taskguard.complete_many(ARRAY[$n1])) AS x")" \
+   "$(q "SHOW search_path")" "the caller's search_path is its own again after the call"
+is "$(q "SELECT count(*) FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
+          WHERE n.nspname ~ '^taskguard_ring_[0-3]$' AND c.relname = 'task_slot' AND c.relkind = 'v'
+            AND n.nspowner = (SELECT relowner FROM pg_class WHERE oid = 'taskguard.task'::regclass)
+            AND n.nspacl IS NULL AND c.relacl IS NULL")" "4" \
+   "four slot views, one schema each, owned by the table's owner and granted to nobody"
+
 # ---- access ----
 q "SELECT taskguard.grant_access('ring_worker', 'worker')" >/dev/null
 is "$(q "SELECT bool_or(has_table_privilege('ring_worker', c.oid, 'SELECT'))
@@ -192,6 +219,9 @@ is "$(q "SELECT bool_or(has_table_privilege('ring_worker', c.oid, 'SELECT'))
    "the partitions are granted to nobody (read through taskguard.task)"
 is "$(q "SELECT has_function_privilege('ring_worker', 'taskguard._task_ring_rotate()', 'EXECUTE')")" "f" \
    "a worker may not rotate the ring"
+is "$(q "SELECT bool_or(has_schema_privilege('ring_worker', n.oid, 'USAGE') OR has_schema_privilege('ring_worker', n.oid, 'CREATE'))
+           FROM pg_namespace n WHERE n.nspname ~ '^taskguard_ring_'")" "f" \
+   "a worker may neither use nor create in the slot views' schemas"
 is "$(q "SELECT bool_and(c.relrowsecurity) FROM pg_class c
           WHERE c.relname ~ '^task(_ring_[0-3])?$' AND c.relnamespace = 'taskguard'::regnamespace")" "t" \
    "row security is on for the table and each partition"

@@ -913,7 +913,7 @@ $$;
 -- Nothing for PUBLIC on the new functions; roles with an access level get
 -- what their level gives of them (readers every STABLE function).
 REVOKE ALL ON ROUTINE taskguard._task_gen(), taskguard._task_ring_slot(), taskguard._task_ring_rotate(),
-    taskguard._task_forget_deleted() FROM PUBLIC;
+    taskguard._task_forget_deleted(), taskguard._task_ring_path() FROM PUBLIC;
 DO $$
 DECLARE
     v_grant record;
