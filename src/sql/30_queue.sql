@@ -319,7 +319,14 @@ DECLARE
     -- the caller's tenants (NULL: all); the owner's rights bypass row security
     v_scope text[] := taskguard._tenant_scope();
     m       record;
+    v_ids     bigint[];
+    v_id      bigint;
+    v_service text;
+    v_current boolean;
 BEGIN
+    -- the current slot's partition by name (28_task_ring.sql); first, so that
+    -- every statement below is planned under the one search_path
+    PERFORM pg_catalog.set_config('search_path', taskguard._task_ring_path(), true);
     IF queue IS NULL THEN
         PERFORM taskguard._require(queue, 'queue');
     END IF;
@@ -350,55 +357,77 @@ BEGIN
     m := taskguard._claim_mark(queue);
 
     -- One task (a worker's single mode): the same pick, breaker check and
-    -- update as below in one UPDATE, without the CTEs, the array and the sort
-    -- (7 % less CPU a task in four A/B runs of the single-mode statement,
-    -- 4 % over the whole peers benchmark: bench/README.md run E).  Kept apart
-    -- on purpose: one statement for every batch (this UPDATE with
-    -- = ANY(ARRAY(... LIMIT batch)) in a CTE, for the sort) was no faster at
-    -- batch 1 than the general path below.
+    -- update as below without the array and the sort (7 % less CPU a task in
+    -- four A/B runs, bench/README.md run E).
     -- The probe of a half-open breaker is taken for the picked row only; a row
     -- whose service has no probe left is not updated and stays ready.
     IF batch = 1 THEN
-        RETURN QUERY
-        UPDATE taskguard.task t
-           SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-               worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
-         -- (id, gen): the update prunes to the picked row's partition at run time
-         WHERE (t.id, t.gen) = (SELECT p.id, p.gen FROM taskguard.task p
-                        WHERE p.queue = claim.queue AND p.status = 'ready' AND p.run_at <= now()
-                          AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
-                          AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
-                        ORDER BY -p.priority_score, p.run_at, p.id
-                        LIMIT 1
-                        FOR UPDATE SKIP LOCKED)
-           AND (t.service IS NULL OR taskguard._breaker_claimed(t.service))
-        RETURNING t.*;
-    ELSE
-        RETURN QUERY
-        WITH picked AS (
-            SELECT t.id, t.service FROM taskguard.task t
-             WHERE t.queue = claim.queue AND t.status = 'ready' AND t.run_at <= now()
-               AND (-t.priority_score, t.run_at, t.id) >= (m.neg_score, m.run_at, m.id)
-               AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
-             ORDER BY -t.priority_score, t.run_at, t.id
-             LIMIT batch
-             FOR UPDATE SKIP LOCKED),
-        -- Circuit breakers (docs/reference.md#breakers): take a half-open probe for each row handed
-        -- out; a row whose service has no probe left is not claimed (it stays
-        -- ready, its attempts untouched).  A volatile CTE runs once per row.
-        allowed AS (
-            SELECT p.id FROM picked p
-             WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
-        -- = ANY(ARRAY()): found by primary key whatever the estimate of batch
-        -- (joined to the CTE, a generic plan hashed it against a seq scan).
-        claimed AS (
+        SELECT p.id, p.gen = taskguard._task_gen(), p.service INTO v_id, v_current, v_service
+          FROM taskguard.task p
+         WHERE p.queue = claim.queue AND p.status = 'ready' AND p.run_at <= now()
+           AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
+           AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+         ORDER BY -p.priority_score, p.run_at, p.id
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED;
+        IF v_service IS NOT NULL AND NOT taskguard._breaker_claimed(v_service) THEN
+            v_id := NULL;
+        END IF;
+        IF v_id IS NULL THEN
+            NULL;
+        ELSIF v_current THEN
+            RETURN QUERY
+            UPDATE task_slot t
+               SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                   worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
+             WHERE t.id = v_id
+            RETURNING t.*;
+        ELSE
+            RETURN QUERY
             UPDATE taskguard.task t
                SET status = 'running', attempts = t.attempts + 1, started_at = now(),
                    worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
-             WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
-            RETURNING t.*)
-        -- handed out in claim order, so a worker runs the most urgent first
-        SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+             WHERE t.id = v_id
+            RETURNING t.*;
+        END IF;
+    ELSE
+        -- The pick, then the update: of the current slot's partition by name
+        -- when every picked row is there (28_task_ring.sql), else of the parent.
+        SELECT array_agg(p.id), bool_and(p.gen = taskguard._task_gen())
+          INTO v_ids, v_current
+          FROM (SELECT t.id, t.gen, t.service FROM taskguard.task t
+                 WHERE t.queue = claim.queue AND t.status = 'ready' AND t.run_at <= now()
+                   AND (-t.priority_score, t.run_at, t.id) >= (m.neg_score, m.run_at, m.id)
+                   AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+                 ORDER BY -t.priority_score, t.run_at, t.id
+                 LIMIT batch
+                 FOR UPDATE SKIP LOCKED) AS p
+         -- Circuit breakers (docs/reference.md#breakers): take a half-open probe for each row handed
+         -- out; a row whose service has no probe left is not claimed (it stays
+         -- ready, its attempts untouched).
+         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service);
+        IF v_ids IS NULL THEN
+            NULL;
+        ELSIF v_current THEN
+            RETURN QUERY
+            WITH claimed AS (
+                UPDATE task_slot t
+                   SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                       worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
+                 WHERE t.id = ANY (v_ids)
+                RETURNING t.*)
+            -- handed out in claim order, so a worker runs the most urgent first
+            SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+        ELSE
+            RETURN QUERY
+            WITH claimed AS (
+                UPDATE taskguard.task t
+                   SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                       worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
+                 WHERE t.id = ANY (v_ids)
+                RETURNING t.*)
+            SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+        END IF;
     END IF;
 
     -- Now and then move the mark up to the first ready row, due or not,

@@ -204,6 +204,18 @@ is "$(q "SELECT taskguard.complete_many(ARRAY[$n1, $e2], ARRAY[1, 1])")" "2" \
    "complete_many() completes a task of the current partition and one of an earlier one together"
 is "$(q "SELECT taskguard.complete_many(ARRAY[$n1, $e2], ARRAY[1, 1])")|$(q "SELECT taskguard.complete($e1)")" "0|f" \
    "and neither a second time"
+# claim(): rows picked in an earlier slot's partition are updated through the parent
+q "INSERT INTO taskguard.task (queue, task_name, priority_score, gen)
+   VALUES ('ring_mix', 'old_hi', 5, $old), ('ring_mix', 'old_lo', 1, $old)" >/dev/null
+q "INSERT INTO taskguard.task (queue, task_name, priority_score) VALUES ('ring_mix', 'cur_mid', 3)" >/dev/null
+is "$(q "SELECT string_agg(task_name || ':' || status || ':' || attempts, ' ') FROM taskguard.claim('ring_mix', 'w6', 10)")" \
+   "old_hi:running:1 cur_mid:running:1 old_lo:running:1" \
+   "a batch claim across two partitions claims every picked row, in claim order"
+q "INSERT INTO taskguard.task (queue, task_name, gen) VALUES ('ring_one', 'old_one', $old)" >/dev/null
+is "$(q "SELECT task_name || ':' || status || ':' || (gen = $old)::text FROM taskguard.claim('ring_one', 'w7')")" \
+   "old_one:running:true" "a single claim of a row in an earlier slot's partition claims it where it is"
+is "$(q "SELECT count(*) FROM taskguard.claim('ring_one', 'w7')")|$(q "SELECT count(*) FROM taskguard.claim('ring_mix', 'w6', 10)")" \
+   "0|0" "and neither is claimed again"
 is "$(q "SELECT current_setting('search_path') FROM (SELECT taskguard.complete_many(ARRAY[$n1])) AS x")" \
    "$(q "SHOW search_path")" "the caller's search_path is its own again after the call"
 is "$(q "SELECT count(*) FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid

@@ -2,7 +2,8 @@
 -- partition.  28_task_ring.sql (included by 94c) makes the views
 -- taskguard_ring_<gen>.task_slot and _task_ring_path(); enqueue and
 -- enqueue_many insert through the current one, complete and complete_many
--- update through it and fall back to the parent for tasks of earlier slots.
+-- update through it and fall back to the parent for tasks of earlier slots;
+-- claim picks, then updates the current one when every picked row is there.
 
 CREATE OR REPLACE FUNCTION taskguard.enqueue(task_name text, args jsonb DEFAULT '{}',
     queue text DEFAULT 'default', run_at timestamptz DEFAULT now(),
@@ -227,6 +228,149 @@ BEGIN
     SELECT v_done + count(*) + 0 * (SELECT count(*) FROM dlq) + 0 * (SELECT count(*) FROM brk)
       INTO v_done FROM done;
     RETURN v_done;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION taskguard.claim(queue text DEFAULT 'default', worker text DEFAULT NULL,
+    batch int DEFAULT 1, lease interval DEFAULT '5 minutes')
+RETURNS SETOF taskguard.task
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 10
+-- a worker has no write privilege on the tables: state changes only here
+SECURITY DEFINER SET search_path = pg_catalog, taskguard, pg_temp
+-- One plan for every call.  With `LIMIT batch` the generic plan's estimate
+-- is 10% of the table, so the plan cache found it dearer than a custom plan
+-- and planned the claim afresh on every call (a quarter of a worker's
+-- backend CPU at batch 1); the plan below is the right one for any batch.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off SET enable_sort = off SET jit = off  -- 28_task_ring.sql "Plans"
+AS $$
+DECLARE
+    -- the caller's tenants (NULL: all); the owner's rights bypass row security
+    v_scope text[] := taskguard._tenant_scope();
+    m       record;
+    v_ids     bigint[];
+    v_id      bigint;
+    v_service text;
+    v_current boolean;
+BEGIN
+    -- the current slot's partition by name (28_task_ring.sql); first, so that
+    -- every statement below is planned under the one search_path
+    PERFORM pg_catalog.set_config('search_path', taskguard._task_ring_path(), true);
+    IF queue IS NULL THEN
+        PERFORM taskguard._require(queue, 'queue');
+    END IF;
+    IF length(worker) > 200 THEN
+        RAISE EXCEPTION 'worker must be at most 200 characters, got %', length(worker)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 10000, got %', batch
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 year' THEN
+        RAISE EXCEPTION 'lease must be a positive interval of at most 1 year, got %', lease
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Flow control (32_flow.sql): only while a pause or limit concerns the queue.
+    IF taskguard._flow_active(queue) THEN
+        RETURN QUERY SELECT * FROM taskguard._claim_flow(queue, worker, batch, lease, v_scope);
+        RETURN;
+    END IF;
+    IF v_scope IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM taskguard._claim_tenants(queue, worker, batch, lease, v_scope);
+        RETURN;
+    END IF;
+
+    -- Where the queue's ready tasks start (a statement of its own: the
+    -- raise below needs a snapshot taken after this read).
+    m := taskguard._claim_mark(queue);
+
+    -- One task (a worker's single mode): the same pick, breaker check and
+    -- update as below without the array and the sort (7 % less CPU a task in
+    -- four A/B runs, bench/README.md run E).
+    -- The probe of a half-open breaker is taken for the picked row only; a row
+    -- whose service has no probe left is not updated and stays ready.
+    IF batch = 1 THEN
+        SELECT p.id, p.gen = taskguard._task_gen(), p.service INTO v_id, v_current, v_service
+          FROM taskguard.task p
+         WHERE p.queue = claim.queue AND p.status = 'ready' AND p.run_at <= now()
+           AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
+           AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
+         ORDER BY -p.priority_score, p.run_at, p.id
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED;
+        IF v_service IS NOT NULL AND NOT taskguard._breaker_claimed(v_service) THEN
+            v_id := NULL;
+        END IF;
+        IF v_id IS NULL THEN
+            NULL;
+        ELSIF v_current THEN
+            RETURN QUERY
+            UPDATE task_slot t
+               SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                   worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
+             WHERE t.id = v_id
+            RETURNING t.*;
+        ELSE
+            RETURN QUERY
+            UPDATE taskguard.task t
+               SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                   worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
+             WHERE t.id = v_id
+            RETURNING t.*;
+        END IF;
+    ELSE
+        -- The pick, then the update: of the current slot's partition by name
+        -- when every picked row is there (28_task_ring.sql), else of the parent.
+        SELECT array_agg(p.id), bool_and(p.gen = taskguard._task_gen())
+          INTO v_ids, v_current
+          FROM (SELECT t.id, t.gen, t.service FROM taskguard.task t
+                 WHERE t.queue = claim.queue AND t.status = 'ready' AND t.run_at <= now()
+                   AND (-t.priority_score, t.run_at, t.id) >= (m.neg_score, m.run_at, m.id)
+                   AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+                 ORDER BY -t.priority_score, t.run_at, t.id
+                 LIMIT batch
+                 FOR UPDATE SKIP LOCKED) AS p
+         -- Circuit breakers (docs/reference.md#breakers): take a half-open probe for each row handed
+         -- out; a row whose service has no probe left is not claimed (it stays
+         -- ready, its attempts untouched).
+         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service);
+        IF v_ids IS NULL THEN
+            NULL;
+        ELSIF v_current THEN
+            RETURN QUERY
+            WITH claimed AS (
+                UPDATE task_slot t
+                   SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                       worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
+                 WHERE t.id = ANY (v_ids)
+                RETURNING t.*)
+            -- handed out in claim order, so a worker runs the most urgent first
+            SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+        ELSE
+            RETURN QUERY
+            WITH claimed AS (
+                UPDATE taskguard.task t
+                   SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                       worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
+                 WHERE t.id = ANY (v_ids)
+                RETURNING t.*)
+            SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
+        END IF;
+    END IF;
+
+    -- Now and then move the mark up to the first ready row, due or not,
+    -- locked or not (a claim in flight may yet roll back).
+    IF m.raise THEN
+        PERFORM taskguard._claim_mark_raise(claim.queue, m.epoch, f.neg_score, f.run_at, f.id)
+           FROM (SELECT) AS one
+           LEFT JOIN LATERAL (
+               SELECT -p.priority_score AS neg_score, p.run_at, p.id FROM taskguard.task p
+                WHERE p.queue = claim.queue AND p.status = 'ready'
+                  AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
+                ORDER BY -p.priority_score, p.run_at, p.id
+                LIMIT 1) AS f ON true;
+    END IF;
 END
 $$;
 
