@@ -38,6 +38,15 @@
  * rows of more tenants ready than it remembers lowers every tenant mark of
  * their queue to the queue's lowest key instead.
  *
+ * Partitions: taskguard.task is a ring of partitions (task_ring.c), and a
+ * claim that looks in all of them pays for every one it opens.  Each mark
+ * also holds the set of partitions ("gens") that may hold a ready row of its
+ * name at or after it, kept by the same two rules: a row written ready adds
+ * its partition at commit; a raise sets the partitions it found ready rows
+ * in, plus those added during its epoch.  claim() looks only in the current
+ * slot's partition while that set holds no other.  An unset or expired mark
+ * has every partition.
+ *
  * Entries are made by the claims that read them.  When the hash is full, the
  * entries touched longest ago are evicted: a missing entry is no mark (scan
  * from the front).  Epochs come from one shared counter, so an entry evicted
@@ -55,6 +64,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -63,6 +73,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/shmem.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/hsearch.h"
@@ -94,6 +105,8 @@
 #define MARK_PENDING_MAX 32
 /* Marks raised per transaction remembered to unset on rollback. */
 #define MARK_RAISED_MAX 8
+/* A set of partitions of the ring: bit g for partition g. */
+#define MARK_GENS_ALL ((uint8) ((1 << TASK_RING_PARTITIONS) - 1))
 
 typedef struct MarkKey
 {
@@ -119,6 +132,8 @@ typedef struct MarkEntry
 	TimestampTz touched_at;		/* when made or raised: eviction order */
 	uint64		epoch;
 	MarkPos		epoch_min;		/* lowest key lowered during this epoch */
+	uint8		gens;			/* partitions that may hold ready rows at or after mark */
+	uint8		epoch_gens;		/* partitions added during this epoch */
 } MarkEntry;
 
 /* Shared state beside the hash: where the next epoch comes from. */
@@ -131,6 +146,7 @@ typedef struct MarkPending
 {
 	MarkKey		key;
 	MarkPos		pos;
+	uint8		gens;
 } MarkPending;
 
 static HTAB *mark_hash = NULL;
@@ -276,6 +292,7 @@ MarkUnset(MarkEntry *e)
 	e->mark = mark_lowest;
 	e->set_at = 0;
 	e->epoch_min = mark_lowest;
+	e->gens = e->epoch_gens = MARK_GENS_ALL;
 }
 
 /* Evict the entries touched longest ago, at least MARK_EVICT_MIN of them. */
@@ -324,22 +341,31 @@ MarkEnter(const MarkKey *key)
 	{
 		MarkUnset(e);
 		e->epoch_min = mark_highest;
+		e->epoch_gens = 0;
 		e->epoch = mark_shared->next_epoch++;
 		e->touched_at = GetCurrentTimestamp();
 	}
 	return e;
 }
 
-/* Apply one lowering; a name without an entry has no mark to lower. */
+/* Lower an entry to pos and add the partitions gens. */
 static void
-MarkApplyLowering(const MarkKey *key, const MarkPos *pos)
+MarkEntryLower(MarkEntry *e, const MarkPos *pos, uint8 gens)
 {
-	MarkEntry  *e = hash_search(mark_hash, key, HASH_FIND, NULL);
-
-	if (e == NULL)
-		return;
 	MarkPosLower(&e->mark, pos);
 	MarkPosLower(&e->epoch_min, pos);
+	e->gens |= gens;
+	e->epoch_gens |= gens;
+}
+
+/* Apply one lowering; a name without an entry has no mark to lower. */
+static void
+MarkApplyLowering(const MarkPending *p)
+{
+	MarkEntry  *e = hash_search(mark_hash, &p->key, HASH_FIND, NULL);
+
+	if (e != NULL)
+		MarkEntryLower(e, &p->pos, p->gens);
 }
 
 /* Unset every mark of this database. */
@@ -382,13 +408,13 @@ MarkForget(void)
 	tenant_overflow = false;
 }
 
-/* This transaction's lowest key for a name; NULL if it made no row of it ready. */
-static const MarkPos *
+/* This transaction's lowering of a name; NULL if it made no row of it ready. */
+static const MarkPending *
 MarkPendingFind(const MarkKey *key)
 {
 	for (int i = 0; i < npending; i++)
 		if (MarkKeyEqual(&pending[i].key, key))
-			return &pending[i].pos;
+			return &pending[i];
 	return NULL;
 }
 
@@ -402,7 +428,7 @@ MarkLowerTenantsByQueue(void)
 	HASH_SEQ_STATUS seq;
 	MarkEntry  *e;
 	MarkKey		queue_key;
-	const MarkPos *pos;
+	const MarkPending *p;
 
 	hash_seq_init(&seq, mark_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
@@ -410,11 +436,8 @@ MarkLowerTenantsByQueue(void)
 		if (e->key.dbid != MyDatabaseId || !e->key.has_tenant)
 			continue;
 		MarkQueueOf(&e->key, &queue_key);
-		if ((pos = MarkPendingFind(&queue_key)) != NULL)
-		{
-			MarkPosLower(&e->mark, pos);
-			MarkPosLower(&e->epoch_min, pos);
-		}
+		if ((p = MarkPendingFind(&queue_key)) != NULL)
+			MarkEntryLower(e, &p->pos, p->gens);
 	}
 }
 
@@ -430,7 +453,7 @@ MarkApplyPending(void)
 		if (tenant_overflow)
 			MarkLowerTenantsByQueue();
 		for (int i = 0; i < npending; i++)
-			MarkApplyLowering(&pending[i].key, &pending[i].pos);
+			MarkApplyLowering(&pending[i]);
 	}
 	LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
 }
@@ -475,15 +498,19 @@ MarkBackendInit(void)
 	callbacks_set = true;
 }
 
-/* Remember a lowering for commit; one entry per name, at its lowest key. */
+/*
+ * Remember a lowering for commit; one entry per name, at its lowest key,
+ * with every partition it made rows ready in.
+ */
 static void
-MarkRemember(const MarkKey *key, const MarkPos *pos)
+MarkRemember(const MarkKey *key, const MarkPos *pos, uint8 gens)
 {
 	for (int i = 0; i < npending; i++)
 	{
 		if (MarkKeyEqual(&pending[i].key, key))
 		{
 			MarkPosLower(&pending[i].pos, pos);
+			pending[i].gens |= gens;
 			return;
 		}
 	}
@@ -497,6 +524,7 @@ MarkRemember(const MarkKey *key, const MarkPos *pos)
 	}
 	pending[npending].key = *key;
 	pending[npending].pos = *pos;
+	pending[npending].gens = gens;
 	npending++;
 }
 
@@ -527,7 +555,7 @@ MarkAttnum(Relation rel, const char *name)
 }
 
 /*
- * The five columns the names and key are made of, looked up once per table
+ * The columns the names, key and partition are made of, looked up once per table
  * (enqueue fires the trigger for every row).  A column's number never
  * changes, so the table's oid and column count tell whether the cache holds.
  */
@@ -540,12 +568,13 @@ typedef struct MarkColumns
 	int			score;
 	int			run_at;
 	int			id;
+	int			gen;			/* 0: no such column (a table from before the ring) */
 } MarkColumns;
 
 static const MarkColumns *
 MarkColumnsOf(Relation rel)
 {
-	static MarkColumns cols = {InvalidOid, 0, 0, 0, 0, 0, 0};
+	static MarkColumns cols = {InvalidOid, 0, 0, 0, 0, 0, 0, 0};
 
 	if (cols.relid != RelationGetRelid(rel) || cols.natts != RelationGetDescr(rel)->natts)
 	{
@@ -554,6 +583,7 @@ MarkColumnsOf(Relation rel)
 		cols.score = MarkAttnum(rel, "priority_score");
 		cols.run_at = MarkAttnum(rel, "run_at");
 		cols.id = MarkAttnum(rel, "id");
+		cols.gen = Max(SPI_fnumber(RelationGetDescr(rel), "gen"), 0);
 		cols.natts = RelationGetDescr(rel)->natts;
 		cols.relid = RelationGetRelid(rel);
 	}
@@ -577,11 +607,29 @@ MarkPosOfRow(HeapTuple row, TupleDesc desc, const MarkColumns *cols)
 	return pos;
 }
 
+/* The partition a task row is in, as a set (every one when it cannot tell). */
+static uint8
+MarkGensOfRow(HeapTuple row, TupleDesc desc, const MarkColumns *cols)
+{
+	bool		isnull = true;
+	Datum		d = 0;
+	int32		gen;
+
+	if (cols->gen > 0)
+		d = heap_getattr(row, cols->gen, desc, &isnull);
+	if (isnull)
+		return MARK_GENS_ALL;
+	gen = DatumGetInt32(d);
+	if (gen < 0 || gen >= TASK_RING_PARTITIONS)
+		return MARK_GENS_ALL;
+	return (uint8) (1 << gen);
+}
+
 /*
  * taskguard._claim_mark_trigger(): BEFORE INSERT OR UPDATE ON taskguard.task
  * FOR EACH ROW WHEN (NEW.status = 'ready').  Remembers the row's claim-order
- * key for its queue's mark and, if it has a tenant, its (queue, tenant) mark;
- * the marks are lowered at commit.
+ * key and partition for its queue's mark and, if it has a tenant, its
+ * (queue, tenant) mark; the marks are lowered at commit.
  */
 Datum
 taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
@@ -592,6 +640,7 @@ taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Datum		d;
 	MarkPos		pos;
+	uint8		gens;
 	MarkKey		key;
 	text	   *queue;
 	text	   *tenant;
@@ -612,17 +661,18 @@ taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(row);
 	queue = DatumGetTextPP(d);
 	pos = MarkPosOfRow(row, desc, cols);
+	gens = MarkGensOfRow(row, desc, cols);
 
 	MarkBackendInit();
 	if (MarkKeyFor(&key, VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), NULL, 0))
-		MarkRemember(&key, &pos);
+		MarkRemember(&key, &pos, gens);
 	d = heap_getattr(row, cols->tenant, desc, &isnull);
 	if (isnull)
 		return PointerGetDatum(row);
 	tenant = DatumGetTextPP(d);
 	if (MarkKeyFor(&key, VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue),
 				   VARDATA_ANY(tenant), VARSIZE_ANY_EXHDR(tenant)))
-		MarkRemember(&key, &pos);
+		MarkRemember(&key, &pos, gens);
 	return PointerGetDatum(row);
 }
 
@@ -630,38 +680,46 @@ taskguard_claim_mark_trigger(PG_FUNCTION_ARGS)
 
 /* Rows this transaction made ready are visible to it before they lower the mark. */
 static void
-MarkLowerByOwnWrites(MarkPos *pos, const MarkKey *key)
+MarkLowerByOwnWrites(MarkPos *pos, uint8 *gens, const MarkKey *key)
 {
-	const MarkPos *own;
+	const MarkPending *own;
 	MarkKey		queue_key;
 
 	if (pending_overflow)
 	{
 		*pos = mark_lowest;
+		*gens = MARK_GENS_ALL;
 		return;
 	}
 	if ((own = MarkPendingFind(key)) != NULL)
-		MarkPosLower(pos, own);
+	{
+		MarkPosLower(pos, &own->pos);
+		*gens |= own->gens;
+	}
 	if (key->has_tenant && tenant_overflow)
 	{
 		MarkQueueOf(key, &queue_key);
 		if ((own = MarkPendingFind(&queue_key)) != NULL)
-			MarkPosLower(pos, own);
+		{
+			MarkPosLower(pos, &own->pos);
+			*gens |= own->gens;
+		}
 	}
 }
 
 /*
- * Read the mark of key: where to start (lowest: the front) and its epoch
- * (0: none, so no raise).  Makes the entry when missing, so that the raise
- * has an epoch to hold.
+ * Read the mark of key: where to start (lowest: the front), the partitions
+ * to look in and its epoch (0: none, so no raise).  Makes the entry when
+ * missing, so that the raise has an epoch to hold.
  */
 static MarkPos
-MarkRead(const MarkKey *key, uint64 *epoch)
+MarkRead(const MarkKey *key, uint64 *epoch, uint8 *gens)
 {
 	MarkPos		pos = mark_lowest;
 	MarkEntry  *e;
 
 	*epoch = 0;
+	*gens = MARK_GENS_ALL;
 	LWLockAcquire(TgLock(TG_LOCK_CLAIM_MARK), LW_SHARED);
 	e = hash_search(mark_hash, key, HASH_FIND, NULL);
 	if (e == NULL)
@@ -674,34 +732,77 @@ MarkRead(const MarkKey *key, uint64 *epoch)
 	{
 		*epoch = e->epoch;
 		if (e->set_at != 0 && GetCurrentTimestamp() - e->set_at < CLAIM_MARK_TTL_US)
+		{
 			pos = e->mark;
+			*gens = e->gens;
+		}
 	}
 	LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
-	MarkLowerByOwnWrites(&pos, key);
+	MarkLowerByOwnWrites(&pos, gens, key);
 	return pos;
+}
+
+/* A set of partitions as an int[] of their numbers, ascending. */
+static ArrayType *
+MarkGensArray(uint8 gens)
+{
+	Datum		elems[TASK_RING_PARTITIONS];
+	int			n = 0;
+
+	for (int g = 0; g < TASK_RING_PARTITIONS; g++)
+		if (gens & (1 << g))
+			elems[n++] = Int32GetDatum(g);
+	return construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT);
+}
+
+/* An int[] of partition numbers as a set; NULL elements or others: every one. */
+static uint8
+MarkGensOfArray(ArrayType *arr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	uint8		gens = 0;
+
+	if (ARR_NDIM(arr) > 1 || ARR_ELEMTYPE(arr) != INT4OID)
+		return MARK_GENS_ALL;
+	deconstruct_array(arr, INT4OID, sizeof(int32), true, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		int32		g = nulls[i] ? -1 : DatumGetInt32(elems[i]);
+
+		if (g < 0 || g >= TASK_RING_PARTITIONS)
+			return MARK_GENS_ALL;
+		gens |= (uint8) (1 << g);
+	}
+	return gens;
 }
 
 /*
  * The result of _claim_mark and _claim_tenant_mark: (neg_score, run_at, id,
- * epoch, raise).  Call it in a statement of its own, before the claim's.
+ * epoch, raise), and for _claim_mark also (gens, slot_only): the partitions
+ * to look in, and whether that is at most the current slot's.  Call it in a
+ * statement of its own, before the claim's.
  */
 static Datum
 MarkReadResult(FunctionCallInfo fcinfo, int tenant_arg)
 {
 	TupleDesc	desc;
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
 	MarkPos		pos = mark_lowest;
 	uint64		epoch = 0;
+	uint8		gens = MARK_GENS_ALL;
 	bool		raise = false;
 	MarkKey		key;
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE ||
+		(desc->natts != 5 && desc->natts != 7))
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("taskguard._claim_mark() must return a record")));
+						errmsg("taskguard._claim_mark() must return a record of 5 or 7 columns")));
 	if (mark_hash != NULL && MarkKeyFromArgs(&key, fcinfo, tenant_arg))
 	{
-		pos = MarkRead(&key, &epoch);
+		pos = MarkRead(&key, &epoch, &gens);
 
 		/*
 		 * Raising relies on the next statement's snapshot being newer than
@@ -715,14 +816,20 @@ MarkReadResult(FunctionCallInfo fcinfo, int tenant_arg)
 	values[2] = Int64GetDatum(pos.id);
 	values[3] = Int64GetDatum((int64) epoch);
 	values[4] = BoolGetDatum(raise);
+	if (desc->natts == 7)
+	{
+		values[5] = PointerGetDatum(MarkGensArray(gens));
+		values[6] = BoolGetDatum((gens & ~(1 << TaskRingCurrentGen())) == 0);
+	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
 /*
  * taskguard._claim_mark(queue text, OUT neg_score real, OUT run_at timestamptz,
- * OUT id bigint, OUT epoch bigint, OUT raise boolean): where an unmapped
- * claim starts, the epoch to hand back to _claim_mark_raise, and whether
- * this claim should try.
+ * OUT id bigint, OUT epoch bigint, OUT raise boolean, OUT gens int[],
+ * OUT slot_only boolean): where an unmapped claim starts, the epoch to hand
+ * back to _claim_mark_raise, whether this claim should try, and the
+ * partitions that may hold the queue's ready rows.
  */
 Datum
 taskguard_claim_mark(PG_FUNCTION_ARGS)
@@ -739,10 +846,12 @@ taskguard_claim_tenant_mark(PG_FUNCTION_ARGS)
 
 /*
  * Raise the mark of key read in epoch to pos (the first ready row at or
- * after it), lowered by what the epoch saw, if the epoch still holds.
+ * after it), lowered by what the epoch saw, if the epoch still holds; its
+ * partitions become gens (those with ready rows at or after the mark read)
+ * and those the epoch added.
  */
 static bool
-MarkRaise(const MarkKey *key, uint64 epoch, MarkPos pos)
+MarkRaise(const MarkKey *key, uint64 epoch, MarkPos pos, uint8 gens)
 {
 	MarkEntry  *e;
 	bool		raised = false;
@@ -753,9 +862,11 @@ MarkRaise(const MarkKey *key, uint64 epoch, MarkPos pos)
 	{
 		MarkPosLower(&pos, &e->epoch_min);
 		e->mark = pos;
+		e->gens = gens | e->epoch_gens;
 		e->set_at = e->touched_at = GetCurrentTimestamp();
 		e->epoch = mark_shared->next_epoch++;
 		e->epoch_min = mark_highest;
+		e->epoch_gens = 0;
 		raised = true;
 	}
 	LWLockRelease(TgLock(TG_LOCK_CLAIM_MARK));
@@ -764,12 +875,18 @@ MarkRaise(const MarkKey *key, uint64 epoch, MarkPos pos)
 	return raised;
 }
 
-/* The raise of _claim_mark_raise and _claim_tenant_mark_raise; args from first_arg on: epoch, key. */
+/*
+ * The raise of _claim_mark_raise and _claim_tenant_mark_raise; args from
+ * first_arg on: epoch, key, and for _claim_mark_raise the partitions found
+ * (NULL: none when the key is NULL, else every one).
+ */
 static bool
 MarkRaiseFromArgs(FunctionCallInfo fcinfo, int tenant_arg, int first_arg)
 {
 	MarkKey		key;
 	MarkPos		pos = mark_highest;
+	uint8		gens = 0;
+	int			gens_arg = first_arg + 4;
 
 	if (mark_hash == NULL || PG_ARGISNULL(first_arg) || !MarkKeyFromArgs(&key, fcinfo, tenant_arg))
 		return false;
@@ -778,15 +895,19 @@ MarkRaiseFromArgs(FunctionCallInfo fcinfo, int tenant_arg, int first_arg)
 		pos.neg_score = PG_GETARG_FLOAT4(first_arg + 1);
 		pos.run_at = PG_GETARG_TIMESTAMPTZ(first_arg + 2);
 		pos.id = PG_GETARG_INT64(first_arg + 3);
+		gens = MARK_GENS_ALL;
 	}
-	return MarkRaise(&key, (uint64) PG_GETARG_INT64(first_arg), pos);
+	if (PG_NARGS() > gens_arg && !PG_ARGISNULL(gens_arg))
+		gens = MarkGensOfArray(PG_GETARG_ARRAYTYPE_P(gens_arg));
+	return MarkRaise(&key, (uint64) PG_GETARG_INT64(first_arg), pos, gens);
 }
 
 /*
  * taskguard._claim_mark_raise(queue text, epoch bigint, neg_score real,
- * run_at timestamptz, id bigint) RETURNS boolean: the first ready row at or
- * after the mark read in `epoch` is at this key (all NULL: there is none).
- * Raises the mark if the epoch still holds; true when it did.
+ * run_at timestamptz, id bigint, gens int[]) RETURNS boolean: the first ready
+ * row at or after the mark read in `epoch` is at this key (all NULL: there
+ * is none), and the partitions in gens hold every such row.  Raises the mark
+ * if the epoch still holds; true when it did.
  */
 Datum
 taskguard_claim_mark_raise(PG_FUNCTION_ARGS)

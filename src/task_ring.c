@@ -24,7 +24,6 @@
 
 #include "taskguard.h"
 
-#define TASK_RING_PARTITIONS 4
 #define TASK_RING_MIN_SLOT	USECS_PER_SEC
 #define TASK_RING_MAX_SLOT	(366 * USECS_PER_DAY)
 
@@ -67,11 +66,11 @@ TaskRingSlotUsecs(void)
 }
 
 /*
- * taskguard._task_gen() → int: the partition of the slot the current
- * transaction started in (the default of taskguard.task.gen).
+ * The partition of the slot the current transaction started in: the same
+ * for every statement of a transaction.
  */
-Datum
-taskguard_task_gen(PG_FUNCTION_ARGS)
+int
+TaskRingCurrentGen(void)
 {
 	TimestampTz start = GetCurrentTransactionStartTimestamp();
 	int64		slot = start / TaskRingSlotUsecs();
@@ -79,7 +78,17 @@ taskguard_task_gen(PG_FUNCTION_ARGS)
 
 	if (gen < 0)				/* a clock before 2000 */
 		gen += TASK_RING_PARTITIONS;
-	PG_RETURN_INT32(gen);
+	return gen;
+}
+
+/*
+ * taskguard._task_gen() → int: the partition of the slot the current
+ * transaction started in (the default of taskguard.task.gen).
+ */
+Datum
+taskguard_task_gen(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(TaskRingCurrentGen());
 }
 
 /* taskguard._task_ring_slot() → interval: the slot length in force. */

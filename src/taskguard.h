@@ -25,6 +25,10 @@ extern char *tg_task_ring_slot;
 extern bool tg_task_ring_moving;
 extern int64 TgIntervalUsecs(const char *text, int64 fallback);
 
+/* The ring of partitions of taskguard.task (task_ring.c). */
+#define TASK_RING_PARTITIONS 4
+extern int	TaskRingCurrentGen(void);
+
 /* Locks of our tranche, one per shared structure. */
 typedef enum TgLockId
 {

@@ -125,6 +125,9 @@ CREATE INDEX task_finished_idx ON taskguard.task (finished_at)
 -- a cached statement again when the search_path it was planned under
 -- changes: once a slot, and each plan names one partition.  A dispatch by a
 -- function call instead cost as much as it saved (25 us a call, measured).
+-- claim() names task_slot too: the current slot's partition while its
+-- queue's claim mark says no other partition holds a ready row, else
+-- taskguard_ring_all.task_slot, the whole table (30_queue.sql).
 -- The schemas and views belong to the extension's owner and are granted to
 -- nobody; a view lists the columns the table had when it was made, so an
 -- update that adds a column to taskguard.task makes them again.
@@ -137,6 +140,8 @@ BEGIN
     END LOOP;
 END
 $$;
+CREATE SCHEMA taskguard_ring_all;
+CREATE VIEW taskguard_ring_all.task_slot AS SELECT * FROM taskguard.task;
 
 -- The workers' search_path with the current slot's schema, set (transaction-
 -- local, undone when the calling function returns) by the writers above.

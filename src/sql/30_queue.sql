@@ -183,14 +183,16 @@ $$;
 
 -- Claim marks (src/claim_mark.c): where a queue's ready tasks start in claim
 -- order, so that claim() skips the versions earlier claims left behind, which
--- vacuum cannot remove while another session holds an old snapshot.
+-- vacuum cannot remove while another session holds an old snapshot; and the
+-- partitions of the ring that may hold them (slot_only: none but the current
+-- slot's).
 CREATE FUNCTION taskguard._claim_mark(queue text, OUT neg_score real, OUT run_at timestamptz,
-    OUT id bigint, OUT epoch bigint, OUT raise boolean)
+    OUT id bigint, OUT epoch bigint, OUT raise boolean, OUT gens int[], OUT slot_only boolean)
 AS 'MODULE_PATHNAME', 'taskguard_claim_mark'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION taskguard._claim_mark_raise(queue text, epoch bigint, neg_score real,
-    run_at timestamptz, id bigint)
+    run_at timestamptz, id bigint, gens int[] DEFAULT NULL)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'taskguard_claim_mark_raise'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
@@ -319,14 +321,9 @@ DECLARE
     -- the caller's tenants (NULL: all); the owner's rights bypass row security
     v_scope text[] := taskguard._tenant_scope();
     m       record;
-    v_ids     bigint[];
     v_id      bigint;
     v_service text;
-    v_current boolean;
 BEGIN
-    -- the current slot's partition by name (28_task_ring.sql); first, so that
-    -- every statement below is planned under the one search_path
-    PERFORM pg_catalog.set_config('search_path', taskguard._task_ring_path(), true);
     IF queue IS NULL THEN
         PERFORM taskguard._require(queue, 'queue');
     END IF;
@@ -355,6 +352,14 @@ BEGIN
     -- Where the queue's ready tasks start (a statement of its own: the
     -- raise below needs a snapshot taken after this read).
     m := taskguard._claim_mark(queue);
+    -- Where they are: the statements below name task_slot, the current
+    -- slot's partition when no other holds a ready task of the queue, else
+    -- the whole table (28_task_ring.sql).  A cached plan is made again when
+    -- its search_path changes: at a slot's start, and when a backlog older
+    -- than the slot is gone.
+    PERFORM pg_catalog.set_config('search_path',
+        CASE WHEN m.slot_only THEN taskguard._task_ring_path()
+             ELSE 'pg_catalog, taskguard, taskguard_ring_all, pg_temp' END, true);
 
     -- One task (a worker's single mode): the same pick, breaker check and
     -- update as below without the array and the sort (7 % less CPU a task in
@@ -362,8 +367,8 @@ BEGIN
     -- The probe of a half-open breaker is taken for the picked row only; a row
     -- whose service has no probe left is not updated and stays ready.
     IF batch = 1 THEN
-        SELECT p.id, p.gen = taskguard._task_gen(), p.service INTO v_id, v_current, v_service
-          FROM taskguard.task p
+        SELECT p.id, p.service INTO v_id, v_service
+          FROM task_slot p
          WHERE p.queue = claim.queue AND p.status = 'ready' AND p.run_at <= now()
            AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
            AND (p.service IS NULL OR NOT taskguard._breaker_is_open(p.service))
@@ -373,73 +378,58 @@ BEGIN
         IF v_service IS NOT NULL AND NOT taskguard._breaker_claimed(v_service) THEN
             v_id := NULL;
         END IF;
-        IF v_id IS NULL THEN
-            NULL;
-        ELSIF v_current THEN
+        IF v_id IS NOT NULL THEN
             RETURN QUERY
             UPDATE task_slot t
                SET status = 'running', attempts = t.attempts + 1, started_at = now(),
                    worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
              WHERE t.id = v_id
             RETURNING t.*;
-        ELSE
-            RETURN QUERY
-            UPDATE taskguard.task t
-               SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-                   worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
-             WHERE t.id = v_id
-            RETURNING t.*;
         END IF;
     ELSE
-        -- The pick, then the update: of the current slot's partition by name
-        -- when every picked row is there (28_task_ring.sql), else of the parent.
-        SELECT array_agg(p.id), bool_and(p.gen = taskguard._task_gen())
-          INTO v_ids, v_current
-          FROM (SELECT t.id, t.gen, t.service FROM taskguard.task t
-                 WHERE t.queue = claim.queue AND t.status = 'ready' AND t.run_at <= now()
-                   AND (-t.priority_score, t.run_at, t.id) >= (m.neg_score, m.run_at, m.id)
-                   AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
-                 ORDER BY -t.priority_score, t.run_at, t.id
-                 LIMIT batch
-                 FOR UPDATE SKIP LOCKED) AS p
-         -- Circuit breakers (docs/reference.md#breakers): take a half-open probe for each row handed
-         -- out; a row whose service has no probe left is not claimed (it stays
-         -- ready, its attempts untouched).
-         WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service);
-        IF v_ids IS NULL THEN
-            NULL;
-        ELSIF v_current THEN
-            RETURN QUERY
-            WITH claimed AS (
-                UPDATE task_slot t
-                   SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-                       worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
-                 WHERE t.id = ANY (v_ids)
-                RETURNING t.*)
-            -- handed out in claim order, so a worker runs the most urgent first
-            SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
-        ELSE
-            RETURN QUERY
-            WITH claimed AS (
-                UPDATE taskguard.task t
-                   SET status = 'running', attempts = t.attempts + 1, started_at = now(),
-                       worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
-                 WHERE t.id = ANY (v_ids)
-                RETURNING t.*)
-            SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
-        END IF;
+        RETURN QUERY
+        WITH picked AS (
+            SELECT t.id, t.service FROM task_slot t
+             WHERE t.queue = claim.queue AND t.status = 'ready' AND t.run_at <= now()
+               AND (-t.priority_score, t.run_at, t.id) >= (m.neg_score, m.run_at, m.id)
+               AND (t.service IS NULL OR NOT taskguard._breaker_is_open(t.service))
+             ORDER BY -t.priority_score, t.run_at, t.id
+             LIMIT batch
+             FOR UPDATE SKIP LOCKED),
+        -- Circuit breakers (docs/reference.md#breakers): take a half-open probe for each row handed
+        -- out; a row whose service has no probe left is not claimed (it stays
+        -- ready, its attempts untouched).  A volatile CTE runs once per row.
+        allowed AS (
+            SELECT p.id FROM picked p
+             WHERE p.service IS NULL OR taskguard._breaker_claimed(p.service)),
+        -- = ANY(ARRAY()): found by primary key whatever the estimate of batch
+        -- (joined to the CTE, a generic plan hashed it against a seq scan).
+        claimed AS (
+            UPDATE task_slot t
+               SET status = 'running', attempts = t.attempts + 1, started_at = now(),
+                   worker = claim.worker, lease_expires_at = now() + lease, debounce_key = NULL
+             WHERE t.id = ANY (ARRAY(SELECT a.id FROM allowed a))
+            RETURNING t.*)
+        -- handed out in claim order, so a worker runs the most urgent first
+        SELECT c.* FROM claimed c ORDER BY -c.priority_score, c.run_at, c.id;
     END IF;
 
     -- Now and then move the mark up to the first ready row, due or not,
-    -- locked or not (a claim in flight may yet roll back).
+    -- locked or not (a claim in flight may yet roll back), and tell which
+    -- partitions hold ready rows: the first of each partition the mark had.
     IF m.raise THEN
-        PERFORM taskguard._claim_mark_raise(claim.queue, m.epoch, f.neg_score, f.run_at, f.id)
+        PERFORM taskguard._claim_mark_raise(claim.queue, m.epoch, f.neg_score, f.run_at, f.id, f.gens)
            FROM (SELECT) AS one
            LEFT JOIN LATERAL (
-               SELECT -p.priority_score AS neg_score, p.run_at, p.id FROM taskguard.task p
-                WHERE p.queue = claim.queue AND p.status = 'ready'
-                  AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
-                ORDER BY -p.priority_score, p.run_at, p.id
+               SELECT x.neg_score, x.run_at, x.id, array_agg(x.gen) OVER () AS gens
+                 FROM unnest(m.gens) AS g(gen)
+                 CROSS JOIN LATERAL (
+                     SELECT p.gen, -p.priority_score AS neg_score, p.run_at, p.id FROM task_slot p
+                      WHERE p.gen = g.gen AND p.queue = claim.queue AND p.status = 'ready'
+                        AND (-p.priority_score, p.run_at, p.id) >= (m.neg_score, m.run_at, m.id)
+                      ORDER BY -p.priority_score, p.run_at, p.id
+                      LIMIT 1) AS x
+                ORDER BY x.neg_score, x.run_at, x.id
                 LIMIT 1) AS f ON true;
     END IF;
 END

@@ -216,13 +216,47 @@ is "$(q "SELECT task_name || ':' || status || ':' || (gen = $old)::text FROM tas
    "old_one:running:true" "a single claim of a row in an earlier slot's partition claims it where it is"
 is "$(q "SELECT count(*) FROM taskguard.claim('ring_one', 'w7')")|$(q "SELECT count(*) FROM taskguard.claim('ring_mix', 'w6', 10)")" \
    "0|0" "and neither is claimed again"
+# claim(): the claim mark knows the partitions that hold a queue's ready rows,
+# and claim() looks in the current one alone while no other does
+q "SELECT taskguard.enqueue('g', '{}', 'ring_gens') FROM generate_series(1, 2)" >/dev/null
+q "SELECT count(*) FROM taskguard.claim('ring_gens', 'w8')" >/dev/null
+is "$(q "SELECT slot_only || ':' || gens::text FROM taskguard._claim_mark('ring_gens')")" "true:{$cur}" \
+   "after a claim of a queue whose rows are in the current partition, the mark has that partition alone"
+q "INSERT INTO taskguard.task (queue, task_name, status, attempts, gen) VALUES ('ring_gens', 'old_run', 'running', 1, $old)" >/dev/null
+o1=$(q "SELECT id FROM taskguard.task WHERE task_name = 'old_run'")
+q "SELECT taskguard.release($o1)" >/dev/null
+is "$(q "SELECT slot_only || ':' || gens::text FROM taskguard._claim_mark('ring_gens')")" \
+   "false:{$(printf '%s\n' "$cur" "$old" | sort -n | paste -sd,)}" \
+   "a task of an earlier partition made ready again (release) adds its partition at commit"
+is "$(q "SELECT string_agg(task_name, ' ' ORDER BY task_name) FROM taskguard.claim('ring_gens', 'w8', 5)")" "g old_run" \
+   "and claim() finds it beside the current partition's"
+# a session raises the mark every 4th claim; the first raise keeps what was
+# added in its epoch (the release), the second finds the queue empty
+q "SELECT count(*) FROM generate_series(1, 8) g, LATERAL taskguard.claim('ring_gens', 'w8-' || g) c" >/dev/null
+is "$(q "SELECT slot_only || ':' || gens::text FROM taskguard._claim_mark('ring_gens')")" "true:{}" \
+   "a raise that finds no ready row leaves no partition, and claims look in the current one"
+q "SELECT taskguard.enqueue('g2', '{}', 'ring_gens')" >/dev/null
+is "$(q "SELECT gens::text FROM taskguard._claim_mark('ring_gens')")|$(q "SELECT task_name FROM taskguard.claim('ring_gens', 'w8')")" \
+   "{$cur}|g2" "an enqueue adds the current partition at commit, and the task is claimed"
+# _claim_mark_raise's partitions: anything but partition numbers means every one
+got=""
+for g in "NULL" "'{}'" "'{9}'" "'{-1}'" "'{NULL}'" "'{{1}}'"; do
+    ep=$(q "SELECT epoch FROM taskguard._claim_mark('ring_bad')")
+    q "SELECT taskguard._claim_mark_raise('ring_bad', $ep, 0, now(), 1, $g::int[])" >/dev/null
+    got="$got $(q "SELECT gens::text FROM taskguard._claim_mark('ring_bad')")"
+done
+is "$got" " {0,1,2,3} {} {0,1,2,3} {0,1,2,3} {0,1,2,3} {0,1,2,3}" \
+   "_claim_mark_raise: a key with NULL, empty, out-of-range, NULL-element and 2-D partitions (empty: none; the rest: every one)"
+ep=$(q "SELECT epoch FROM taskguard._claim_mark('ring_bad')")
+q "SELECT taskguard._claim_mark_raise('ring_bad', $ep, NULL, NULL, NULL, NULL)" >/dev/null
+is "$(q "SELECT gens::text FROM taskguard._claim_mark('ring_bad')")" "{}" "no key and no partitions: none"
 is "$(q "SELECT current_setting('search_path') FROM (SELECT taskguard.complete_many(ARRAY[$n1])) AS x")" \
    "$(q "SHOW search_path")" "the caller's search_path is its own again after the call"
 is "$(q "SELECT count(*) FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
-          WHERE n.nspname ~ '^taskguard_ring_[0-3]$' AND c.relname = 'task_slot' AND c.relkind = 'v'
+          WHERE n.nspname ~ '^taskguard_ring_([0-3]|all)$' AND c.relname = 'task_slot' AND c.relkind = 'v'
             AND n.nspowner = (SELECT relowner FROM pg_class WHERE oid = 'taskguard.task'::regclass)
-            AND n.nspacl IS NULL AND c.relacl IS NULL")" "4" \
-   "four slot views, one schema each, owned by the table's owner and granted to nobody"
+            AND n.nspacl IS NULL AND c.relacl IS NULL")" "5" \
+   "five slot views (four partitions, the whole table), one schema each, owned by the table's owner and granted to nobody"
 
 # ---- access ----
 q "SELECT taskguard.grant_access('ring_worker', 'worker')" >/dev/null
