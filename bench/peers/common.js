@@ -55,8 +55,11 @@ class DrainClock {
     async until(db, sql, params, timeoutMs = 300000) {
         const deadline = Date.now() + timeoutMs;
         // an index probe for every system: a seq scan would walk the dead rows
-        // of finished jobs every 20 ms and bill that to the system measured
+        // of finished jobs every 20 ms and bill that to the system measured.
+        // No JIT: a plan whose only way is a disabled seq scan costs 1e10, and
+        // compiling it took 50-80 ms of CPU a probe (taskguard's, 2026-12-07)
         await db.query('SET enable_seqscan = off');
+        await db.query('SET jit = off');
         for (;;) {
             if (this.t0 !== null) {
                 const r = await db.query(sql, params);

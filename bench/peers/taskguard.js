@@ -21,7 +21,8 @@ async function drain(queue, single, piggyback = true) {
     await w.start();
     const rate = await clock.until(db,
         `SELECT NOT EXISTS (SELECT FROM taskguard.task WHERE queue = '${queue}' AND status = 'ready')
-            AND NOT EXISTS (SELECT FROM taskguard.task WHERE status = 'running' AND queue = '${queue}') AS done`, []);
+            AND NOT EXISTS (SELECT FROM taskguard.task WHERE status = 'running' AND queue = '${queue}'
+                                 AND lease_expires_at IS NOT NULL) AS done`, []);  // task_lease_idx: a running task has a lease
     await w.stop();
     await w.pool.end();
     await db.end();
