@@ -16,7 +16,12 @@
 -- enable_seqscan (and, where they pick in claim order, enable_sort) off, and
 -- with jit off: the cost a disabled plan type carries (10^10) would make
 -- every statement they run, theirs and the nested ones, compile with JIT
--- (50-600 ms a statement, measured).
+-- (50-600 ms a statement, measured).  Autovacuum analyzes a partition after
+-- its TRUNCATE, so a plan may also be made against statistics that say it is
+-- empty: a join of given ids to the rows then hashed them against a scan of
+-- the whole partition (6 ms a call and growing).  Such a join also names the
+-- ids as "id = ANY (...)", so that every plan reads only their keys, and is a
+-- hash join (complete_many).
 
 -- The partition of the current transaction's time slot (src/task_ring.c).
 CREATE FUNCTION taskguard._task_gen()

@@ -193,15 +193,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    -- A plan must stay right as the slot's partition fills.  One made while
-    -- it was empty (autovacuum analyzes a partition after its TRUNCATE) hashed
-    -- the ids against a scan of the whole partition, and kept it as the
-    -- partition filled: 6 ms a call and growing (bench/README.md "held
-    -- snapshot").  "t.id = ANY (task_ids)" repeats the join's condition so
-    -- that every plan finds the rows by primary key, and the join is a hash
-    -- join: a nested loop with the ids inside rescans them for every row
-    -- (2.9 s for 10,000 ids, measured).  The functions this one calls update
-    -- one row by key and have no join.
+    -- "t.id = ANY (task_ids)" repeats the join's condition so that a plan
+    -- made while the partition was empty still reads only these keys
+    -- (28_task_ring.sql "Plans"); with it, a nested loop put the ids inside
+    -- and compared every row with every id (2.9 s for 10,000), hence the hash
+    -- join.  The functions this one calls update one row by key, no join.
     WITH done AS (
         UPDATE task_slot t
            SET status = 'succeeded', finished_at = now(), lease_expires_at = NULL
